@@ -1,0 +1,7 @@
+"""Alpha-scaled Memory Aware Synapses (AlphaMAS) for Avalanche."""
+from alpha_mas_avalanche.importance import mas_importance
+from alpha_mas_avalanche.penalty import ConsolidatedPenalty, alpha_weights
+from alpha_mas_avalanche.plugins import AlphaMASPlugin
+
+__version__ = "0.1.0"
+__all__ = ["AlphaMASPlugin", "mas_importance", "alpha_weights", "ConsolidatedPenalty"]

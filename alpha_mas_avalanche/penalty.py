@@ -1,0 +1,238 @@
+"""Alpha weights and the consolidated (constant-memory) AlphaMAS penalty.
+
+The penalty over the tasks learned so far,
+``sum_t alpha_t * sum_ij Omega_t[ij] * (theta_ij - anchor_t[ij])^2``, is a quadratic
+in ``theta``. With ``alpha_t = scale / S_t`` (``S_t = sum_ij Omega_t[ij]``) it is
+
+    scale * ( sum_ij weight[ij] * (theta_ij - center[ij])^2 + offset )
+
+where ``weight = sum_t Omega_t / S_t`` and ``center`` the weight-averaged anchor. Only
+``weight`` and ``center`` (two tensors per parameter), the scalar ``offset`` and the
+per-task totals ``S_t`` are stored, so memory does not grow with the number of tasks.
+When a task arrives every ``alpha_t`` changes, but only through the common factor
+``scale``, which is recomputed from the totals: re-weighting stays exact.
+
+Plain MAS (every ``alpha_t = lambda``) is the same quadratic with ``weight = sum_t Omega_t``
+and ``scale = lambda``. No Avalanche in this module.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import Tensor
+
+from alpha_mas_avalanche.validation import check_choice, check_finite_float
+
+LAMBDA_MODES = ("fixed", "per_task")
+
+
+def check_task_total(total: float, task: int | str = "new") -> float:
+    """A task's importance total ``S_t`` must be finite and > 0."""
+    if not (isinstance(total, (int, float)) and math.isfinite(total) and total > 0):
+        raise ValueError(
+            f"importance total S_t of task {task} is {total!r}; alpha-scaling needs a finite "
+            "total > 0 (a zero total means the outputs do not depend on the parameters)"
+        )
+    return float(total)
+
+
+def alpha_weights(totals: Sequence[float], lambda_reg: float) -> list[float]:
+    """``alpha_t = lambda / (S_t * sum_t' 1/S_t')``.
+
+    Then ``alpha_t * S_t`` is the same for every task and ``sum_t alpha_t = lambda``.
+    Computed with the totals divided by their minimum, so totals spanning many orders
+    of magnitude neither overflow nor lose the constraint.
+    """
+    lambda_reg = check_finite_float("lambda_reg", lambda_reg, positive=True)
+    if len(totals) == 0:
+        return []
+    totals = [check_task_total(s, t) for t, s in enumerate(totals)]
+    smallest = min(totals)
+    relative_inverse = [smallest / s for s in totals]  # in (0, 1]
+    norm = math.fsum(relative_inverse)
+    return [lambda_reg * r / norm for r in relative_inverse]
+
+
+class ConsolidatedPenalty:
+    """``sum_t alpha_t * sum_ij Omega_t[ij] (theta_ij - anchor_t[ij])^2`` in constant memory.
+
+    Args:
+        lambda_reg: ``lambda`` > 0.
+        lambda_mode: ``"fixed"``: ``sum_t alpha_t = lambda``; ``"per_task"``:
+            ``sum_t alpha_t = lambda * number of tasks``. Only used with alpha-scaling.
+        alpha_scaling: ``False`` gives plain MAS, every ``alpha_t = lambda``.
+    """
+
+    def __init__(
+        self, lambda_reg: float = 1.0, lambda_mode: str = "fixed", alpha_scaling: bool = True
+    ) -> None:
+        self.lambda_reg = check_finite_float("lambda_reg", lambda_reg, positive=True)
+        self.lambda_mode = check_choice("lambda_mode", lambda_mode, LAMBDA_MODES)
+        self.alpha_scaling = check_choice("alpha_scaling", alpha_scaling, (True, False))
+        self.weight: dict[str, Tensor] = {}
+        self.center: dict[str, Tensor] = {}
+        self.offset = 0.0
+        self.totals: list[float] = []
+
+    # ---------------------------------------------------------------- weights
+    @property
+    def num_tasks(self) -> int:
+        return len(self.totals)
+
+    @property
+    def lambda_sum(self) -> float:
+        """``sum_t alpha_t``."""
+        if not self.alpha_scaling or self.lambda_mode == "per_task":
+            return self.lambda_reg * self.num_tasks
+        return self.lambda_reg
+
+    @property
+    def alphas(self) -> list[float]:
+        """``alpha_t`` for every consolidated task, in order."""
+        if not self.alpha_scaling:
+            return [self.lambda_reg] * self.num_tasks
+        return alpha_weights(self.totals, self.lambda_sum) if self.totals else []
+
+    @property
+    def scale(self) -> float:
+        """The common factor in front of the stored quadratic (``alpha_t * S_t``)."""
+        if not self.totals:
+            return 0.0
+        if not self.alpha_scaling:
+            return self.lambda_reg
+        return self.alphas[0] * self.totals[0]
+
+    # ---------------------------------------------------------- consolidation
+    def add_task(self, importance: Mapping[str, Tensor], anchor: Mapping[str, Tensor]) -> None:
+        """Fold one task's importance ``Omega_t`` and anchor ``theta*_t`` into the quadratic.
+
+        Raises ValueError (and changes nothing) if an importance is negative, NaN or inf,
+        or (with alpha-scaling) the task's total is not > 0.
+        """
+        task = self.num_tasks
+        for name, omega in importance.items():
+            if name not in anchor:
+                raise ValueError(f"anchor: missing parameter {name!r} present in importance")
+            if omega.shape != anchor[name].shape:
+                raise ValueError(
+                    f"importance[{name!r}] has shape {tuple(omega.shape)} but its anchor has "
+                    f"{tuple(anchor[name].shape)}"
+                )
+            if not bool(torch.isfinite(omega).all()) or bool((omega < 0).any()):
+                raise ValueError(
+                    f"importance of task {task}, parameter {name!r}: holds NaN, inf or negative "
+                    "values; refusing to consolidate it"
+                )
+            if not bool(torch.isfinite(anchor[name]).all()):
+                raise ValueError(f"anchor of task {task}, parameter {name!r}: holds NaN or inf")
+        total = math.fsum(float(o.double().sum()) for o in importance.values())
+        if self.alpha_scaling:
+            check_task_total(total, task)
+            factor = 1.0 / total
+        else:
+            if not math.isfinite(total):
+                raise ValueError(f"importance total of task {task} is {total!r}; expected finite")
+            factor = 1.0
+        new_offset = self.offset
+        updates = {}
+        for name, omega in importance.items():
+            w_new = omega.detach() * factor
+            a_new = anchor[name].detach().to(w_new.dtype)
+            if name in self.weight:
+                w_old, c_old = self._expanded(name, w_new)
+                w_sum = w_old + w_new
+                positive = w_sum > 0
+                safe = torch.where(positive, w_sum, torch.ones_like(w_sum))
+                center = torch.where(positive, (w_old * c_old + w_new * a_new) / safe, a_new)
+                # w_old (x - c_old)^2 + w_new (x - a_new)^2
+                #   = w_sum (x - center)^2 + w_old w_new / w_sum (c_old - a_new)^2
+                gap = torch.where(positive, w_old * w_new / safe * (c_old - a_new) ** 2, 0.0)
+                new_offset += float(gap.double().sum())
+                updates[name] = (w_sum, center)
+            else:
+                updates[name] = (w_new.clone(), a_new.clone())
+        if not math.isfinite(new_offset):
+            raise ValueError(f"task {task}: the consolidated penalty would overflow; refusing it")
+        for name, (w, c) in updates.items():
+            self.weight[name], self.center[name] = w, c
+        self.offset = new_offset
+        self.totals.append(total)
+
+    def _expanded(self, name: str, like: Tensor) -> tuple[Tensor, Tensor]:
+        """Stored weight and center padded with zeros to ``like``'s shape (a grown layer)."""
+        weight, center = self.weight[name], self.center[name]
+        if weight.shape == like.shape:
+            return weight.to(like), center.to(like)
+        if weight.dim() != like.dim() or any(o > n for o, n in zip(weight.shape, like.shape)):
+            raise ValueError(
+                f"parameter {name!r} changed shape from {tuple(weight.shape)} to "
+                f"{tuple(like.shape)}; only growth along existing dimensions is supported"
+            )
+        slices = tuple(slice(0, s) for s in weight.shape)
+        w = torch.zeros_like(like)
+        c = torch.zeros_like(like)
+        w[slices], c[slices] = weight.to(like), center.to(like)
+        return w, c
+
+    # ----------------------------------------------------------------- value
+    def _terms(self, params: Mapping[str, Tensor]):
+        for name, weight in self.weight.items():
+            if name not in params:
+                continue  # a parameter that no longer exists (or is frozen) costs nothing
+            p = params[name]
+            if weight.shape != p.shape or weight.device != p.device or weight.dtype != p.dtype:
+                self.weight[name], self.center[name] = self._expanded(name, p.detach())
+            yield p, self.weight[name], self.center[name]
+
+    def value(self, params: Mapping[str, Tensor]) -> Tensor:
+        """The penalty at ``params`` (differentiable through autograd)."""
+        terms = list(self._terms(params))
+        if not terms:
+            return torch.zeros(())
+        quad = sum((w * (p - c) ** 2).sum() for p, w, c in terms)
+        return self.scale * (quad + self.offset)
+
+    @torch.no_grad()
+    def add_gradient_(self, params: Mapping[str, Tensor]) -> float:
+        """Add the penalty's gradient ``2 scale weight (theta - center)`` to each ``.grad``.
+
+        Uses fused ``torch._foreach_*`` ops and builds no autograd graph. Returns the
+        penalty value at ``params`` (for logging).
+        """
+        terms = list(self._terms(params))
+        if not terms:
+            return 0.0
+        thetas, weights, centers = zip(*terms)
+        diffs = torch._foreach_sub(thetas, centers)
+        weighted = torch._foreach_mul(diffs, weights)
+        quad = torch.stack([torch.vdot(w.flatten(), d.flatten()) for w, d in zip(weighted, diffs)])
+        scale = self.scale
+        missing = [i for i, p in enumerate(thetas) if p.grad is None]
+        for i in missing:
+            thetas[i].grad = torch.zeros_like(thetas[i])
+        torch._foreach_add_([p.grad for p in thetas], weighted, alpha=2.0 * scale)
+        return scale * (float(quad.sum()) + self.offset)
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict:
+        return {
+            "lambda_reg": self.lambda_reg,
+            "lambda_mode": self.lambda_mode,
+            "alpha_scaling": self.alpha_scaling,
+            "weight": {n: t.clone() for n, t in self.weight.items()},
+            "center": {n: t.clone() for n, t in self.center.items()},
+            "offset": self.offset,
+            "totals": list(self.totals),
+        }
+
+    def load_state_dict(self, state: Mapping) -> None:
+        fresh = ConsolidatedPenalty(state["lambda_reg"], state["lambda_mode"], state["alpha_scaling"])
+        if set(state["weight"]) != set(state["center"]):
+            raise ValueError("state: 'weight' and 'center' must name the same parameters")
+        self.__dict__.update(fresh.__dict__)
+        self.weight = {n: t.clone() for n, t in state["weight"].items()}
+        self.center = {n: t.clone() for n, t in state["center"].items()}
+        self.offset = float(state["offset"])
+        self.totals = [float(s) for s in state["totals"]]

@@ -1,0 +1,176 @@
+"""AlphaMAS: Memory Aware Synapses with per-task alpha-scaling, as an Avalanche plugin."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from avalanche.core import SupervisedPlugin
+from avalanche.models import MultiTaskModule
+
+from alpha_mas_avalanche.importance import mas_importance, trainable_parameters
+from alpha_mas_avalanche.penalty import ConsolidatedPenalty
+from alpha_mas_avalanche.validation import check_choice, check_positive_int
+
+PENALTY_GRADIENTS = ("analytic", "autograd")
+
+
+class AlphaMASPlugin(SupervisedPlugin):
+    """Alpha-scaled Memory Aware Synapses.
+
+    MAS (Aljundi, Babiloni, Elhoseiny, Rohrbach, Tuytelaars, "Memory Aware Synapses:
+    Learning what (not) to forget", ECCV 2018) penalises changes of parameters that the
+    learned function is sensitive to. Alpha-scaling weighs each earlier task ``t`` by
+    ``alpha_t`` so that every task carries the same total importance
+    (``alpha_t * S_t`` equal for all t, ``sum_t alpha_t = lambda``):
+
+        L(theta) = L_new(theta) + sum_t alpha_t sum_ij Omega_t[ij] (theta_ij - theta*_t[ij])^2
+
+    After each training experience the importance ``Omega_t`` (per-sample
+    ``|d ||F(x)||^2 / d theta|`` averaged over the experience's inputs, or over
+    ``importance_data(experience)``) is folded into a quadratic kept in constant memory
+    (two tensors per parameter, see :class:`~alpha_mas_avalanche.penalty.ConsolidatedPenalty`).
+
+    Args:
+        lambda_reg: ``lambda`` > 0, the regularisation strength.
+        lambda_mode: ``"fixed"``: ``sum_t alpha_t = lambda_reg`` (the reference paper sweeps
+            lambda = N, 1.5N, 2N, 3N for N tasks); ``"per_task"``: ``sum_t alpha_t =
+            lambda_reg * number of consolidated tasks``.
+        alpha_scaling: ``False`` is plain MAS with per-task anchors, every
+            ``alpha_t = lambda_reg`` (``lambda_mode`` is then irrelevant).
+        exact_importance: per-sample absolute gradients (the paper's definition); ``False``
+            uses Avalanche ``MASPlugin``'s batch approximation.
+        importance_data: optional callable ``experience -> data`` (Tensor, Dataset or
+            DataLoader of inputs, labels never read) to estimate importance on, e.g.
+            unlabeled data; default: the experience's training inputs (eval transforms).
+        max_importance_samples: use at most this many inputs per experience (None: all).
+        importance_batch_size: batch size of the importance pass.
+        penalty_gradient: ``"analytic"`` adds ``2 alpha Omega (theta - theta*)`` to the
+            gradients with fused ops after ``backward`` (no graph); ``"autograd"`` adds the
+            penalty to the loss before ``backward``. Both give the same updates; either
+            way the logged loss includes the penalty.
+
+    Not to be confused with Avalanche's ``MASPlugin(alpha=...)``, where ``alpha`` is
+    the decay of an exponential moving average of importances.
+    """
+
+    def __init__(
+        self,
+        lambda_reg: float = 1.0,
+        lambda_mode: str = "fixed",
+        alpha_scaling: bool = True,
+        exact_importance: bool = True,
+        importance_data: Callable[[Any], Any] | None = None,
+        max_importance_samples: int | None = None,
+        importance_batch_size: int = 256,
+        penalty_gradient: str = "analytic",
+    ) -> None:
+        super().__init__()
+        self.penalty = ConsolidatedPenalty(lambda_reg, lambda_mode, alpha_scaling)
+        self.exact_importance = check_choice("exact_importance", exact_importance, (True, False))
+        if importance_data is not None and not callable(importance_data):
+            raise ValueError(
+                "importance_data: expected None or a callable experience -> data, "
+                f"got {type(importance_data).__name__}"
+            )
+        self.importance_data = importance_data
+        if max_importance_samples is not None:
+            check_positive_int(
+                "max_importance_samples", max_importance_samples, extra="or None (all samples)"
+            )
+        self.max_importance_samples = max_importance_samples
+        self.importance_batch_size = check_positive_int(
+            "importance_batch_size", importance_batch_size
+        )
+        self.penalty_gradient = check_choice("penalty_gradient", penalty_gradient, PENALTY_GRADIENTS)
+        self.last_penalty = 0.0
+
+    # -------------------------------------------------------------- read-only
+    @property
+    def alphas(self) -> list[float]:
+        """``alpha_t`` of every consolidated task, in order."""
+        return self.penalty.alphas
+
+    @property
+    def importance_totals(self) -> list[float]:
+        """``S_t = sum_ij Omega_t[ij]`` of every consolidated task, in order."""
+        return list(self.penalty.totals)
+
+    # ------------------------------------------------------------------ hooks
+    def before_backward(self, strategy, **kwargs) -> None:
+        if self.penalty.num_tasks == 0 or self.penalty_gradient != "autograd":
+            return
+        value = self.penalty.value(trainable_parameters(strategy.model))
+        self.last_penalty = float(value.detach())
+        strategy.loss = strategy.loss + value
+
+    def after_backward(self, strategy, **kwargs) -> None:
+        if self.penalty.num_tasks == 0 or self.penalty_gradient != "analytic":
+            return
+        self.last_penalty = self.penalty.add_gradient_(trainable_parameters(strategy.model))
+        strategy.loss = strategy.loss.detach() + self.last_penalty
+
+    def after_training_exp(self, strategy, **kwargs) -> None:
+        experience = strategy.experience
+        if self.importance_data is not None:
+            data = self.importance_data(experience)
+        else:
+            data = experience.dataset.eval()
+        self.consolidate(
+            strategy.model,
+            data,
+            task_label=_task_label(strategy.model, experience),
+            device=strategy.device,
+            experience=experience.current_experience,
+        )
+
+    # ------------------------------------------------------------- public API
+    def consolidate(
+        self,
+        model: torch.nn.Module,
+        data: Any,
+        *,
+        task_label: int | None = None,
+        device: torch.device | str | None = None,
+        experience: int | str = "given",
+    ) -> None:
+        """Register ``model``'s current function as a task to preserve.
+
+        Estimates MAS importance on ``data`` (inputs only; labels are never read), with the
+        current parameters as anchor. Also usable before the first experience to protect a
+        network trained elsewhere.
+        """
+        importance = mas_importance(
+            model,
+            data,
+            task_label=task_label,
+            exact=self.exact_importance,
+            batch_size=self.importance_batch_size,
+            max_samples=self.max_importance_samples,
+            device=device,
+        )
+        anchor = {n: p.detach() for n, p in trainable_parameters(model).items()}
+        try:
+            self.penalty.add_task(importance, anchor)
+        except ValueError as err:
+            raise ValueError(f"AlphaMASPlugin, experience {experience}: {err}") from err
+
+    def state_dict(self) -> dict:
+        return {"penalty": self.penalty.state_dict(), "last_penalty": self.last_penalty}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.penalty.load_state_dict(state["penalty"])
+        self.last_penalty = float(state["last_penalty"])
+
+
+def _task_label(model: torch.nn.Module, experience) -> int | None:
+    """The head to evaluate: the experience's task label for multi-head models."""
+    if not isinstance(model, MultiTaskModule):
+        return None
+    labels = list(experience.task_labels)
+    if len(labels) != 1:
+        raise ValueError(
+            f"AlphaMASPlugin: experience {experience.current_experience} has task labels "
+            f"{labels}; importance for a multi-head model needs one task label per experience"
+        )
+    return int(labels[0])
