@@ -13,6 +13,7 @@ from alpha_mas_avalanche.penalty import ConsolidatedPenalty
 from alpha_mas_avalanche.validation import check_choice, check_positive_int
 
 PENALTY_GRADIENTS = ("analytic", "autograd")
+IMPORTANCE_FROM = ("after_training", "last_epochs")
 
 
 class AlphaMASPlugin(SupervisedPlugin):
@@ -45,6 +46,16 @@ class AlphaMASPlugin(SupervisedPlugin):
             unlabeled data; default: the experience's training inputs (eval transforms).
         max_importance_samples: use at most this many inputs per experience (None: all).
         importance_batch_size: batch size of the importance pass.
+        importance_from: ``"after_training"`` (default, the MAS paper's way): one pass over
+            the experience's inputs after training. ``"last_epochs"`` (the reference paper's
+            variant): exact per-sample importance accumulated on the mini-batches the
+            strategy draws during its last ``importance_epochs`` training epochs. The
+            parameters move during those epochs, so this estimate averages the importance
+            over that stretch of the trajectory. It is computed in eval mode with
+            ``torch.func`` and never touches ``.grad``, BatchNorm statistics or the RNG, so
+            the training updates are the same as with the default.
+        importance_epochs: ``k`` for ``importance_from="last_epochs"``; at most the
+            strategy's ``train_epochs``.
         penalty_gradient: ``"analytic"`` adds ``2 alpha Omega (theta - theta*)`` to the
             gradients with fused ops after ``backward`` (no graph); ``"autograd"`` adds the
             penalty to the loss before ``backward``. Both give the same updates; either
@@ -63,6 +74,8 @@ class AlphaMASPlugin(SupervisedPlugin):
         importance_data: Callable[[Any], Any] | None = None,
         max_importance_samples: int | None = None,
         importance_batch_size: int = 256,
+        importance_from: str = "after_training",
+        importance_epochs: int = 1,
         penalty_gradient: str = "analytic",
     ) -> None:
         super().__init__()
@@ -82,6 +95,10 @@ class AlphaMASPlugin(SupervisedPlugin):
         self.importance_batch_size = check_positive_int(
             "importance_batch_size", importance_batch_size
         )
+        self.importance_from = check_choice("importance_from", importance_from, IMPORTANCE_FROM)
+        self.importance_epochs = check_positive_int("importance_epochs", importance_epochs)
+        self._running_sums: dict[str, torch.Tensor] | None = None
+        self._running_count = 0
         self.penalty_gradient = check_choice("penalty_gradient", penalty_gradient, PENALTY_GRADIENTS)
         self.last_penalty = 0.0
 
@@ -110,8 +127,51 @@ class AlphaMASPlugin(SupervisedPlugin):
         self.last_penalty = self.penalty.add_gradient_(trainable_parameters(strategy.model))
         strategy.loss = strategy.loss.detach() + self.last_penalty
 
+    def before_training_exp(self, strategy, **kwargs) -> None:
+        if self.importance_from == "last_epochs" and self.importance_epochs > strategy.train_epochs:
+            raise ValueError(
+                f"importance_epochs: {self.importance_epochs} is more than the strategy's "
+                f"train_epochs={strategy.train_epochs}; expected 1..{strategy.train_epochs}"
+            )
+        self._running_sums, self._running_count = None, 0
+
+    def before_forward(self, strategy, **kwargs) -> None:
+        if self.importance_from != "last_epochs" or not strategy.is_training:
+            return
+        if strategy.clock.train_exp_epochs < strategy.train_epochs - self.importance_epochs:
+            return
+        batch = strategy.mb_x
+        mean = mas_importance(
+            strategy.model,
+            batch,
+            task_label=_task_label(strategy.model, strategy.experience),
+            exact=True,
+            batch_size=batch.shape[0],
+            device=strategy.device,
+        )
+        n = batch.shape[0]
+        if self._running_sums is None:
+            self._running_sums = {name: omega * n for name, omega in mean.items()}
+        else:
+            for name, omega in mean.items():
+                if name in self._running_sums:
+                    self._running_sums[name] += omega * n
+                else:
+                    self._running_sums[name] = omega * n
+        self._running_count += n
+
     def after_training_exp(self, strategy, **kwargs) -> None:
         experience = strategy.experience
+        if self.importance_from == "last_epochs":
+            if self._running_count == 0:
+                raise ValueError(
+                    f"AlphaMASPlugin, experience {experience.current_experience}: no training "
+                    "mini-batch was seen in the last importance_epochs epochs"
+                )
+            importance = {n: s / self._running_count for n, s in self._running_sums.items()}
+            self._running_sums, self._running_count = None, 0
+            self._add_task(strategy.model, importance, experience.current_experience)
+            return
         if self.importance_data is not None:
             data = self.importance_data(experience)
         else:
@@ -149,6 +209,10 @@ class AlphaMASPlugin(SupervisedPlugin):
             max_samples=self.max_importance_samples,
             device=device,
         )
+        self._add_task(model, importance, experience)
+
+    def _add_task(self, model: torch.nn.Module, importance: dict, experience: int | str) -> None:
+        """Consolidate ``importance`` with the model's current parameters as anchor."""
         anchor = {n: p.detach() for n, p in trainable_parameters(model).items()}
         try:
             self.penalty.add_task(importance, anchor)

@@ -1,0 +1,66 @@
+"""Shared fixtures: the data root, and MNIST / CIFAR-10 availability.
+
+A test that needs a dataset skips with the reason when it is absent, except under CI
+(``CI=true``), where a missing dataset fails the run.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+               "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+CIFAR10_JPEG = Path("cifar10/lossy_jpeg_fallback/cifar10_jpeg_q75.npz")
+CIFAR10_EXACT = Path("cifar10/exact_subset/cifar10_exact_subset.npz")
+
+
+def data_root_path() -> Path:
+    """``ALPHA_MAS_DATA_ROOT``, else ``../shared/data`` beside the repository."""
+    return Path(os.environ.get("ALPHA_MAS_DATA_ROOT", REPO.parent / "shared" / "data"))
+
+
+def _require(paths: list[Path], what: str) -> None:
+    missing = [str(p) for p in paths if not p.exists()]
+    if not missing:
+        return
+    message = (f"{what} not found: missing {', '.join(missing)}. Set ALPHA_MAS_DATA_ROOT "
+               "to the folder that holds it (see README, 'Data').")
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    return data_root_path()
+
+
+@pytest.fixture(scope="session")
+def mnist_root(data_root: Path) -> Path:
+    """Folder to pass as ``dataset_root`` to torchvision/Avalanche MNIST."""
+    root = data_root / "mnist"
+    _require([root / "MNIST" / "raw" / f for f in MNIST_FILES], "MNIST")
+    return root
+
+
+@pytest.fixture(scope="session")
+def cifar10_jpeg_path(data_root: Path) -> Path:
+    _require([data_root / CIFAR10_JPEG], "CIFAR-10 (JPEG q75 copy)")
+    return data_root / CIFAR10_JPEG
+
+
+@pytest.fixture(scope="session")
+def cifar10_exact_path(data_root: Path) -> Path:
+    _require([data_root / CIFAR10_EXACT], "CIFAR-10 exact subset")
+    return data_root / CIFAR10_EXACT
+
+
+@pytest.fixture(autouse=True)
+def _deterministic_threads():
+    """Two threads at most: CI has 2 cores."""
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    yield
