@@ -200,15 +200,18 @@ class AlphaMASPlugin(SupervisedPlugin):
         current parameters as anchor. Also usable before the first experience to protect a
         network trained elsewhere.
         """
-        importance = mas_importance(
-            model,
-            data,
-            task_label=task_label,
-            exact=self.exact_importance,
-            batch_size=self.importance_batch_size,
-            max_samples=self.max_importance_samples,
-            device=device,
-        )
+        try:
+            importance = mas_importance(
+                model,
+                data,
+                task_label=task_label,
+                exact=self.exact_importance,
+                batch_size=self.importance_batch_size,
+                max_samples=self.max_importance_samples,
+                device=device,
+            )
+        except ValueError as err:
+            raise ValueError(f"AlphaMASPlugin, experience {experience}: {err}") from err
         self._add_task(model, importance, experience)
 
     def _add_task(self, model: torch.nn.Module, importance: dict, experience: int | str) -> None:
