@@ -12,14 +12,20 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.func import functional_call, grad, vmap
+from torch.func import functional_call
 from torch.utils.data import DataLoader, Dataset
 
+from alpha_mas_avalanche.per_sample import (  # noqa: F401 (re-exported)
+    PER_SAMPLE_BUDGET,
+    fast_abs_gradient_sums,
+    generic_abs_gradient_sums,
+    squared_output_norm,
+)
 from alpha_mas_avalanche.validation import check_choice, check_positive_int
 
-#: Upper bound on ``chunk x trainable parameters`` per-sample gradient entries
-#: held at once by the generic exact path (128 MiB in float32).
-PER_SAMPLE_BUDGET = 2**25
+#: How ``_importance`` sums over samples: exact with fast layer rules (the default of
+#: ``exact=True``), exact by the generic ``torch.func`` path only, or the batch approximation.
+METHODS = ("fast", "generic", "batch")
 
 
 def _inputs_of(item: Any) -> Tensor:
@@ -48,8 +54,13 @@ def iterate_input_batches(
             raise ValueError("data: a Tensor of inputs needs a leading sample dimension")
     elif isinstance(data, DataLoader):
         batches = data
-    elif isinstance(data, Dataset):
-        batches = DataLoader(data, batch_size=batch_size, shuffle=False)
+    elif isinstance(data, Dataset) or (hasattr(data, "__getitem__") and hasattr(data, "__len__")):
+        # map-style datasets, Avalanche's included (they are not torch Dataset subclasses)
+        collate = getattr(data, "collate_fn", None)
+        # its own generator: creating a loader's iterator draws a seed, and importance
+        # estimation must leave the global RNG (hence training order) untouched
+        batches = DataLoader(data, batch_size=batch_size, shuffle=False, collate_fn=collate,
+                             generator=torch.Generator())
     elif isinstance(data, Iterable):
         batches = data
     else:
@@ -66,11 +77,6 @@ def iterate_input_batches(
             x = x[: int(remaining)]
         remaining -= x.shape[0]
         yield x
-
-
-def squared_output_norm(output: Tensor) -> Tensor:
-    """Per-sample ``||F(x)||^2``: sum of squares over every non-batch dimension."""
-    return output.pow(2).flatten(1).sum(1)
 
 
 def forward(model: nn.Module, x: Tensor, task_label: int | None) -> Tensor:
@@ -118,8 +124,10 @@ def mas_importance(
             tuples whose first element is ``x``. Labels are never read.
         task_label: for a multi-head model, the head to evaluate; the model is then
             called as ``model(x, task_labels)``. Other heads get zero importance.
-        exact: ``True`` takes ``|gradient|`` per sample (the paper's definition).
-            ``False`` reproduces Avalanche's ``MASPlugin`` approximation: the mean over
+        exact: ``True`` takes ``|gradient|`` per sample (the paper's definition), at about
+            the cost of one batched backward: Linear, Conv2d and BatchNorm parameters by
+            exact per-layer rules, any other parameter by ``torch.func`` per-sample
+            gradients (see :mod:`alpha_mas_avalanche.per_sample`). ``False`` reproduces Avalanche's ``MASPlugin`` approximation: the mean over
             batches of ``|gradient of the batch-mean of ||F(x)||^2|``.
         batch_size: samples per batch when ``data`` is a Tensor or a Dataset (a
             DataLoader keeps its own); the exact path works in chunks of at most this size.
@@ -130,6 +138,16 @@ def mas_importance(
         name -> importance tensor of the parameter's shape, for trainable parameters.
     """
     _validate(model, exact, batch_size, max_samples, task_label)
+    return _importance(
+        model, data, method="fast" if exact else "batch", task_label=task_label,
+        batch_size=batch_size, max_samples=max_samples, device=device,
+    )
+
+
+def _importance(model, data, *, method, task_label, batch_size, max_samples, device):
+    """``mas_importance`` after validation; ``method`` is one of ``METHODS`` (tests use
+    ``"generic"`` as the reference for the fast layer rules)."""
+    check_choice("method", method, METHODS)
     params = trainable_parameters(model)
     if not params:
         raise ValueError("model: has no trainable parameters (requires_grad=True); nothing to weigh")
@@ -139,42 +157,28 @@ def mas_importance(
     was_training = model.training
     model.eval()
     try:
-        batches = iterate_input_batches(data, batch_size, max_samples)
-        if exact:
-            total, count = _exact_sums(model, params, batches, task_label, device, batch_size)
+        batches = (x.to(device) for x in iterate_input_batches(data, batch_size, max_samples))
+        if method == "fast":
+            total, count = fast_abs_gradient_sums(
+                model, params, batches,
+                # one int label, as on the generic path: Avalanche's single-task fast path
+                run=lambda x: model(x) if task_label is None else model(x, task_label),
+                run_functional=lambda t, x: forward_functional(model, t, x, task_label),
+                max_chunk=batch_size,
+            )
+        elif method == "generic":
+            total, count = generic_abs_gradient_sums(
+                model, params, batches,
+                run_functional=lambda t, x: forward_functional(model, t, x, task_label),
+                max_chunk=batch_size,
+            )
         else:
-            total, count = _batch_approximation_sums(model, params, batches, task_label, device)
+            total, count = _batch_approximation_sums(model, params, batches, task_label)
     finally:
         model.train(was_training)
     if count == 0:
         raise ValueError("data: holds no samples; importance needs at least one input")
     return {name: t / count for name, t in total.items()}
-
-
-def _exact_sums(model, params, batches, task_label, device, batch_size):
-    """Sum over samples of per-sample |grad ||F(x)||^2| (generic torch.func path)."""
-    buffers = dict(model.named_buffers())
-    frozen = {n: p.detach() for n, p in model.named_parameters() if not p.requires_grad}
-    constants = {**buffers, **frozen}
-    numel = sum(p.numel() for p in params.values())
-    chunk = max(1, min(batch_size, PER_SAMPLE_BUDGET // max(numel, 1)))
-
-    def sample_objective(theta: dict[str, Tensor], x: Tensor) -> Tensor:
-        out = forward_functional(model, {**theta, **constants}, x.unsqueeze(0), task_label)
-        return out.pow(2).sum()
-
-    per_sample_grad = vmap(grad(sample_objective), in_dims=(None, 0))
-    theta = {n: p.detach() for n, p in params.items()}
-    total = {n: torch.zeros_like(p) for n, p in theta.items()}
-    count = 0
-    for x in batches:
-        x = x.to(device)
-        for part in x.split(chunk):
-            grads = per_sample_grad(theta, part)
-            for n, g in grads.items():
-                total[n] += g.abs().sum(0)
-            count += part.shape[0]
-    return total, count
 
 
 def forward_functional(
@@ -188,12 +192,11 @@ def forward_functional(
     return functional_call(model, tensors, (x, task_label))
 
 
-def _batch_approximation_sums(model, params, batches, task_label, device):
+def _batch_approximation_sums(model, params, batches, task_label):
     """Sum over batches of |grad of the batch mean of ||F(x)||^2| (Avalanche's MASPlugin)."""
     total = {n: torch.zeros_like(p) for n, p in params.items()}
     n_batches = 0
     for x in batches:
-        x = x.to(device)
         loss = squared_output_norm(forward(model, x, task_label)).mean()
         grads = torch.autograd.grad(loss, list(params.values()), allow_unused=True)
         for (n, _), g in zip(params.items(), grads):

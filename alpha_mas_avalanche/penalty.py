@@ -198,22 +198,23 @@ class ConsolidatedPenalty:
     def add_gradient_(self, params: Mapping[str, Tensor]) -> float:
         """Add the penalty's gradient ``2 scale weight (theta - center)`` to each ``.grad``.
 
-        Uses fused ``torch._foreach_*`` ops and builds no autograd graph. Returns the
-        penalty value at ``params`` (for logging).
+        Fused ``torch._foreach_*`` ops over all parameters at once and no autograd graph.
+        Returns the penalty value at ``params`` (for logging).
         """
         terms = list(self._terms(params))
         if not terms:
             return 0.0
         thetas, weights, centers = zip(*terms)
-        diffs = torch._foreach_sub(thetas, centers)
-        weighted = torch._foreach_mul(diffs, weights)
-        quad = torch.stack([torch.vdot(w.flatten(), d.flatten()) for w, d in zip(weighted, diffs)])
+        for p in thetas:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
         scale = self.scale
-        missing = [i for i, p in enumerate(thetas) if p.grad is None]
-        for i in missing:
-            thetas[i].grad = torch.zeros_like(thetas[i])
-        torch._foreach_add_([p.grad for p in thetas], weighted, alpha=2.0 * scale)
-        return scale * (float(quad.sum()) + self.offset)
+        diffs = torch._foreach_sub(thetas, centers)
+        torch._foreach_addcmul_([p.grad for p in thetas], weights, diffs, value=2.0 * scale)
+        torch._foreach_mul_(diffs, diffs)
+        torch._foreach_mul_(diffs, weights)  # weight (theta - center)^2
+        quad = torch.stack([d.sum() for d in diffs]).sum()
+        return scale * (float(quad) + self.offset)
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict:

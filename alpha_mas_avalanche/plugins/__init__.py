@@ -1,4 +1,7 @@
 """Avalanche plugins, one file per method."""
 from alpha_mas_avalanche.plugins.alpha_mas import AlphaMASPlugin
+from alpha_mas_avalanche.plugins.ebll import EBLLPlugin
+from alpha_mas_avalanche.plugins.imm import IMMPlugin
 
 __all__ = ["AlphaMASPlugin"]
+__all__ += ["EBLLPlugin", "IMMPlugin"]

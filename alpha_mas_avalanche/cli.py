@@ -1,0 +1,172 @@
+"""``compare-baselines``: AlphaMAS against the baselines, end to end.
+
+Examples::
+
+    compare-baselines --quick                      # offline digits, ~1-2 min on 2 cores
+    compare-baselines --full --data-root DATA      # the reference protocol on Split MNIST
+    compare-baselines --cifar --data-root DATA     # CIFAR-10 (JPEG q75 copy)
+    compare-baselines --config my.yaml --output results/my --wandb offline
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from alpha_mas_avalanche.data import BENCHMARKS, placements
+from alpha_mas_avalanche.experiment.config import WANDB_MODES, ExperimentConfig, MethodConfig
+from alpha_mas_avalanche.experiment.methods import REGISTRY, available_methods
+
+BASELINES = ("naive", "joint", "mas", "avalanche_mas", "ewc", "online_ewc", "si", "lwf",
+             "ebll", "imm")
+
+
+def _methods(select: bool, orders: list[list[int]]) -> list[MethodConfig]:
+    """AlphaMAS (lambda sweep) and every available baseline; all placements for MAS/AlphaMAS."""
+    methods = [MethodConfig.default("alpha_mas", task_orders=orders)]
+    for name in BASELINES:
+        if name in available_methods():
+            changes = {"task_orders": orders} if name == "mas" else {}
+            methods.append(MethodConfig.default(name, select=select, **changes))
+    return methods
+
+
+def preset(name: str) -> ExperimentConfig:
+    """``quick``: offline digits; ``full``: the reference protocol on Split MNIST;
+    ``cifar``: the same on CIFAR-10 (JPEG q75 copy)."""
+    orders = placements(0)
+    if name == "quick":
+        methods = _methods(False, [orders[0], orders[-1]])
+        methods[0].sweep = {"lambda_multiplier": [1.0, 2.0]}
+        return ExperimentConfig(
+            name="quick_digits", benchmark="split_digits", methods=methods,
+            epochs=2, batch_size=32, seeds=[0, 1], output_dir="results/quick_digits")
+    if name == "full":
+        return ExperimentConfig(
+            name="full_split_mnist", benchmark="split_mnist", methods=_methods(True, orders),
+            epochs=5, batch_size=128, seeds=[0, 1, 2, 3, 4], output_dir="results/split_mnist")
+    if name == "cifar":
+        return ExperimentConfig(
+            name="cifar10_jpeg", benchmark="split_cifar10_jpeg", methods=_methods(True, orders),
+            epochs=5, batch_size=64, seeds=[0, 1, 2, 3, 4], output_dir="results/cifar10_jpeg")
+    raise ValueError(f"preset: expected one of ['quick', 'full', 'cifar'], got {name!r}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="compare-baselines",
+        description=(
+            "Compare AlphaMAS (lambda = N, 1.5N, 2N, 3N) with MAS, Avalanche MAS, EWC "
+            "(separate/online), SI, LwF, EBLL, IMM, Naive and Joint on five two-class tasks, "
+            "reproducibly and resumably. Writes per-run JSON files, summary.json, CSV files, "
+            "table.md and figures/ into the output folder (plus W&B runs if enabled). "
+            "Re-running the same command resumes: finished runs are skipped."),
+        epilog=(
+            "Presets: --quick = scikit-learn digits (offline, no files needed), 2 seeds, 2 epochs, "
+            "registry defaults (no validation grid), AlphaMAS at lambda = N and 2N, pair (1,2) "
+            "first and last for MAS and AlphaMAS, 1 torch thread. --full = the reference protocol: Split MNIST, every method, baseline "
+            "strengths chosen on the validation stream, 5 seeds, 5 epochs per task, all 5 "
+            "placements for MAS and AlphaMAS. --cifar = the same on the CIFAR-10 JPEG q75 copy "
+            "(results labelled 'CIFAR-10 (JPEG q75 copy)'). Options given after a preset or "
+            "--config override it. Data: <data-root>/mnist/MNIST/raw/*-ubyte, "
+            "<data-root>/cifar10/cifar-10-batches-py/, "
+            "<data-root>/cifar10/lossy_jpeg_fallback/cifar10_jpeg_q75.npz; nothing is downloaded."),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--quick", action="store_true", help="offline digits preset (~1-2 min on 2 cores)")
+    source.add_argument("--full", action="store_true", help="reference protocol on Split MNIST")
+    source.add_argument("--cifar", action="store_true", help="reference protocol on CIFAR-10 (JPEG q75 copy)")
+    source.add_argument("--config", metavar="FILE", help="experiment config (YAML, see docs/harness.md)")
+    parser.add_argument("--output", metavar="DIR", help="results folder (default: the preset's or config's)")
+    parser.add_argument("--wandb", choices=WANDB_MODES, help="W&B mode (default: the config's, else disabled)")
+    parser.add_argument("--wandb-project", metavar="NAME", help="W&B project")
+    parser.add_argument("--data-root", metavar="DIR",
+                        help="folder holding mnist/ and cifar10/ (default: $ALPHA_MAS_DATA_ROOT, else ./data)")
+    parser.add_argument("--device", metavar="DEV", help="torch device, e.g. cpu, cuda, cuda:1")
+    parser.add_argument("--benchmark", choices=BENCHMARKS, help="override the benchmark")
+    parser.add_argument("--methods", nargs="+", metavar="NAME",
+                        help=f"run only these methods (registry: {', '.join(REGISTRY)})")
+    parser.add_argument("--seeds", nargs="+", type=int, metavar="S", help="override the seeds")
+    parser.add_argument("--epochs", type=int, metavar="E", help="override the epochs per task")
+    parser.add_argument("--train-samples", type=int, metavar="N",
+                        help="use a seeded random subset of N training samples per task")
+    parser.add_argument("--threads", type=int, metavar="T",
+                        help="torch CPU threads (default: 1 with --quick, else torch's default); "
+                             "small models run fastest on 1 thread")
+    parser.add_argument("--no-select", action="store_true",
+                        help="skip validation grids; use registry defaults")
+    parser.add_argument("--save-config", metavar="FILE",
+                        help="write the resolved config to FILE and exit (edit it, then --config FILE)")
+    parser.add_argument("--list-methods", action="store_true",
+                        help="print the method registry with hyperparameter provenance and exit")
+    return parser
+
+
+def resolve_config(args: argparse.Namespace) -> ExperimentConfig:
+    if args.config:
+        config = ExperimentConfig.load(args.config)
+    else:
+        if not (args.quick or args.full or args.cifar):
+            raise ValueError("choose a preset (--quick, --full, --cifar) or --config FILE")
+        config = preset("full" if args.full else "cifar" if args.cifar else "quick")
+    data = config.to_dict()
+    overrides = {"output_dir": args.output, "wandb": args.wandb, "wandb_project": args.wandb_project,
+                 "data_root": args.data_root, "device": args.device, "benchmark": args.benchmark,
+                 "seeds": args.seeds, "epochs": args.epochs,
+                 "train_samples_per_task": args.train_samples}
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    if args.benchmark and not args.config:
+        data["model"] = None
+    if args.methods:
+        unknown = sorted(set(args.methods) - set(REGISTRY))
+        if unknown:
+            raise ValueError(f"--methods: unknown {unknown}; expected names from {sorted(REGISTRY)}")
+        data["methods"] = [m for m in data["methods"] if m["name"] in args.methods]
+        known = {m["name"] for m in data["methods"]}
+        data["methods"] += [{"name": n} for n in args.methods if n not in known]
+    if args.no_select:
+        for method in data["methods"]:
+            method["select"] = {}
+    return ExperimentConfig.from_dict(data)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.list_methods:
+        for name, entry in REGISTRY.items():
+            status = "" if name in available_methods() else " [not installed]"
+            print(f"{name}{status}: {entry.label}; defaults {entry.defaults}; "
+                  f"validation grid {entry.select or '-'}; sweep {entry.sweep or '-'}\n"
+                  f"    {entry.provenance}")
+        return 0
+    try:
+        config = resolve_config(args)
+    except (ValueError, TypeError, OSError) as err:
+        print(f"compare-baselines: error: {err}", file=sys.stderr)
+        return 2
+    if args.save_config:
+        config.save(args.save_config)
+        print(f"config written to {args.save_config}")
+        return 0
+    threads = args.threads if args.threads is not None else (1 if args.quick else None)
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    from alpha_mas_avalanche.data import DatasetNotFoundError
+    from alpha_mas_avalanche.experiment.runner import run_experiment
+
+    try:
+        summary = run_experiment(config)
+    except DatasetNotFoundError as err:
+        print(f"compare-baselines: error: {err}", file=sys.stderr)
+        return 2
+    print((Path(config.output_dir) / "table.md").read_text())
+    print(f"results in {config.output_dir} ({summary.get('n_runs', 0)} runs)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,199 @@
+"""Experiments as data: :class:`ExperimentConfig`, loaded from and saved to YAML."""
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from alpha_mas_avalanche.data import BENCHMARKS, SCENARIOS, check_task_order
+from alpha_mas_avalanche.experiment.methods import REGISTRY, get_entry
+from alpha_mas_avalanche.models import MODELS
+from alpha_mas_avalanche.validation import (
+    check_choice,
+    check_finite_float,
+    check_non_negative_int,
+    check_positive_int,
+)
+
+WANDB_MODES = ("offline", "online", "disabled")
+OPTIMIZERS = ("adam", "sgd")
+DEFAULT_MODEL = {"split_mnist": "mlp", "split_digits": "mlp",
+                 "split_cifar10": "cnn", "split_cifar10_jpeg": "cnn"}
+
+
+@dataclass
+class MethodConfig:
+    """One method of the comparison.
+
+    Attributes:
+        name: a key of the method registry.
+        params: fixed hyperparameters (over the registry defaults).
+        sweep: ``{param: [values]}``: every value is run and reported as its own row.
+        select: ``{param: [values]}``: grid evaluated on the validation stream; the best
+            (highest final average validation accuracy, mean over selection seeds) is
+            then run on the test stream.
+        task_orders: task orders for this method (None: the experiment's ``task_orders``).
+    """
+
+    name: str
+    params: dict[str, Any] = field(default_factory=dict)
+    sweep: dict[str, list] = field(default_factory=dict)
+    select: dict[str, list] = field(default_factory=dict)
+    task_orders: list[list[int]] | None = None
+
+    def __post_init__(self) -> None:
+        if self.name not in REGISTRY:
+            raise ValueError(f"methods[].name: expected one of {sorted(REGISTRY)}, got {self.name!r}")
+        if not isinstance(self.params, dict):
+            raise ValueError(f"methods[{self.name}].params: expected a mapping, got {self.params!r}")
+        for kind in ("sweep", "select"):
+            grid = getattr(self, kind)
+            if not isinstance(grid, dict):
+                raise ValueError(f"methods[{self.name}].{kind}: expected a mapping param -> list")
+            for key, values in grid.items():
+                if not isinstance(values, list) or not values:
+                    raise ValueError(
+                        f"methods[{self.name}].{kind}.{key}: expected a non-empty list, got {values!r}"
+                    )
+        overlap = set(self.sweep) & set(self.select)
+        if overlap:
+            raise ValueError(
+                f"methods[{self.name}]: {sorted(overlap)} both swept and selected; choose one"
+            )
+        if self.task_orders is not None:
+            self.task_orders = _check_orders(f"methods[{self.name}].task_orders", self.task_orders)
+
+    @classmethod
+    def default(cls, name: str, *, select: bool = True, **changes: Any) -> MethodConfig:
+        """The registry's default sweep (and, with ``select``, its validation grid)."""
+        entry = get_entry(name)
+        config = cls(name, sweep=copy.deepcopy(entry.sweep),
+                     select=copy.deepcopy(entry.select) if select else {})
+        for key, value in changes.items():
+            setattr(config, key, value)
+        config.__post_init__()
+        return config
+
+
+@dataclass
+class ExperimentConfig:
+    """Everything that defines a comparison; ``run_experiment(config)`` runs it.
+
+    ``model=None`` picks the reference model (MLP 2x400 for MNIST/digits, CNN for
+    CIFAR-10). ``train_samples_per_task``/``eval_samples_per_task`` take seeded random
+    subsets (None: all data). ``selection_seeds`` (None: the first seed) are the seeds of
+    the validation-grid runs.
+    """
+
+    name: str = "compare_baselines"
+    benchmark: str = "split_mnist"
+    scenario: str = "task"
+    model: str | None = None
+    methods: list[MethodConfig] = field(default_factory=lambda: [MethodConfig("naive")])
+    epochs: int = 1
+    lr: float = 1e-3
+    optimizer: str = "adam"
+    batch_size: int = 128
+    eval_batch_size: int = 512
+    seeds: list[int] = field(default_factory=lambda: [0])
+    task_orders: list[list[int]] = field(default_factory=lambda: [[0, 1, 2, 3, 4]])
+    validation_size: float = 0.1
+    train_samples_per_task: int | None = None
+    eval_samples_per_task: int | None = None
+    selection_seeds: list[int] | None = None
+    data_root: str | None = None
+    device: str = "cpu"
+    output_dir: str = "results/compare_baselines"
+    wandb: str = "disabled"
+    wandb_project: str = "alpha-mas-avalanche"
+
+    def __post_init__(self) -> None:
+        self.methods = [m if isinstance(m, MethodConfig) else _method_from(m) for m in self.methods]
+        check_choice("benchmark", self.benchmark, BENCHMARKS)
+        check_choice("scenario", self.scenario, SCENARIOS)
+        if self.model is None:
+            self.model = DEFAULT_MODEL[self.benchmark]
+        check_choice("model", self.model, MODELS)
+        if not self.methods:
+            raise ValueError("methods: expected at least one method")
+        names = [m.name for m in self.methods]
+        if len(set(names)) != len(names):
+            raise ValueError(f"methods: each method at most once, got {names}")
+        check_positive_int("epochs", self.epochs)
+        check_finite_float("lr", self.lr, positive=True)
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_positive_int("batch_size", self.batch_size)
+        check_positive_int("eval_batch_size", self.eval_batch_size)
+        self.seeds = _check_seeds("seeds", self.seeds)
+        if self.selection_seeds is not None:
+            self.selection_seeds = _check_seeds("selection_seeds", self.selection_seeds)
+        self.task_orders = _check_orders("task_orders", self.task_orders)
+        check_finite_float("validation_size", self.validation_size)
+        if not 0 < self.validation_size < 1:
+            raise ValueError(f"validation_size: expected a fraction in (0, 1), got {self.validation_size!r}")
+        for key in ("train_samples_per_task", "eval_samples_per_task"):
+            if getattr(self, key) is not None:
+                check_positive_int(key, getattr(self, key), extra="or None (all samples)")
+        if not isinstance(self.device, str) or not self.device:
+            raise ValueError(f"device: expected a torch device string such as 'cpu' or 'cuda', got {self.device!r}")
+        check_choice("wandb", self.wandb, WANDB_MODES)
+        if not isinstance(self.output_dir, str) or not self.output_dir:
+            raise ValueError(f"output_dir: expected a folder path, got {self.output_dir!r}")
+
+    # ------------------------------------------------------------------ files
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ExperimentConfig:
+        if not isinstance(data, dict):
+            raise ValueError(f"config: expected a mapping, got {type(data).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"config: unknown key(s) {unknown}; accepted keys: {sorted(known)}")
+        return cls(**copy.deepcopy(data))
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True))
+
+    @classmethod
+    def load(cls, path: str | Path) -> ExperimentConfig:
+        return cls.from_dict(yaml.safe_load(Path(path).read_text()) or {})
+
+
+def _method_from(data: Any) -> MethodConfig:
+    if isinstance(data, str):
+        return MethodConfig(data)
+    if not isinstance(data, dict):
+        raise ValueError(f"methods[]: expected a name or a mapping, got {data!r}")
+    known = {f.name for f in fields(MethodConfig)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"methods[]: unknown key(s) {unknown}; accepted keys: {sorted(known)}")
+    return MethodConfig(**data)
+
+
+def _check_seeds(name: str, seeds: Any) -> list[int]:
+    if not isinstance(seeds, list) or not seeds:
+        raise ValueError(f"{name}: expected a non-empty list of ints >= 0, got {seeds!r}")
+    for seed in seeds:
+        check_non_negative_int(name, seed)
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"{name}: expected distinct seeds, got {seeds!r}")
+    return list(seeds)
+
+
+def _check_orders(name: str, orders: Any) -> list[list[int]]:
+    if not isinstance(orders, list) or not orders:
+        raise ValueError(f"{name}: expected a non-empty list of task orders")
+    checked = []
+    for order in orders:
+        try:
+            checked.append(check_task_order(order))
+        except ValueError as err:
+            raise ValueError(f"{name}: {err}") from err
+    return checked

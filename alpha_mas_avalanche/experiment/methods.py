@@ -1,0 +1,225 @@
+"""The method registry: one entry per method, name -> how to build it.
+
+An entry builds ``(strategy, plugins)`` from its hyperparameters and the number of
+tasks: ``strategy`` is ``"naive"`` (Avalanche ``Naive`` + the plugins) or ``"joint"``
+(Avalanche ``JointTraining``). Adding a method is one :func:`register` call.
+
+Each entry states where its hyperparameters come from (``provenance``): chosen on the
+validation stream by the grid in ``select`` (the default grid of the ``--full`` preset),
+or fixed with a cited source.
+"""
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+STRATEGIES = ("naive", "joint")
+
+
+@dataclass(frozen=True)
+class MethodEntry:
+    """How to build one method.
+
+    Attributes:
+        name: registry key.
+        label: display name (tables, figures).
+        strategy: ``"naive"`` or ``"joint"``.
+        build_plugins: ``(params, n_tasks) -> list of plugins``.
+        defaults: hyperparameters used when a config gives none.
+        select: default validation grid ``{param: [values]}`` (empty: nothing chosen).
+        sweep: default swept parameter ``{param: [values]}``, each value its own row.
+        provenance: where the defaults/grid come from.
+        module: module that must import for the method to be available (None: always).
+        records_penalty: the plugin exposes ``last_penalty`` (and maybe ``alphas``).
+    """
+
+    name: str
+    label: str
+    strategy: str
+    build_plugins: Callable[[dict[str, Any], int], list]
+    defaults: dict[str, Any] = field(default_factory=dict)
+    select: dict[str, list] = field(default_factory=dict)
+    sweep: dict[str, list] = field(default_factory=dict)
+    provenance: str = ""
+    module: str | None = None
+
+
+REGISTRY: dict[str, MethodEntry] = {}
+
+
+def register(entry: MethodEntry) -> MethodEntry:
+    """Add (or replace) a registry entry."""
+    if entry.strategy not in STRATEGIES:
+        raise ValueError(f"strategy: expected one of {STRATEGIES}, got {entry.strategy!r}")
+    REGISTRY[entry.name] = entry
+    return entry
+
+
+def is_available(name: str) -> bool:
+    """Registered, and its module (if any) imports."""
+    entry = REGISTRY.get(name)
+    if entry is None:
+        return False
+    if entry.module is None:
+        return True
+    try:
+        importlib.import_module(entry.module)
+    except ImportError:
+        return False
+    return True
+
+
+def available_methods() -> list[str]:
+    return [name for name in REGISTRY if is_available(name)]
+
+
+def get_entry(name: str) -> MethodEntry:
+    if name not in REGISTRY:
+        raise ValueError(f"method: expected one of {sorted(REGISTRY)}, got {name!r}")
+    return REGISTRY[name]
+
+
+def build_method(name: str, params: dict[str, Any], n_tasks: int) -> tuple[str, list]:
+    """``(strategy kind, plugins)`` for ``name`` with ``params`` over its defaults."""
+    entry = get_entry(name)
+    if not is_available(name):
+        raise ImportError(
+            f"method {name!r} needs module {entry.module}, which is not importable "
+            "in this installation"
+        )
+    merged = {**entry.defaults, **params}
+    return entry.strategy, entry.build_plugins(merged, n_tasks)
+
+
+def method_label(name: str, params: dict[str, Any]) -> str:
+    """Row label: the method's label plus its swept/non-default hyperparameters."""
+    entry = get_entry(name)
+    params = {**entry.defaults, **params}
+    if name == "alpha_mas" and "lambda_multiplier" in params:
+        multiplier = _fmt(float(params["lambda_multiplier"]))
+        return f"{entry.label} λ={'' if multiplier == '1' else multiplier}N"
+    shown = {k: v for k, v in params.items() if k in entry.sweep}
+    if not shown:
+        return entry.label
+    return entry.label + " (" + ", ".join(f"{k}={_fmt(v)}" for k, v in shown.items()) + ")"
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+# --------------------------------------------------------------------- builders
+def _alpha_mas(params: dict[str, Any], n_tasks: int) -> list:
+    from alpha_mas_avalanche.plugins.alpha_mas import AlphaMASPlugin
+
+    params = dict(params)
+    multiplier = params.pop("lambda_multiplier", None)
+    if multiplier is not None:
+        params["lambda_reg"] = float(multiplier) * n_tasks
+    return [AlphaMASPlugin(lambda_mode="fixed", **params)]
+
+
+def _plain_mas(params: dict[str, Any], n_tasks: int) -> list:
+    from alpha_mas_avalanche.plugins.alpha_mas import AlphaMASPlugin
+
+    return [AlphaMASPlugin(alpha_scaling=False, **params)]
+
+
+def _plugin(module: str, cls: str, **fixed: Any) -> Callable[[dict[str, Any], int], list]:
+    def build(params: dict[str, Any], n_tasks: int) -> list:
+        plugin_class = getattr(importlib.import_module(module), cls)
+        return [plugin_class(**fixed, **params)]
+
+    return build
+
+
+def _none(params: dict[str, Any], n_tasks: int) -> list:
+    if params:
+        raise ValueError(f"this method takes no hyperparameters, got {sorted(params)}")
+    return []
+
+
+REG_GRID = [0.1, 1.0, 10.0, 100.0, 1000.0]
+
+register(MethodEntry(
+    "alpha_mas", "AlphaMAS", "naive", _alpha_mas,
+    defaults={"lambda_multiplier": 1.0},
+    sweep={"lambda_multiplier": [1.0, 1.5, 2.0, 3.0]},
+    provenance="lambda = N, 1.5N, 2N, 3N (N tasks): the reference paper's sweep; every "
+               "value is reported, none is selected.",
+))
+register(MethodEntry(
+    "mas", "MAS", "naive", _plain_mas,
+    defaults={"lambda_reg": 1.0},
+    select={"lambda_reg": REG_GRID},
+    provenance="plain MAS with per-task anchors (the reference baseline, alpha_t = lambda); "
+               "lambda chosen on the validation stream from the grid.",
+))
+register(MethodEntry(
+    "avalanche_mas", "MAS (Avalanche)", "naive",
+    _plugin("avalanche.training.plugins", "MASPlugin"),
+    defaults={"lambda_reg": 1.0, "alpha": 0.5},
+    select={"lambda_reg": REG_GRID},
+    provenance="Avalanche MASPlugin; lambda_reg chosen on the validation stream from the grid; "
+               "alpha (importance EMA decay) kept at Avalanche's default 0.5.",
+))
+register(MethodEntry(
+    "ewc", "EWC", "naive",
+    _plugin("avalanche.training.plugins", "EWCPlugin", mode="separate"),
+    defaults={"ewc_lambda": 100.0},
+    select={"ewc_lambda": [1.0, 10.0, 100.0, 1000.0, 10000.0]},
+    provenance="Avalanche EWCPlugin, separate penalties (Kirkpatrick et al. 2017); "
+               "ewc_lambda chosen on the validation stream from the grid.",
+))
+register(MethodEntry(
+    "online_ewc", "Online EWC", "naive",
+    _plugin("avalanche.training.plugins", "EWCPlugin", mode="online"),
+    defaults={"ewc_lambda": 100.0, "decay_factor": 1.0},
+    select={"ewc_lambda": [1.0, 10.0, 100.0, 1000.0, 10000.0]},
+    provenance="Avalanche EWCPlugin, online mode (Schwarz et al. 2018); ewc_lambda chosen on "
+               "the validation stream from the grid; decay_factor fixed at 1.0 (no decay), "
+               "not tuned.",
+))
+register(MethodEntry(
+    "si", "SI", "naive",
+    _plugin("avalanche.training.plugins", "SynapticIntelligencePlugin"),
+    defaults={"si_lambda": 1.0},
+    select={"si_lambda": [0.1, 1.0, 10.0, 100.0]},
+    provenance="Avalanche SynapticIntelligencePlugin (Zenke et al. 2017); si_lambda chosen on "
+               "the validation stream from the grid; eps at Avalanche's default 1e-7.",
+))
+register(MethodEntry(
+    "lwf", "LwF", "naive",
+    _plugin("avalanche.training.plugins", "LwFPlugin"),
+    defaults={"alpha": 1.0, "temperature": 2.0},
+    select={"alpha": [0.1, 1.0, 10.0]},
+    provenance="Avalanche LwFPlugin; temperature 2 from Li & Hoiem 2017 (LwF); distillation "
+               "weight alpha chosen on the validation stream from the grid.",
+))
+register(MethodEntry(
+    "naive", "Naive (fine-tuning)", "naive", _none,
+    provenance="no hyperparameters (lower bound).",
+))
+register(MethodEntry(
+    "joint", "Joint (upper bound)", "joint", _none,
+    provenance="Avalanche JointTraining on all tasks at once, same epochs; no hyperparameters.",
+))
+register(MethodEntry(
+    "ebll", "EBLL", "naive",
+    _plugin("alpha_mas_avalanche.plugins.ebll", "EBLLPlugin"),
+    provenance="EBLLPlugin (Rannen et al. 2017) with its constructor defaults; pass params "
+               "or a select grid in the config to change them.",
+    module="alpha_mas_avalanche.plugins.ebll",
+))
+register(MethodEntry(
+    "imm", "IMM", "naive",
+    _plugin("alpha_mas_avalanche.plugins.imm", "IMMPlugin"),
+    provenance="IMMPlugin (Lee et al. 2017) with its constructor defaults; pass params or a "
+               "select grid in the config to change them.",
+    module="alpha_mas_avalanche.plugins.imm",
+))
+
+__all__ = ["MethodEntry", "REGISTRY", "register", "build_method", "get_entry",
+           "available_methods", "is_available", "method_label"]

@@ -1,0 +1,121 @@
+"""Weights & Biases logging of a comparison (optional; results never depend on it).
+
+One W&B run per finished run (method, hyperparameters, seed, task order), grouped by the
+experiment name, with the config, per-epoch metrics, alphas and penalty over time and the
+accuracy matrix as a ``wandb.Table``; one ``summary`` run with the final tables and
+figures. Every W&B run is finished (``wandb.finish``), also when logging raises. A W&B
+failure never stops the experiment: one warning, local results are kept.
+"""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+from alpha_mas_avalanche.experiment.config import ExperimentConfig
+
+
+class WandbSession:
+    """Logs runs of one experiment to W&B in mode ``config.wandb`` (no-op if disabled)."""
+
+    def __init__(self, config: ExperimentConfig) -> None:
+        self.config = config
+        self.enabled = config.wandb != "disabled"
+        self.warned = False
+        self.logged: list[str] = []
+
+    def _warn(self, what: str, err: BaseException) -> None:
+        if not self.warned:
+            warnings.warn(
+                f"W&B logging failed ({what}: {type(err).__name__}: {err}); the experiment "
+                "goes on and all results are written locally. Further W&B errors are silent.",
+                stacklevel=3,
+            )
+            self.warned = True
+
+    def _start(self, name: str, job_type: str, extra_config: dict[str, Any]):
+        import wandb
+
+        directory = Path(self.config.output_dir)
+        directory.mkdir(parents=True, exist_ok=True)
+        return wandb.init(
+            project=self.config.wandb_project, group=self.config.name, name=name,
+            job_type=job_type, mode=self.config.wandb, dir=str(directory),
+            config={"experiment": self.config.to_dict(), **extra_config},
+            reinit="create_new", settings=wandb.Settings(silent=True, init_timeout=120),
+        )
+
+    def log_run(self, spec, record: dict[str, Any]) -> None:
+        """One W&B run for a finished run's record."""
+        if not self.enabled:
+            return
+        run = None
+        try:
+            import wandb
+
+            run = self._start(record["run_id"], "run", {
+                "method": record["method"], "label": record["label"], "params": record["params"],
+                "seed": record["seed"], "task_order": record["task_order"],
+            })
+            penalty = record.get("penalty_per_epoch") or []
+            for point in record["epochs"]:
+                values = {"train/acc": point["train_acc"], "train/experience": point["experience"]}
+                if point["train_loss"] is not None:
+                    values["train/loss"] = point["train_loss"]
+                if point["epoch"] < len(penalty) and penalty[point["epoch"]] is not None:
+                    values["train/penalty"] = penalty[point["epoch"]]
+                run.log(values, step=point["epoch"])
+            for i, alphas in enumerate(record.get("alphas_per_experience") or []):
+                run.log({f"alpha/task{k}": a for k, a in enumerate(alphas)}
+                        | {"alpha/after_experience": i})
+            columns = [f"task{j}" for j in range(len(record["acc_matrix"][0]))]
+            run.log({"accuracy_matrix": wandb.Table(
+                columns=["after_experience"] + columns,
+                data=[[i] + row for i, row in enumerate(record["acc_matrix"])])})
+            run.summary.update({
+                key: record[key] for key in
+                ("final_avg_acc", "avalanche_forgetting", "avalanche_bwt", "train_time_s")
+                if record.get(key) is not None
+            })
+            self.logged.append(record["run_id"])
+        except Exception as err:  # noqa: BLE001 - W&B must never stop the experiment
+            self._warn(f"run {record.get('run_id')}", err)
+        finally:
+            _finish(run)
+
+    def log_summary(self, summary: dict[str, Any], output_dir: str | Path) -> None:
+        """A ``summary`` run with the final table, comparisons and figures."""
+        if not self.enabled:
+            return
+        run = None
+        try:
+            import wandb
+
+            run = self._start(f"{self.config.name}-summary", "summary", {})
+            metrics = ["final_avg_acc", "avg_forgetting_ref", "max_forgetting_ref",
+                       "avg_forgetting_avalanche", "max_forgetting_avalanche", "bwt", "train_time_s"]
+            rows = [[label] + [entry[m]["mean"] for m in metrics] + [entry["final_avg_acc"]["n"]]
+                    for label, entry in summary["methods"].items()]
+            tables = {"results": wandb.Table(columns=["method"] + metrics + ["n_seeds"], data=rows)}
+            if summary["paired_comparisons"]:
+                keys = list(summary["paired_comparisons"][0])
+                tables["paired_comparisons"] = wandb.Table(
+                    columns=keys, data=[[c[k] for k in keys] for c in summary["paired_comparisons"]])
+            images = {f"figures/{Path(p).stem}": wandb.Image(str(p)) for p in summary.get("figures", [])}
+            run.log({**tables, **images})
+            run.summary.update({f"{label}/{m}": entry[m]["mean"]
+                                for label, entry in summary["methods"].items() for m in metrics
+                                if entry[m]["mean"] is not None})
+        except Exception as err:  # noqa: BLE001
+            self._warn("summary", err)
+        finally:
+            _finish(run)
+
+
+def _finish(run) -> None:
+    if run is None:
+        return
+    try:
+        run.finish()
+    except Exception as err:  # noqa: BLE001
+        warnings.warn(f"W&B finish failed: {type(err).__name__}: {err}", stacklevel=2)

@@ -1,0 +1,280 @@
+"""Incremental Moment Matching (IMM) as an Avalanche plugin."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from avalanche.core import SupervisedPlugin
+from avalanche.models import MultiTaskModule
+from torch import Tensor, nn
+from torch.utils.data import DataLoader
+
+from alpha_mas_avalanche.imm_merge import (
+    DROP_TRANSFER_LAYERS,
+    FISHER_ESTIMATES,
+    MODES,
+    DropTransfer,
+    diagonal_fisher,
+    imm_merge,
+    merge_coefficients,
+    used_parameters,
+)
+from alpha_mas_avalanche.importance import trainable_parameters
+from alpha_mas_avalanche.validation import (
+    check_choice,
+    check_finite_float,
+    check_positive_int,
+    check_probability,
+)
+
+
+class IMMPlugin(SupervisedPlugin):
+    """Incremental Moment Matching.
+
+    Lee, Kim, Jun, Ha, Zhang, "Overcoming Catastrophic Forgetting by Incremental Moment
+    Matching", NeurIPS 2017. Each experience ``k`` is learned on its own (``theta_k``);
+    after it, the solutions of all experiences so far are merged and the merged network is
+    what evaluation sees:
+
+    - mean-IMM: ``theta = sum_k a_k theta_k``;
+    - mode-IMM: ``theta = (sum_k a_k F_k)^-1 sum_k a_k F_k theta_k``, ``F_k`` the diagonal
+      Fisher information on experience ``k``'s training data.
+
+    The next experience starts from ``theta_{k}`` (weight-transfer) rather than from the
+    merged network, with optional L2-transfer (``l2_transfer * ||theta - theta_{k-1}||^2``
+    added to the loss) and drop-transfer (dropout on every ``Linear``/``Conv`` layer but
+    the output heads, with ``theta_{k-1}`` as zero point). As in the authors' code, on the
+    first experience the zero point and the L2 anchor are 0 (ordinary dropout, weight decay).
+
+    Multi-head models (Avalanche ``MultiTaskModule``): a parameter is merged over the
+    experiences whose output depends on it, so each head keeps its own task's solution.
+    Buffers (e.g. BatchNorm statistics) are those of the latest experience. Memory:
+    one copy of the trainable parameters per experience (and one Fisher for mode-IMM).
+
+    Args:
+        mode: ``"mode"`` (mode-IMM) or ``"mean"`` (mean-IMM).
+        merge_weights: the mixing ratios ``a_k`` (summing to 1 over the ``K`` experiences
+            merged): ``"uniform"`` (``a_k = 1/K``, the default, as in De Lange et al.'s
+            survey); a float ``alpha`` in (0, 1]: ``a_K = alpha`` for the newest experience
+            and ``(1 - alpha)/(K - 1)`` for each earlier one (the paper's ``alpha_K``); or a
+            sequence of positive relative weights, one per experience.
+        weight_transfer: start experience ``k`` from ``theta_{k-1}``; ``False`` restarts
+            every experience from the parameters the first one started from.
+        l2_transfer: ``lambda >= 0`` of L2-transfer (0: off).
+        drop_transfer: drop probability ``p`` in [0, 1) of drop-transfer (0: off).
+        fisher_estimate: ``"exact"`` (expectation over the model's predictive distribution),
+            ``"sampled"`` (one label drawn from it per sample, the authors' code) or
+            ``"empirical"`` (true labels); mode-IMM only.
+        max_fisher_samples: estimate the Fisher on at most this many samples (None: all).
+        fisher_batch_size: batch size of the Fisher pass.
+    """
+
+    def __init__(
+        self,
+        mode: str = "mode",
+        merge_weights: str | float | Sequence[float] = "uniform",
+        weight_transfer: bool = True,
+        l2_transfer: float = 0.0,
+        drop_transfer: float = 0.0,
+        fisher_estimate: str = "exact",
+        max_fisher_samples: int | None = None,
+        fisher_batch_size: int = 256,
+    ) -> None:
+        super().__init__()
+        self.mode = check_choice("mode", mode, MODES)
+        self.merge_weights = _check_merge_weights(merge_weights)
+        self.weight_transfer = check_choice("weight_transfer", weight_transfer, (True, False))
+        self.l2_transfer = check_finite_float("l2_transfer", l2_transfer, non_negative=True)
+        self.drop_transfer = check_probability("drop_transfer", drop_transfer)
+        self.fisher_estimate = check_choice("fisher_estimate", fisher_estimate, FISHER_ESTIMATES)
+        if max_fisher_samples is not None:
+            check_positive_int("max_fisher_samples", max_fisher_samples, extra="or None (all samples)")
+        self.max_fisher_samples = max_fisher_samples
+        self.fisher_batch_size = check_positive_int("fisher_batch_size", fisher_batch_size)
+        self.solutions: list[dict[str, Tensor]] = []
+        self.fishers: list[dict[str, Tensor]] = []
+        self.used: list[set[str]] = []
+        self.initial: dict[str, Tensor] | None = None
+        self.last_l2_penalty = 0.0
+        self._anchor: dict[str, Tensor] | None = None
+        self._hooks: list = []
+
+    # ------------------------------------------------------------------ hooks
+    def before_training_exp(self, strategy, **kwargs) -> None:
+        params = trainable_parameters(strategy.model)
+        if self.initial is None:
+            self.initial = {n: p.detach().clone() for n, p in params.items()}
+        if self.solutions:
+            start = self.solutions[-1] if self.weight_transfer else self.initial
+            with torch.no_grad():
+                for name, p in params.items():
+                    if name in start:
+                        _leading_block(p, start[name]).copy_(start[name])
+        previous = self.solutions[-1] if self.solutions else {}
+        self._anchor = {n: _embed_zeros(previous.get(n), p) for n, p in params.items()}
+        if self.drop_transfer > 0:
+            self._add_drop_transfer(strategy.model)
+
+    def before_backward(self, strategy, **kwargs) -> None:
+        if self.l2_transfer == 0:
+            return
+        penalty = sum(
+            (p - self._anchor[n]).pow(2).sum() for n, p in trainable_parameters(strategy.model).items()
+        )
+        penalty = self.l2_transfer * penalty
+        self.last_l2_penalty = float(penalty.detach())
+        strategy.loss = strategy.loss + penalty
+
+    def after_training_exp(self, strategy, **kwargs) -> None:
+        self._remove_drop_transfer()
+        self._anchor = None
+        model, experience = strategy.model, strategy.experience
+        data = experience.dataset.eval()
+        loader = DataLoader(data, batch_size=self.fisher_batch_size, shuffle=False,
+                            collate_fn=getattr(data, "collate_fn", None))
+        self.consolidate(model, _labelled_batches(loader, self.max_fisher_samples),
+                         task_label=experience_task_label(model, experience, "IMMPlugin"),
+                         device=strategy.device)
+
+    # ------------------------------------------------------------- public API
+    def consolidate(
+        self,
+        model: nn.Module,
+        batches: list[tuple[Tensor, Tensor]],
+        *,
+        task_label: int | None = None,
+        device: torch.device | str | None = None,
+    ) -> None:
+        """Store ``model``'s parameters as a task solution (with its Fisher on ``batches``
+        of ``(x, y)`` for mode-IMM) and load the IMM merge of all solutions into ``model``."""
+        if not batches:
+            raise ValueError("IMMPlugin: the experience holds no samples; nothing to merge")
+        params = trainable_parameters(model)
+        first_x = batches[0][0].to(device) if device is not None else batches[0][0]
+        self.used.append(used_parameters(model, first_x, task_label))
+        self.solutions.append({n: p.detach().clone() for n, p in params.items()})
+        if self.mode == "mode":
+            self.fishers.append(diagonal_fisher(model, batches, task_label=task_label,
+                                                estimate=self.fisher_estimate, device=device))
+        merged = imm_merge(
+            self.solutions[-1],
+            self.solutions,
+            merge_coefficients(self.merge_weights, len(self.solutions)),
+            fishers=self.fishers if self.mode == "mode" else None,
+            used=self.used,
+        )
+        with torch.no_grad():
+            for name, p in params.items():
+                p.copy_(merged[name])
+
+    def state_dict(self) -> dict:
+        return {
+            "solutions": self.solutions,
+            "fishers": self.fishers,
+            "used": [sorted(u) for u in self.used],
+            "initial": self.initial,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.solutions = list(state["solutions"])
+        self.fishers = list(state["fishers"])
+        self.used = [set(u) for u in state["used"]]
+        self.initial = state["initial"]
+
+    # ---------------------------------------------------------------- helpers
+    def _add_drop_transfer(self, model: nn.Module) -> None:
+        for name, module in _drop_transfer_layers(model):
+            hook = DropTransfer(
+                self.drop_transfer,
+                self._anchor[f"{name}.weight"],
+                self._anchor.get(f"{name}.bias"),
+            )
+            self._hooks.append(module.register_forward_hook(hook))
+
+    def _remove_drop_transfer(self) -> None:
+        for handle in self._hooks:
+            handle.remove()
+        self._hooks = []
+
+
+def experience_task_label(model: nn.Module, experience: Any, who: str) -> int | None:
+    """The head an experience trains: its task label for a multi-head model, else None."""
+    if not isinstance(model, MultiTaskModule):
+        return None
+    labels = list(experience.task_labels)
+    if len(labels) != 1:
+        raise ValueError(
+            f"{who}: experience {experience.current_experience} has task labels {labels}; "
+            "a multi-head model needs one task label per experience"
+        )
+    return int(labels[0])
+
+
+def _check_merge_weights(value: Any) -> str | float | tuple[float, ...]:
+    accepted = ("merge_weights: expected 'uniform', a number in (0, 1] (the newest task's "
+                "weight) or a non-empty sequence of finite numbers > 0 (one per experience)")
+    if isinstance(value, str):
+        if value != "uniform":
+            raise ValueError(f"{accepted}, got {value!r}")
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        alpha = check_finite_float("merge_weights", value)
+        if not 0 < alpha <= 1:
+            raise ValueError(f"{accepted}, got {value!r}")
+        return alpha
+    if isinstance(value, (list, tuple)) and value:
+        weights = []
+        for w in value:
+            if isinstance(w, bool) or not isinstance(w, (int, float)):
+                raise ValueError(f"{accepted}, got {value!r}")
+            w = float(w)
+            if not (w > 0 and w < float("inf")):
+                raise ValueError(f"{accepted}, got {value!r}")
+            weights.append(w)
+        return tuple(weights)
+    raise ValueError(f"{accepted}, got {value!r}")
+
+
+def _labelled_batches(loader: DataLoader, max_samples: int | None) -> list[tuple[Tensor, Tensor]]:
+    """``(x, y)`` batches of at most ``max_samples`` samples in total."""
+    batches, remaining = [], float("inf") if max_samples is None else max_samples
+    for batch in loader:
+        if remaining <= 0:
+            break
+        x, y = batch[0], batch[1]
+        if x.shape[0] > remaining:
+            x, y = x[: int(remaining)], y[: int(remaining)]
+        remaining -= x.shape[0]
+        batches.append((x, y))
+    return batches
+
+
+def _leading_block(param: Tensor, stored: Tensor) -> Tensor:
+    """The view of ``param`` that ``stored`` (same shape, or a grown layer's old units) fills."""
+    if stored.dim() != param.dim() or any(s > t for s, t in zip(stored.shape, param.shape)):
+        raise ValueError(
+            f"IMMPlugin: a stored solution of shape {tuple(stored.shape)} does not fit a "
+            f"parameter of shape {tuple(param.shape)}; parameters may only keep their shape or grow"
+        )
+    return param[tuple(slice(0, s) for s in stored.shape)]
+
+
+def _embed_zeros(stored: Tensor | None, param: Tensor) -> Tensor:
+    """``stored`` in the leading block of zeros shaped like ``param`` (zeros if None)."""
+    out = torch.zeros_like(param, requires_grad=False)
+    if stored is not None:
+        _leading_block(out, stored).copy_(stored)
+    return out
+
+
+def _drop_transfer_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """``Linear``/``Conv`` layers with trainable weights, output heads excluded: the
+    modules under ``model.classifier`` if there is one, else the last such layer."""
+    layers = [(n, m) for n, m in model.named_modules()
+              if isinstance(m, DROP_TRANSFER_LAYERS) and m.weight.requires_grad]
+    classifier = getattr(model, "classifier", None)
+    if isinstance(classifier, nn.Module):
+        heads = {id(m) for m in classifier.modules()}
+        return [(n, m) for n, m in layers if id(m) not in heads]
+    return layers[:-1]

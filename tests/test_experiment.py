@@ -1,0 +1,307 @@
+"""The comparison harness on real data (digits, small MNIST slices)."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from alpha_mas_avalanche.cli import build_parser, main, preset
+from alpha_mas_avalanche.experiment import ExperimentConfig, MethodConfig, execute_run, run_experiment
+from alpha_mas_avalanche.experiment.methods import REGISTRY, build_method
+from alpha_mas_avalanche.experiment.report import mean_std_ci, paired_comparisons, runs_table
+from alpha_mas_avalanche.experiment.runner import final_specs, selection_specs, single_task_specs
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = dict(benchmark="split_digits", epochs=1, batch_size=32, train_samples_per_task=60,
+            eval_samples_per_task=40)
+
+
+def tiny_config(tmp_path: Path, methods, **changes) -> ExperimentConfig:
+    return ExperimentConfig(**{**TINY, "methods": methods, "output_dir": str(tmp_path / "out"),
+                               **changes})
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory):
+    """A finished tiny grid: AlphaMAS (two lambdas, two placements), MAS, Naive; 2 seeds."""
+    out = tmp_path_factory.mktemp("grid")
+    config = tiny_config(out, [
+        MethodConfig("alpha_mas", sweep={"lambda_multiplier": [1.0, 2.0]},
+                     task_orders=[[0, 1, 2, 3, 4], [1, 2, 3, 4, 0]]),
+        MethodConfig("mas", task_orders=[[0, 1, 2, 3, 4], [1, 2, 3, 4, 0]]),
+        MethodConfig("naive"),
+    ], seeds=[0, 1])
+    summary = run_experiment(config)
+    return config, summary, Path(config.output_dir)
+
+
+def _load(folder: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+
+
+def test_harness_writes_table_figures_and_provenance(grid):
+    config, summary, out = grid
+    assert len(list((out / "runs").glob("*.json"))) == 2 * 2 * 2 + 2 * 2 + 2
+    table = (out / "table.md").read_text()
+    for label in ("AlphaMAS λ=N", "AlphaMAS λ=2N", "MAS", "Naive (fine-tuning)"):
+        assert f"| {label} |" in table
+    for name in ("forgetting_per_task", "average_forgetting", "accuracy_per_epoch",
+                 "max_forgetting_per_lambda", "moved_task_per_placement"):
+        png = (out / "figures" / f"{name}.png").read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+    assert ExperimentConfig.load(out / "config.yaml") == config
+    environment = json.loads((out / "environment.json").read_text())
+    assert environment["packages"]["avalanche-lib"] == "0.6.0"
+    assert "git_commit" in environment
+    for name in ("runs.csv", "per_task.csv", "summary.csv", "summary.json"):
+        text = (out / name).read_text()
+        assert "NaN" not in text and "Infinity" not in text and "nan" not in text.lower().split(",")
+
+
+def test_reference_forgetting_equals_hand_computation(grid):
+    config, summary, out = grid
+    singles = {(s["seed"], s["pair"]): s["acc"] for s in _load(out / "single_task")}
+    assert len(singles) == 2 * 5
+    per_task = pd.read_csv(out / "per_task.csv")
+    hand_avg = {}
+    for run in _load(out / "runs"):
+        last_row = run["acc_matrix"][-1]  # accuracies logged after the last task
+        forgetting = {pair: singles[(run["seed"], pair)] - last_row[pos]
+                      for pos, pair in enumerate(run["task_order"])}
+        order = "".join(map(str, run["task_order"]))
+        for pair, value in forgetting.items():
+            row = per_task[(per_task.label == run["label"]) & (per_task.seed == run["seed"])
+                           & (per_task.task_order.astype(str).str.zfill(5) == order)
+                           & (per_task.pair == pair)]
+            assert row.forgetting_ref.item() == pytest.approx(value, abs=1e-12)
+        if order == "01234":
+            hand_avg.setdefault(run["label"], []).append(sum(forgetting.values()) / 5)
+    for label, values in hand_avg.items():
+        reported = summary["methods"][label]["avg_forgetting_ref"]
+        mean = sum(values) / 2
+        std = math.sqrt(sum((v - mean) ** 2 for v in values))  # ddof=1 with n=2
+        assert reported["mean"] == pytest.approx(mean, abs=1e-12)
+        assert reported["ci95"] == pytest.approx(12.706204736174707 * std / math.sqrt(2))
+
+
+def test_avalanche_metrics_agree_with_the_accuracy_matrix(grid):
+    _, _, out = grid
+    for run in _load(out / "runs"):
+        matrix = run["acc_matrix"]
+        drops = [matrix[j][j] - matrix[-1][j] for j in range(4)]
+        assert run["avalanche_forgetting"] == pytest.approx(np.mean(drops), abs=1e-12)
+        assert run["avalanche_bwt"] == pytest.approx(-np.mean(drops), abs=1e-12)
+        assert run["final_avg_acc"] == pytest.approx(np.mean(matrix[-1]), abs=1e-12)
+
+
+def test_order_sensitivity_and_alphas(grid):
+    _, summary, out = grid
+    sensitivity = summary["order_sensitivity"]
+    assert set(sensitivity) == {"AlphaMAS λ=N", "AlphaMAS λ=2N", "MAS"}
+    runs = [r for r in _load(out / "runs") if r["label"] == "MAS"]
+    by_position = {}
+    for run in runs:
+        by_position.setdefault(run["task_order"].index(0) + 1, []).append(
+            run["final_acc_by_pair"]["0"])
+    means = {p: np.mean(v) for p, v in by_position.items()}
+    assert sensitivity["MAS"]["final_acc_spread"] == pytest.approx(max(means.values()) - min(means.values()))
+    for run in _load(out / "runs"):
+        if run["method"] == "alpha_mas":
+            lam = run["params"]["lambda_multiplier"] * 5
+            assert [len(a) for a in run["alphas_per_experience"]] == [1, 2, 3, 4, 5]
+            assert all(sum(a) == pytest.approx(lam) for a in run["alphas_per_experience"])
+            assert len(run["penalty_per_epoch"]) == 5 and run["penalty_per_epoch"][0] == 0.0
+            assert run["penalty_per_epoch"][-1] > 0
+
+
+def test_paired_comparison_is_scipy_paired_t_test(grid):
+    _, summary, out = grid
+    runs_df, _ = runs_table(_load(out / "runs"), _load(out / "single_task"))
+    result = next(c for c in paired_comparisons(runs_df, "01234")
+                  if c["alpha_mas"] == "AlphaMAS λ=2N" and c["metric"] == "avg_forgetting_ref")
+    main = runs_df[runs_df.task_order == "01234"]
+    a = main[main.label == "AlphaMAS λ=2N"].sort_values("seed").avg_forgetting_ref.to_numpy()
+    b = main[main.label == "MAS"].sort_values("seed").avg_forgetting_ref.to_numpy()
+    d = a - b
+    t_hand = d.mean() / (d.std(ddof=1) / math.sqrt(len(d)))
+    assert result["t_statistic"] == pytest.approx(t_hand)
+    assert result["p_value"] == pytest.approx(2 * stats.t.sf(abs(t_hand), len(d) - 1))
+
+
+def test_mean_std_ci_by_hand():
+    out = mean_std_ci([0.5, 0.7, 0.9, float("nan"), None])
+    assert out["n"] == 3 and out["mean"] == pytest.approx(0.7)
+    assert out["std"] == pytest.approx(0.2)
+    assert out["ci95"] == pytest.approx(4.302652729749464 * 0.2 / math.sqrt(3))
+    assert mean_std_ci([1.0]) == {"mean": 1.0, "std": None, "ci95": None, "n": 1}
+
+
+def test_same_seed_same_numbers():
+    config = ExperimentConfig(**TINY, methods=[MethodConfig("alpha_mas"), MethodConfig("ewc")])
+    for spec in final_specs(config)[::-1]:  # ends with alpha_mas, compared below
+        first, second = execute_run(spec), execute_run(spec)
+        for record in (first, second):
+            record.pop("wall_time_s"), record.pop("train_time_s")
+        assert first == second
+    other = final_specs(ExperimentConfig(**TINY, seeds=[1], methods=[MethodConfig("alpha_mas")]))
+    assert execute_run(other[0])["acc_matrix"] != first["acc_matrix"]
+
+
+def test_selection_uses_only_the_validation_stream(tmp_path):
+    config = tiny_config(tmp_path, [MethodConfig("ewc", select={"ewc_lambda": [1.0, 1e4]})])
+    specs = selection_specs(config)
+    assert [s.eval_stream for s in specs] == ["valid", "valid"]
+    summary = run_experiment(config, report=False)
+    chosen = summary["selection"]["ewc"]
+    best = max(chosen["valid_acc"], key=chosen["valid_acc"].get)
+    assert chosen["chosen"] == json.loads(best)
+    final = final_specs(config, summary["selection"])
+    assert final[0].params == chosen["chosen"] and final[0].eval_stream == "test"
+    assert json.loads((Path(config.output_dir) / "selection.json").read_text()) == summary["selection"]
+
+
+def test_killed_grid_resumes_and_loses_nothing(tmp_path):
+    config = tiny_config(tmp_path, [MethodConfig("alpha_mas", sweep={"lambda_multiplier": [1.0, 2.0, 3.0]}),
+                                    MethodConfig("naive"), MethodConfig("mas")], seeds=[0, 1])
+    config.save(tmp_path / "grid.yaml")
+    runs = Path(config.output_dir) / "runs"
+    command = [sys.executable, "-m", "alpha_mas_avalanche.cli", "--config", str(tmp_path / "grid.yaml"),
+               "--threads", "1"]
+    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and len(list(runs.glob("*.json"))) < 3:
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    before = {p.name: p.read_bytes() for p in runs.glob("*.json")}
+    assert 3 <= len(before) < 10, "the grid must be killed mid-way"
+    summary = run_experiment(ExperimentConfig.load(tmp_path / "grid.yaml"))
+    after = {p.name: p.read_bytes() for p in runs.glob("*.json")}
+    assert len(after) == 10 and summary["n_runs"] == 10
+    assert all(after[name] == content for name, content in before.items())  # skipped, kept
+    assert not [p for p in runs.iterdir() if p.suffix != ".json"]
+
+
+def read_wandb_summary(run_folder: Path) -> dict:
+    """The run's summary from disk: ``files/wandb-summary.json`` when W&B wrote one, else
+    the summary records of the run's transaction log ``run-<id>.wandb`` (wandb >= 0.19
+    offline runs keep it there; LevelDB-log framing: 7-byte file header, 32 KiB blocks,
+    7-byte record headers ``<crc32, length, type>``, type 1 full / 2 first / 3 middle / 4 last)."""
+    summary_file = run_folder / "files" / "wandb-summary.json"
+    if summary_file.is_file():
+        return json.loads(summary_file.read_text())
+    import struct
+
+    from wandb.proto import wandb_internal_pb2
+
+    data = next(run_folder.glob("run-*.wandb")).read_bytes()
+    assert data[:4] == b":W&B"
+    position, block, chunk, summary = 7, 32768, b"", {}
+    while position + 7 <= len(data):
+        if block - position % block < 7:
+            position += block - position % block
+            continue
+        _, length, kind = struct.unpack("<IHB", data[position:position + 7])
+        if length == 0 and kind == 0:
+            break
+        chunk += data[position + 7:position + 7 + length]
+        position += 7 + length
+        if kind in (1, 4):
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(chunk)
+            chunk = b""
+            if record.WhichOneof("record_type") == "summary":
+                for item in record.summary.update:
+                    summary[item.key or "/".join(item.nested_key)] = json.loads(item.value_json)
+    return summary
+
+
+def test_wandb_offline_run_folder_holds_the_summary_keys(tmp_path):
+    config = tiny_config(tmp_path, [MethodConfig("alpha_mas")], wandb="offline", name="wb_test")
+    run_experiment(config)
+    folders = sorted((Path(config.output_dir) / "wandb").glob("offline-run-*"))
+    assert len(folders) == 2  # the run + the experiment summary
+    summaries = [read_wandb_summary(folder) for folder in folders]
+    run_summary = next(s for s in summaries if "final_avg_acc" in s)
+    record = _load(Path(config.output_dir) / "runs")[0]
+    assert run_summary["final_avg_acc"] == pytest.approx(record["final_avg_acc"])
+    assert run_summary["alpha/task4"] == pytest.approx(record["alphas_per_experience"][-1][4])
+    assert run_summary["train/penalty"] == pytest.approx(record["penalty_per_epoch"][-1])
+    assert {"avalanche_forgetting", "avalanche_bwt", "train_time_s", "train/acc",
+            "accuracy_matrix/nrows"} <= set(run_summary)
+    experiment = next(s for s in summaries if "final_avg_acc" not in s)
+    assert experiment["AlphaMAS λ=N/final_avg_acc"] == pytest.approx(record["final_avg_acc"])
+    assert "results/nrows" in experiment and "figures/average_forgetting/path" in experiment
+
+
+def test_wandb_failure_keeps_local_results(tmp_path, monkeypatch):
+    import wandb
+
+    def broken_init(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(wandb, "init", broken_init)
+    config = tiny_config(tmp_path, [MethodConfig("naive")], wandb="offline")
+    with pytest.warns(UserWarning, match="W&B logging failed.*disk full") as caught:
+        summary = run_experiment(config)
+    assert sum("W&B logging failed" in str(w.message) for w in caught) == 1
+    assert summary["n_runs"] == 1 and (Path(config.output_dir) / "table.md").is_file()
+
+
+def test_config_yaml_round_trip_and_errors(tmp_path):
+    config = preset("full")
+    config.save(tmp_path / "c.yaml")
+    assert ExperimentConfig.load(tmp_path / "c.yaml") == config
+    assert len(final_specs(config)) == 5 * 5 * 4 + 5 * 5 + 5 * (len(config.methods) - 2)
+    assert len(single_task_specs(config)) == 25
+    with pytest.raises(ValueError, match="epochs"):
+        ExperimentConfig(epochs=0)
+    with pytest.raises(ValueError, match="unknown key"):
+        ExperimentConfig.from_dict({"epoch": 3})
+    with pytest.raises(ValueError, match="methods"):
+        ExperimentConfig(methods=[{"name": "nope"}])
+    with pytest.raises(ValueError, match="wandb"):
+        ExperimentConfig(wandb="yes")
+
+
+def test_registry_builds_every_method():
+    for name in REGISTRY:
+        kind, plugins = build_method(name, {}, 5)
+        assert kind in ("naive", "joint")
+    _, (plugin,) = build_method("alpha_mas", {"lambda_multiplier": 1.5}, 5)
+    assert plugin.penalty.lambda_reg == 7.5
+
+
+def test_cli_help_and_missing_data_error(tmp_path, capsys):
+    text = build_parser().format_help()
+    for option in ("--quick", "--full", "--cifar", "--config", "--output", "--wandb",
+                   "--data-root", "--device"):
+        assert option in text
+    code = main(["--full", "--data-root", str(tmp_path), "--output", str(tmp_path / "o"),
+                 "--methods", "naive", "--no-select"])
+    assert code == 2
+    assert "MNIST: missing 4 file(s)" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_small_mnist_slice_end_to_end(mnist_root, tmp_path):
+    config = ExperimentConfig(benchmark="split_mnist", data_root=str(mnist_root.parent),
+                              methods=[MethodConfig("alpha_mas"), MethodConfig("naive")],
+                              epochs=2, batch_size=25, train_samples_per_task=100,
+                              eval_samples_per_task=100, output_dir=str(tmp_path / "mnist"))
+    summary = run_experiment(config)
+    assert summary["benchmark"] == "Split MNIST"
+    assert (Path(config.output_dir) / "table.md").read_text().startswith("**Split MNIST")
+    for label in ("AlphaMAS λ=N", "Naive (fine-tuning)"):  # two-way tasks: chance is 0.5
+        assert summary["methods"][label]["final_avg_acc"]["mean"] > 0.7
