@@ -99,6 +99,7 @@ class AlphaMASPlugin(SupervisedPlugin):
         self.importance_epochs = check_positive_int("importance_epochs", importance_epochs)
         self._running_sums: dict[str, torch.Tensor] | None = None
         self._running_count = 0
+        self._params: dict[str, torch.nn.Parameter] | None = None
         self.penalty_gradient = check_choice("penalty_gradient", penalty_gradient, PENALTY_GRADIENTS)
         self.last_penalty = 0.0
 
@@ -117,14 +118,14 @@ class AlphaMASPlugin(SupervisedPlugin):
     def before_backward(self, strategy, **kwargs) -> None:
         if self.penalty.num_tasks == 0 or self.penalty_gradient != "autograd":
             return
-        value = self.penalty.value(trainable_parameters(strategy.model))
+        value = self.penalty.value(self._trainable(strategy))
         self.last_penalty = float(value.detach())
         strategy.loss = strategy.loss + value
 
     def after_backward(self, strategy, **kwargs) -> None:
         if self.penalty.num_tasks == 0 or self.penalty_gradient != "analytic":
             return
-        self.last_penalty = self.penalty.add_gradient_(trainable_parameters(strategy.model))
+        self.last_penalty = self.penalty.add_gradient_(self._trainable(strategy))
         strategy.loss = strategy.loss.detach() + self.last_penalty
 
     def before_training_exp(self, strategy, **kwargs) -> None:
@@ -134,6 +135,11 @@ class AlphaMASPlugin(SupervisedPlugin):
                 f"train_epochs={strategy.train_epochs}; expected 1..{strategy.train_epochs}"
             )
         self._running_sums, self._running_count = None, 0
+        # after Avalanche's model adaptation: the parameters of this experience
+        self._params = trainable_parameters(strategy.model)
+
+    def _trainable(self, strategy) -> dict[str, torch.nn.Parameter]:
+        return self._params if self._params is not None else trainable_parameters(strategy.model)
 
     def before_forward(self, strategy, **kwargs) -> None:
         if self.importance_from != "last_epochs" or not strategy.is_training:
@@ -161,6 +167,7 @@ class AlphaMASPlugin(SupervisedPlugin):
         self._running_count += n
 
     def after_training_exp(self, strategy, **kwargs) -> None:
+        self._params = None
         experience = strategy.experience
         if self.importance_from == "last_epochs":
             if self._running_count == 0:

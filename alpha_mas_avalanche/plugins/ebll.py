@@ -40,7 +40,7 @@ class EBLLPlugin(SupervisedPlugin):
 
     ``F*`` is the model as it was when the current experience started. After each
     experience an undercomplete autoencoder is trained on that experience's features
-    ``F(x)`` (eval transforms, model in eval mode) with
+    ``F(x)`` (eval transforms, model in eval mode, computed once and held in memory) with
     ``reconstruction_weight/2 ||r - F(x)||^2 + CE(T_t(r), y)`` through the task's frozen
     head; its encoder ``E_t`` is kept. **Memory grows by one small encoder per task**
     (``code_size x feature size`` weights, the paper's trade-off), plus one frozen copy of
@@ -138,7 +138,7 @@ class EBLLPlugin(SupervisedPlugin):
         model, experience, device = strategy.model, strategy.experience, strategy.device
         task = experience_task_label(model, experience, "EBLLPlugin")
         data = experience.dataset.eval()
-        loader = DataLoader(data, batch_size=self.autoencoder_batch_size, shuffle=True,
+        loader = DataLoader(data, batch_size=self.autoencoder_batch_size, shuffle=False,
                             collate_fn=getattr(data, "collate_fn", None))
         was_training = model.training
         model.eval()
@@ -181,22 +181,28 @@ class EBLLPlugin(SupervisedPlugin):
 
     # ---------------------------------------------------------------- helpers
     def _learn_encoder(self, model: nn.Module, loader: DataLoader, task, device) -> None:
-        def batches():
+        features, labels = [], []
+        with torch.no_grad():
             for batch in loader:
-                x, y = batch[0].to(device), batch[1].to(device)
-                with torch.no_grad():
-                    features = self.features(model, x)
-                yield features, y  # outside no_grad: the consumer needs gradients
-
-        first_features, _ = next(iter(batches()))
-        feature_size = first_features.flatten(1).shape[1]
+                features.append(self.features(model, batch[0].to(device)))
+                labels.append(batch[1].to(device))
+        if not features:
+            raise ValueError("EBLLPlugin: the experience holds no samples; no autoencoder to train")
+        features, labels = torch.cat(features), torch.cat(labels)  # one pass, reused every epoch
+        feature_size = features.flatten(1).shape[1]
         if self.code_size >= feature_size:
             raise ValueError(
                 f"code_size: expected fewer than the {feature_size} features (an undercomplete "
                 f"autoencoder), got {self.code_size}"
             )
+
+        def batches():
+            order = torch.randperm(len(labels), device=labels.device)
+            return zip(features[order].split(self.autoencoder_batch_size),
+                       labels[order].split(self.autoencoder_batch_size))
+
         autoencoder = FeatureAutoencoder(feature_size, self.code_size)
-        autoencoder.to(device=first_features.device, dtype=first_features.dtype)
+        autoencoder.to(device=features.device, dtype=features.dtype)
         history = train_autoencoder(
             autoencoder,
             batches,
