@@ -280,7 +280,7 @@ def make_benchmark(
     else:
         base = _digits_benchmark(options)
     bm = _with_validation(base, order, validation_size, seed, train_samples_per_task,
-                          eval_samples_per_task)
+                          eval_samples_per_task, precompute=name in ("split_mnist", "split_digits"))
     bm.display_name = DISPLAY_NAMES[name]
     bm.task_pairs = order
     bm.task_classes = [pair_classes(name, k) for k in order]
@@ -356,9 +356,35 @@ def _digits_benchmark(options: dict[str, Any]):
     )
 
 
+def as_tensor_dataset(dataset):
+    """The same samples with their (deterministic) transforms applied once, as an Avalanche
+    tensor dataset with the same targets and task labels.
+
+    Avalanche reads a dataset one sample at a time through its transform chain (for
+    MNIST: PIL image -> ToTensor -> Normalize on every read), which dominated a Split MNIST
+    run's time. Only for datasets whose train and eval transforms are equal and
+    deterministic (MNIST, digits): the values are those every read would give.
+    """
+    from avalanche.benchmarks.utils import _make_taskaware_tensor_classification_dataset
+    from torch.utils.data import DataLoader
+
+    loader = DataLoader(dataset, batch_size=1024, shuffle=False,
+                        collate_fn=getattr(dataset, "collate_fn", None), generator=torch.Generator())
+    inputs, targets, tasks = [], [], []
+    for x, y, t in loader:
+        inputs.append(x)
+        targets.append(y)
+        tasks.append(t)
+    return _make_taskaware_tensor_classification_dataset(
+        torch.cat(inputs), torch.cat(targets), task_labels=torch.cat(tasks).tolist()
+    )
+
+
 def _with_validation(base, order: list[int], validation_size: float, seed: int,
-                     train_samples: int | None, eval_samples: int | None):
-    """Avalanche's validation split, optional seeded subsets, task labels and classes."""
+                     train_samples: int | None, eval_samples: int | None,
+                     precompute: bool = False):
+    """Avalanche's validation split, optional seeded subsets, task labels and classes;
+    with ``precompute`` the deterministic transforms are applied once (:func:`as_tensor_dataset`)."""
     from avalanche.benchmarks.scenarios.dataset_scenario import benchmark_from_datasets
     from avalanche.benchmarks.scenarios.supervised import with_classes_timeline
     from avalanche.benchmarks.scenarios.task_aware import with_task_labels
@@ -368,10 +394,10 @@ def _with_validation(base, order: list[int], validation_size: float, seed: int,
 
     def subset(stream_id: int, pair: int, dataset, limit):
         # one generator per (seed, stream, pair): a pair gets the same samples at any position
-        if limit is None or len(dataset) <= limit:
-            return dataset
-        generator = np.random.default_rng([seed, stream_id, pair])
-        return dataset.subset(np.sort(generator.permutation(len(dataset))[:limit]).tolist())
+        if limit is not None and len(dataset) > limit:
+            generator = np.random.default_rng([seed, stream_id, pair])
+            dataset = dataset.subset(np.sort(generator.permutation(len(dataset))[:limit]).tolist())
+        return as_tensor_dataset(dataset) if precompute else dataset
 
     streams = {
         name: [subset(stream_id, pair, e.dataset, limit) for pair, e in zip(order, stream)]

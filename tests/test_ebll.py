@@ -100,10 +100,11 @@ def test_autoencoder_reconstructs_digit_features_better_than_the_mean():
 
 
 def test_ebll_forgets_the_first_task_less_than_naive_on_digits(naive_forgetting):
-    # Measured (seeds 0-7, windows of 3 seeds): naive 0.23-0.30, EBLL 0.04-0.16; the
-    # smallest gap over those windows was 0.10.
-    forgetting = mean_first_task_forgetting(lambda: [EBLLPlugin(code_size=16)])
-    assert forgetting < naive_forgetting - 0.05, (forgetting, naive_forgetting)
+    # A digits task has 280 samples (2 batches): 50 autoencoder epochs = 100 Adam steps.
+    # Measured (seeds 0-7): naive 0.155-0.393 per seed, EBLL 0.013-0.085; over windows of
+    # 3 seeds naive 0.23-0.30, EBLL 0.04-0.06.
+    forgetting = mean_first_task_forgetting(lambda: [EBLLPlugin(code_size=16, autoencoder_epochs=50)])
+    assert forgetting < naive_forgetting - 0.1, (forgetting, naive_forgetting)
 
 
 def test_class_incremental_single_head_distils_the_old_classes():

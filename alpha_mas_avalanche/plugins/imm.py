@@ -41,7 +41,7 @@ class IMMPlugin(SupervisedPlugin):
     - mode-IMM: ``theta = (sum_k a_k F_k)^-1 sum_k a_k F_k theta_k``, ``F_k`` the diagonal
       Fisher information on experience ``k``'s training data.
 
-    The next experience starts from ``theta_{k}`` (weight-transfer) rather than from the
+    Experience ``k`` starts from ``theta_{k-1}`` (weight-transfer) rather than from the
     merged network, with optional L2-transfer (``l2_transfer * ||theta - theta_{k-1}||^2``
     added to the loss) and drop-transfer (dropout on every ``Linear``/``Conv`` layer but
     the output heads, with ``theta_{k-1}`` as zero point). As in the authors' code, on the
@@ -66,7 +66,9 @@ class IMMPlugin(SupervisedPlugin):
         fisher_estimate: ``"exact"`` (expectation over the model's predictive distribution),
             ``"sampled"`` (one label drawn from it per sample, the authors' code) or
             ``"empirical"`` (true labels); mode-IMM only.
-        max_fisher_samples: estimate the Fisher on at most this many samples (None: all).
+        max_fisher_samples: estimate the Fisher on a random subset of at most this many
+            samples of the experience (None: all). Per-sample gradients cost about 10 ms per
+            sample and class for a 784-400-400 MLP on one CPU thread, hence the default.
         fisher_batch_size: batch size of the Fisher pass.
     """
 
@@ -78,7 +80,7 @@ class IMMPlugin(SupervisedPlugin):
         l2_transfer: float = 0.0,
         drop_transfer: float = 0.0,
         fisher_estimate: str = "exact",
-        max_fisher_samples: int | None = None,
+        max_fisher_samples: int | None = 1024,
         fisher_batch_size: int = 256,
     ) -> None:
         super().__init__()
@@ -131,7 +133,7 @@ class IMMPlugin(SupervisedPlugin):
         self._anchor = None
         model, experience = strategy.model, strategy.experience
         data = experience.dataset.eval()
-        loader = DataLoader(data, batch_size=self.fisher_batch_size, shuffle=False,
+        loader = DataLoader(data, batch_size=self.fisher_batch_size, shuffle=True,
                             collate_fn=getattr(data, "collate_fn", None))
         self.consolidate(model, _labelled_batches(loader, self.max_fisher_samples),
                          task_label=experience_task_label(model, experience, "IMMPlugin"),
