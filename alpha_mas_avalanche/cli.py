@@ -6,10 +6,13 @@ Examples::
     compare-baselines --full --data-root DATA      # the reference protocol on Split MNIST
     compare-baselines --cifar --data-root DATA     # CIFAR-10 (JPEG q75 copy)
     compare-baselines --config my.yaml --output results/my --wandb offline
+    compare-baselines --full --workers 2           # two runs at once on this machine
+    compare-baselines --full --executor ray --ray-address auto --cpus-per-run 2
 """
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -95,6 +98,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, metavar="T",
                         help="torch CPU threads (default: 1 with --quick, else torch's default); "
                              "small models run fastest on 1 thread")
+    parallel = parser.add_argument_group(
+        "parallel execution",
+        "Runs are independent: by default they run in local worker processes, one per core. "
+        "Results come back to this process, which writes them; re-running resumes either way.")
+    parallel.add_argument("--executor", choices=("local", "ray"), default="local",
+                          help="local worker processes (default) or Ray tasks (needs "
+                               "pip install 'alpha-mas-avalanche[ray]')")
+    parallel.add_argument("--workers", type=int, metavar="N",
+                          help="local: runs at once (default: one per CPU core; 1 = in this "
+                               "process); each worker gets CPUs/N torch threads unless --threads")
+    parallel.add_argument("--ray-address", metavar="ADDR",
+                          help="ray: cluster to join (e.g. auto, ray://head:10001; default: "
+                               "$RAY_ADDRESS, else a local Ray instance)")
+    parallel.add_argument("--cpus-per-run", type=float, metavar="C",
+                          help="ray: CPUs reserved per run (default 1; also its torch threads "
+                               "unless --threads)")
+    parallel.add_argument("--gpus-per-run", type=float, metavar="G",
+                          help="ray: GPUs reserved per run (default 0; fractions share a GPU; "
+                               "use with --device cuda)")
     parser.add_argument("--no-select", action="store_true",
                         help="skip validation grids; use registry defaults")
     parser.add_argument("--save-config", metavar="FILE",
@@ -151,6 +173,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"config written to {args.save_config}")
         return 0
     threads = args.threads if args.threads is not None else (1 if args.quick else None)
+    try:
+        executor = make_executor(args, config, threads)
+    except (ValueError, TypeError, ImportError) as err:
+        print(f"compare-baselines: error: {err}", file=sys.stderr)
+        return 2
     if threads is not None:
         import torch
 
@@ -159,13 +186,57 @@ def main(argv: Sequence[str] | None = None) -> int:
     from alpha_mas_avalanche.experiment.runner import run_experiment
 
     try:
-        summary = run_experiment(config)
+        summary = run_experiment(config, executor=executor)
     except DatasetNotFoundError as err:
         print(f"compare-baselines: error: {err}", file=sys.stderr)
         return 2
-    print((Path(config.output_dir) / "table.md").read_text())
+    except KeyboardInterrupt:
+        command = shlex.join(["compare-baselines", *(sys.argv[1:] if argv is None else argv)])
+        print(f"\ncompare-baselines: interrupted; every finished run is kept in "
+              f"{config.output_dir}. Resume with the same command:\n  {command}", file=sys.stderr)
+        return 130
+    finally:
+        close = getattr(executor, "close", None)
+        if close is not None:
+            close()
+    table = Path(config.output_dir) / "table.md"
+    if table.is_file():
+        print(table.read_text())
     print(f"results in {config.output_dir} ({summary.get('n_runs', 0)} runs)")
+    if summary["failed_runs"]:
+        print(f"compare-baselines: {len(summary['failed_runs'])} run(s) failed twice; their errors "
+              f"are in {Path(config.output_dir) / 'failed'}. Re-run the same command to retry "
+              "them (finished runs are kept).", file=sys.stderr)
+        return 1
     return 0
+
+
+def make_executor(args: argparse.Namespace, config: ExperimentConfig, threads: int | None):
+    """The executor the parallel-execution options ask for (checked before anything runs)."""
+    from alpha_mas_avalanche.experiment import executors
+
+    if args.executor == "local":
+        given = [f for f, v in (("--ray-address", args.ray_address), ("--cpus-per-run", args.cpus_per_run),
+                                ("--gpus-per-run", args.gpus_per_run)) if v is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)}: only with --executor ray")
+        if args.workers == 1:
+            from alpha_mas_avalanche.experiment.runner import sequential_executor
+
+            return sequential_executor
+        return executors.LocalProcessExecutor(args.workers, threads)
+    if args.workers is not None:
+        raise ValueError("--workers: only with --executor local (Ray places runs by "
+                         "--cpus-per-run / --gpus-per-run)")
+    gpus = 0.0 if args.gpus_per_run is None else args.gpus_per_run
+    if gpus > 0 and not config.device.startswith("cuda"):
+        raise ValueError(f"--gpus-per-run {gpus:g} reserves GPUs but the device is "
+                         f"{config.device!r}; add --device cuda")
+    if gpus == 0 and config.device.startswith("cuda"):
+        raise ValueError("--device cuda with --executor ray needs --gpus-per-run > 0 "
+                         "(Ray hides the GPUs from tasks that reserve none)")
+    return executors.RayExecutor(args.ray_address, 1.0 if args.cpus_per_run is None else args.cpus_per_run,
+                                 gpus, threads=threads)
 
 
 if __name__ == "__main__":

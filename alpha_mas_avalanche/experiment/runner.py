@@ -7,8 +7,11 @@ files, no W&B), so any executor can ship it to another process or machine. The d
 finished runs when the grid runs again, logs W&B runs and writes the report.
 
 Phases: (1) validation-grid runs (``eval_stream="valid"``) for methods with a ``select``
-grid; the best value is kept; (2) single-task reference runs (one per seed and pair, cached
-in ``single_task/``) and the final runs on the test stream.
+grid, together with the single-task reference runs (one per seed and pair, cached in
+``single_task/``); the best grid value is kept; (2) the final runs on the test stream.
+Executors (:mod:`~alpha_mas_avalanche.experiment.executors`) run each phase's specs in this
+process, in local worker processes or on Ray; a failed run is retried once, then recorded
+in ``failed/`` and re-run by the next invocation.
 """
 from __future__ import annotations
 
@@ -131,9 +134,14 @@ def selection_specs(config: ExperimentConfig) -> list[RunSpec]:
 
 
 def choose_hyperparameters(config: ExperimentConfig, records: dict[str, dict]) -> dict[str, dict]:
-    """Per selected method: the grid value with the best mean final validation accuracy."""
+    """Per selected method: the grid value with the best mean final validation accuracy
+    (methods with a missing validation run are left out: nothing is chosen on part of a grid)."""
     by_method: dict[str, dict[str, list[float]]] = {}
-    for spec in selection_specs(config):
+    specs = selection_specs(config)
+    incomplete = {spec.method for spec in specs if spec.run_id not in records}
+    for spec in specs:
+        if spec.method in incomplete:
+            continue
         record = records[spec.run_id]
         method = next(m for m in config.methods if m.name == spec.method)
         combo = {k: spec.params[k] for k in method.select}
@@ -487,14 +495,39 @@ def environment_info() -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------- driver
-Executor = Callable[[list[RunSpec]], Iterable[tuple[RunSpec, dict]]]
+@dataclass
+class RunFailure:
+    """A run that raised (``error``: one line, ``traceback``) or whose worker was lost."""
+
+    error: str
+    traceback: str = ""
+    worker_lost: bool = False
 
 
-def sequential_executor(specs: list[RunSpec]) -> Iterator[tuple[RunSpec, dict]]:
-    """Run specs one after the other in this process."""
+#: ``executor(specs)`` yields ``(spec, record or RunFailure)`` as runs end, in any order
+#: (see :mod:`alpha_mas_avalanche.experiment.executors`).
+Executor = Callable[[list[RunSpec]], Iterable[tuple[RunSpec, "dict | RunFailure"]]]
+#: Attempts per run and grid invocation: a failed run is retried once.
+MAX_ATTEMPTS = 2
+
+
+def sequential_executor(specs: list[RunSpec]) -> Iterator[tuple[RunSpec, dict | RunFailure]]:
+    """Run specs one after the other in this process; a run that raises is a RunFailure
+    (a missing dataset stops the grid instead)."""
+    import traceback
+
+    from alpha_mas_avalanche.data import DatasetNotFoundError
+
     for spec in specs:
         spec.show_progress = True
-        yield spec, execute_run(spec)
+        try:
+            record = execute_run(spec)
+        except DatasetNotFoundError:
+            raise
+        except Exception as err:  # noqa: BLE001 - recorded; the grid goes on
+            yield spec, RunFailure(f"{type(err).__name__}: {err}", traceback.format_exc())
+            continue
+        yield spec, record
 
 
 def _check_resumable(output_dir: Path, config: ExperimentConfig) -> None:
@@ -511,12 +544,51 @@ def _check_resumable(output_dir: Path, config: ExperimentConfig) -> None:
         )
 
 
+def failure_path(output_dir: Path, spec: RunSpec) -> Path:
+    """Where a failed run's error is recorded (not a result: the next invocation re-runs it)."""
+    return output_dir / "failed" / f"{spec.run_id}.json"
+
+
+class GridProgress:
+    """One tqdm bar over a grid: finished runs, with ``running`` and ``failed`` beside it."""
+
+    def __init__(self, total: int, desc: str = "runs") -> None:
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=total, desc=desc, unit="run", position=0, dynamic_ncols=True)
+        self.failed = 0
+
+    def skip(self, count: int) -> None:
+        """``count`` runs were finished before (not counted in the rate)."""
+        self.bar.initial += count
+        self.bar.n += count
+        self.bar.refresh()
+
+    def show(self, running: int | None, finished: int = 0) -> None:
+        self.bar.set_postfix_str(
+            (f"running={running}, " if running is not None else "") + f"failed={self.failed}",
+            refresh=not finished)
+        if finished:
+            self.bar.update(finished)
+
+    def write(self, message: str) -> None:
+        self.bar.write(message, file=sys.stderr)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
 def run_phase(specs: list[RunSpec], output_dir: Path, executor: Executor | None = None,
               on_result: Callable[[RunSpec, dict], None] | None = None,
-              desc: str = "runs") -> dict[str, dict]:
-    """Execute the specs without a result file; return every spec's record by run_id."""
-    from tqdm.auto import tqdm
+              desc: str = "runs", progress: GridProgress | None = None) -> dict[str, dict]:
+    """Execute the specs without a result file; return the finished specs' records by run_id.
 
+    The driver writes each record as it comes back (workers need no shared filesystem).
+    A failed run (exception, lost worker) is written to ``failed/<run_id>.json`` and
+    retried once; if it fails again it is left out of the returned records, the others go
+    on, and the next invocation retries it. A success removes its failure file.
+    """
+    executor = executor or sequential_executor
     records: dict[str, dict] = {}
     pending = []
     for spec in specs:
@@ -525,19 +597,62 @@ def run_phase(specs: list[RunSpec], output_dir: Path, executor: Executor | None 
             pending.append(spec)
         else:
             records[spec.run_id] = record
-    if pending:
-        bar = tqdm(total=len(specs), initial=len(specs) - len(pending), desc=desc, unit="run",
-                   position=0)
-        try:
-            for spec, record in (executor or sequential_executor)(pending):
-                write_json_atomic(spec_path(output_dir, spec), record)
-                records[spec.run_id] = record
-                if on_result is not None:
-                    on_result(spec, record)
-                bar.update(1)
-        finally:
-            bar.close()
+    own_progress = progress is None
+    if own_progress:
+        if not pending:
+            return records
+        progress = GridProgress(len(specs), desc)
+    progress.skip(len(specs) - len(pending))
+
+    def running() -> int | None:
+        return 1 if executor is sequential_executor else getattr(executor, "running", None)
+
+    attempts: dict[str, int] = {}
+    queue = pending
+    try:
+        while queue:
+            retry = []
+            outcomes = iter(executor(queue))
+            try:
+                for spec, result in outcomes:
+                    if isinstance(result, RunFailure):
+                        attempts[spec.run_id] = attempts.get(spec.run_id, 0) + 1
+                        _record_failure(output_dir, spec, result, attempts[spec.run_id])
+                        if attempts[spec.run_id] < MAX_ATTEMPTS:
+                            retry.append(spec)
+                            progress.write(f"run {spec.run_id} failed ({result.error}); "
+                                           "it will be retried once")
+                        else:
+                            progress.failed += 1
+                            progress.write(
+                                f"run {spec.run_id} failed again ({result.error}); recorded in "
+                                f"{failure_path(output_dir, spec)}; the grid goes on")
+                        progress.show(running())
+                        continue
+                    write_json_atomic(spec_path(output_dir, spec), result)
+                    failure_path(output_dir, spec).unlink(missing_ok=True)
+                    records[spec.run_id] = result
+                    if on_result is not None:
+                        on_result(spec, result)
+                    progress.show(running(), finished=1)
+            finally:
+                close = getattr(outcomes, "close", None)
+                if close is not None:  # stops the executor's runs in flight on errors/Ctrl-C
+                    close()
+            queue = retry
+    finally:
+        if own_progress:
+            progress.close()
     return records
+
+
+def _record_failure(output_dir: Path, spec: RunSpec, failure: RunFailure, attempt: int) -> None:
+    write_json_atomic(failure_path(output_dir, spec), {
+        "run_id": spec.run_id, "failed": True, "error": failure.error,
+        "traceback": failure.traceback, "worker_lost": failure.worker_lost,
+        "attempts": attempt, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "spec": asdict(spec), "format": RESULT_FORMAT,
+    })
 
 
 def run_experiment(config: ExperimentConfig, *, executor: Executor | None = None,
@@ -553,17 +668,35 @@ def run_experiment(config: ExperimentConfig, *, executor: Executor | None = None
     write_json_atomic(output_dir / "environment.json", environment_info())
 
     wandb = WandbSession(config)
-    select_records = run_phase(selection_specs(config), output_dir, executor, desc="selection")
-    chosen = choose_hyperparameters(config, select_records)
-    write_json_atomic(output_dir / "selection.json", chosen)
-    single_records = run_phase(single_task_specs(config), output_dir, executor, desc="single-task")
-    final = final_specs(config, chosen)
-    run_records = run_phase(final, output_dir, executor, on_result=wandb.log_run, desc="runs")
+    select, singles = selection_specs(config), single_task_specs(config)
+    progress = GridProgress(len(select) + len(singles) + len(final_specs(config)), config.name)
+    try:
+        # validation-grid and single-task reference runs are independent: one phase, so
+        # parallel workers stay busy; single-task models are computed once per (seed, pair)
+        first = run_phase(select + singles, output_dir, executor, progress=progress)
+        chosen = choose_hyperparameters(config, first)
+        write_json_atomic(output_dir / "selection.json", chosen)
+        # a method whose validation grid is incomplete has no choice yet: its final runs wait
+        waiting = sorted({s.method for s in select if s.run_id not in first})
+        final = [s for s in final_specs(config, chosen) if s.method not in waiting]
+        run_records = run_phase(final, output_dir, executor, on_result=wandb.log_run,
+                                progress=progress)
+    finally:
+        progress.close()
+    failed = [s.run_id for s in select + singles + final
+              if s.run_id not in first and s.run_id not in run_records]
+    finished = [run_records[s.run_id] for s in final if s.run_id in run_records]
     summary: dict[str, Any] = {"selection": chosen}
-    if report:
+    if report and finished:
         summary = reporting.write_report(
-            output_dir, [run_records[s.run_id] for s in final], list(single_records.values()),
+            output_dir, finished, [first[s.run_id] for s in singles if s.run_id in first],
             config=config, selection=chosen,
         )
         wandb.log_summary(summary, output_dir)
+    summary.update(failed_runs=failed, waiting_methods=waiting)
+    if failed:
+        warnings.warn(
+            f"{len(failed)} run(s) failed twice (errors in {output_dir / 'failed'}); they are "
+            f"left out of the report{f' and the final runs of {waiting} wait for their validation grid' if waiting else ''}. "
+            "Re-run the same command to retry them; finished runs are kept.", stacklevel=2)
     return summary

@@ -4,10 +4,13 @@ One W&B run per finished run (method, hyperparameters, seed, task order), groupe
 experiment name, with the config, per-epoch metrics, alphas and penalty over time and the
 accuracy matrix as a ``wandb.Table``; one ``summary`` run with the final tables and
 figures. Every W&B run is finished (``wandb.finish``), also when logging raises. A W&B
-failure never stops the experiment: one warning, local results are kept.
+failure never stops the experiment: one warning says what happened, W&B logging is off for
+the rest of the experiment (so an unreachable server costs one ``init_timeout``, not one
+per run; set ``WANDB_INIT_TIMEOUT`` to shorten it), local results are kept.
 """
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -23,26 +26,47 @@ class WandbSession:
         self.enabled = config.wandb != "disabled"
         self.warned = False
         self.logged: list[str] = []
+        self._folder_checked = False
 
     def _warn(self, what: str, err: BaseException) -> None:
+        """The one warning; W&B logging is off from now on."""
+        self.enabled = False
         if not self.warned:
             warnings.warn(
                 f"W&B logging failed ({what}: {type(err).__name__}: {err}); the experiment "
-                "goes on and all results are written locally. Further W&B errors are silent.",
+                f"goes on without W&B and all results are written locally to "
+                f"{self.config.output_dir}.",
                 stacklevel=3,
             )
             self.warned = True
 
+    def _check_folder(self) -> None:
+        """W&B writes under ``<output_dir>/wandb``; fail early (OSError) if that folder
+        cannot be created or written (a file in its place, a full disk, no permission)
+        rather than let W&B fall back to another folder or fail half-way."""
+        if self._folder_checked:
+            return
+        folder = Path(self.config.output_dir) / "wandb"
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-test-{os.getpid()}"
+        try:
+            with open(probe, "wb") as handle:
+                handle.write(bytes(256 * 1024))
+                handle.flush()
+                os.fsync(handle.fileno())
+        finally:
+            probe.unlink(missing_ok=True)
+        self._folder_checked = True
+
     def _start(self, name: str, job_type: str, extra_config: dict[str, Any]):
         import wandb
 
-        directory = Path(self.config.output_dir)
-        directory.mkdir(parents=True, exist_ok=True)
+        self._check_folder()
         return wandb.init(
             project=self.config.wandb_project, group=self.config.name, name=name,
-            job_type=job_type, mode=self.config.wandb, dir=str(directory),
+            job_type=job_type, mode=self.config.wandb, dir=str(self.config.output_dir),
             config={"experiment": self.config.to_dict(), **extra_config},
-            reinit="create_new", settings=wandb.Settings(silent=True, init_timeout=120),
+            reinit="create_new", settings=wandb.Settings(silent=True),
         )
 
     def log_run(self, spec, record: dict[str, Any]) -> None:
@@ -81,7 +105,7 @@ class WandbSession:
         except Exception as err:  # noqa: BLE001 - W&B must never stop the experiment
             self._warn(f"run {record.get('run_id')}", err)
         finally:
-            _finish(run)
+            self._finish(run)
 
     def log_summary(self, summary: dict[str, Any], output_dir: str | Path) -> None:
         """A ``summary`` run with the final table, comparisons and figures."""
@@ -109,13 +133,13 @@ class WandbSession:
         except Exception as err:  # noqa: BLE001
             self._warn("summary", err)
         finally:
-            _finish(run)
+            self._finish(run)
 
-
-def _finish(run) -> None:
-    if run is None:
-        return
-    try:
-        run.finish()
-    except Exception as err:  # noqa: BLE001
-        warnings.warn(f"W&B finish failed: {type(err).__name__}: {err}", stacklevel=2)
+    def _finish(self, run) -> None:
+        """Finish ``run`` (also after an error or an interrupt); a failure only warns."""
+        if run is None:
+            return
+        try:
+            run.finish(exit_code=0 if self.enabled else 1)
+        except Exception as err:  # noqa: BLE001
+            self._warn("finish", err)
