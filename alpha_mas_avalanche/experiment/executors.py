@@ -68,8 +68,13 @@ def _worker_main(conn, threads: int, setup: Callable[[], None] | None) -> None:
     import torch
 
     torch.set_num_threads(threads)
-    if setup is not None:
-        setup()
+    try:
+        if setup is not None:
+            setup()
+    except Exception:  # noqa: BLE001 - reported to the driver, which stops the grid
+        conn.send(("startup", traceback.format_exc()))
+        return
+    conn.send(("ready", None))
     while True:
         try:
             spec = conn.recv()
@@ -91,6 +96,7 @@ class _Worker:
         self.process.start()
         child.close()
         self.spec: RunSpec | None = None
+        self.ready = False
 
     def stop(self, terminate: bool) -> None:
         if terminate:
@@ -164,21 +170,33 @@ class LocalProcessExecutor:
                 worker.stop(terminate=True)
 
     def _collect(self, worker: _Worker) -> tuple[str, Any] | None:
-        """The worker's outcome if it has one (it is then idle again, or dead)."""
-        if worker.conn.poll():
+        """The worker's outcome if it has one (it is then idle again, or dead).
+
+        A worker that cannot start (its setup raised, the main module is not import-safe)
+        stops the grid: every run would fail the same way."""
+        while worker.conn.poll():
             try:
-                outcome = worker.conn.recv()
+                status, payload = worker.conn.recv()
             except (EOFError, OSError):
-                outcome = None
-            if outcome is not None:
-                self._idle.append(worker)
-                return outcome
-        elif worker.process.is_alive():
+                break
+            if status == "ready":
+                worker.ready = True
+                continue
+            if status == "startup":
+                raise RuntimeError(f"a worker process could not start:\n{payload}")
+            self._idle.append(worker)
+            return status, payload
+        if worker.process.is_alive():
             return None
         worker.process.join(timeout=10)
         code = worker.process.exitcode
         worker.stop(terminate=True)
         reason = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+        if not worker.ready:
+            raise RuntimeError(
+                f"a worker process exited while starting ({reason}); its error is printed above "
+                "(a script using workers must guard its entry point with "
+                "'if __name__ == \"__main__\":')")
         return "error", RunFailure(f"worker process lost ({reason}) while running {worker.spec.run_id}",
                                    worker_lost=True)
 

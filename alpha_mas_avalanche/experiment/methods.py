@@ -151,6 +151,13 @@ register(MethodEntry(
                "value is reported, none is selected.",
 ))
 register(MethodEntry(
+    "alpha_mas_last_epochs", "AlphaMAS, importance over last epochs", "naive", _alpha_mas,
+    defaults={"lambda_multiplier": 1.0, "importance_from": "last_epochs", "importance_epochs": 1},
+    sweep={"lambda_multiplier": [1.0]},
+    provenance="the reference write-up's estimate over the last training epochs "
+               "(importance_epochs=1 unless set); lambda = N as the main AlphaMAS row.",
+))
+register(MethodEntry(
     "mas", "MAS", "naive", _plain_mas,
     defaults={"lambda_reg": 1.0},
     select={"lambda_reg": REG_GRID},

@@ -168,6 +168,10 @@ def final_specs(config: ExperimentConfig, chosen: dict[str, dict] | None = None)
                         config, seed, order, method=method.name,
                         params={**method.params, **selected, **combo},
                     ))
+    # seed-major, the main task order first: an interrupted grid leaves whole seeds of the
+    # main comparison finished rather than one method's every seed
+    main_order = list(config.task_orders[0])
+    specs.sort(key=lambda spec: (config.seeds.index(spec.seed), spec.task_order != main_order))
     return specs
 
 
@@ -444,19 +448,73 @@ def write_json_atomic(path: str | Path, data: Any) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
+    _fsync_directory(path.parent)  # the rename itself survives a machine crash
+    _remove_stale_temporaries(path)
+
+
+def _fsync_directory(folder: Path) -> None:
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:  # e.g. a platform without directory descriptors
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Delete ``path``'s temporary files left by writers that were killed (dead pids)."""
+    import glob
+
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        pid = tmp.name[len(path.name) + 2: -len(".tmp")]
+        if pid.isdigit() and not _process_alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"non-finite number {name} (results hold finite numbers or null)")
 
 
 def read_record(path: Path) -> dict | None:
-    """A finished run's record, or None if absent or unreadable (it is then re-run)."""
+    """A finished run's record, or None if absent or unusable (then the run is repeated).
+
+    A file that is not a complete record of this run (half-written or corrupt by a
+    machine crash, empty, NaN/Infinity, another run's or another format's record) gives
+    one warning naming it and what is wrong; it is overwritten when the run finishes."""
     if not path.is_file():
         return None
+    problem = None
     try:
-        record = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError, OSError):
-        warnings.warn(f"{path}: unreadable result file; the run will be repeated", stacklevel=2)
-        return None
-    if not isinstance(record, dict) or record.get("run_id") != path.stem:
-        warnings.warn(f"{path}: not a result of this run; the run will be repeated", stacklevel=2)
+        record = json.loads(path.read_bytes().decode("utf-8"), parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError, OSError) as err:  # JSONDecodeError is a ValueError
+        problem = f"unreadable ({type(err).__name__}: {err}; half-written or corrupt)"
+    else:
+        if not isinstance(record, dict):
+            problem = f"not a run record (a JSON {type(record).__name__})"
+        elif record.get("run_id") != path.stem:
+            problem = f"holds the result of run {record.get('run_id')!r}, not of this run"
+        elif record.get("format") != RESULT_FORMAT:
+            problem = (f"has result format {record.get('format')!r}, this version writes "
+                       f"{RESULT_FORMAT}")
+    if problem is not None:
+        warnings.warn(f"result file {path}: {problem}; the run will be repeated and the "
+                      "file replaced", stacklevel=2)
         return None
     return record
 
