@@ -28,7 +28,13 @@ def check_finite_float(
     """A finite real number; optionally > 0 or >= 0."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"{name}: expected a finite real number, got {value!r}")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:
+        raise ValueError(
+            f"{name}: expected a finite real number, got an int too large for a float "
+            f"({value.bit_length()} bits)"
+        ) from None
     if not math.isfinite(value):
         raise ValueError(f"{name}: expected a finite real number, got {value!r}")
     if positive and value <= 0:

@@ -96,13 +96,13 @@ def full_disk(tmp_path):
     if not mounted:
         pytest.skip("mounting a small tmpfs (a real full disk) needs root / CAP_SYS_ADMIN")
     try:
-        with open(folder / "filler", "wb") as handle:
-            try:
+        try:
+            with open(folder / "filler", "wb") as handle:
                 while True:
                     handle.write(bytes(4096))
                     handle.flush()
-            except OSError:
-                pass
+        except OSError:  # ENOSPC: the disk is full
+            pass
         yield tmp_path / "out"
     finally:
         subprocess.run(["umount", str(folder)], check=True)

@@ -141,19 +141,23 @@ class LocalProcessExecutor:
     def __call__(self, specs: list[RunSpec]) -> Iterator[tuple[RunSpec, dict | RunFailure]]:
         queue = deque(specs)
         busy: list[_Worker] = []
+
+        def fill() -> None:
+            while queue and len(busy) < self.workers:
+                worker = self._idle.pop() if self._idle else _Worker(
+                    self._context, self.threads_per_worker, self.setup)
+                worker.spec = queue.popleft()
+                worker.spec.show_progress = False
+                try:
+                    worker.conn.send(worker.spec)
+                except OSError:  # died while idle: the next wait() reports it
+                    pass
+                busy.append(worker)
+            self.running = len(busy)
+
         try:
-            while queue or busy:
-                while queue and len(busy) < self.workers:
-                    worker = self._idle.pop() if self._idle else _Worker(
-                        self._context, self.threads_per_worker, self.setup)
-                    worker.spec = queue.popleft()
-                    worker.spec.show_progress = False
-                    try:
-                        worker.conn.send(worker.spec)
-                    except OSError:  # died while idle: the next wait() reports it
-                        pass
-                    busy.append(worker)
-                self.running = len(busy)
+            fill()
+            while busy:
                 wait([w.conn for w in busy] + [w.process.sentinel for w in busy])
                 finished = []
                 for worker in list(busy):
@@ -161,7 +165,7 @@ class LocalProcessExecutor:
                     if outcome is not None:
                         busy.remove(worker)
                         finished.append((worker.spec, outcome))
-                self.running = len(busy)
+                fill()  # before handing results over: the workers never wait for the driver
                 for spec, outcome in finished:
                     yield spec, _result(*outcome)
         finally:

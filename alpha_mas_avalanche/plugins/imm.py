@@ -230,7 +230,10 @@ def _check_merge_weights(value: Any) -> str | float | tuple[float, ...]:
         for w in value:
             if isinstance(w, bool) or not isinstance(w, (int, float)):
                 raise ValueError(f"{accepted}, got {value!r}")
-            w = float(w)
+            try:
+                w = float(w)
+            except OverflowError:
+                raise ValueError(f"{accepted}, got an int too large for a float") from None
             if not (w > 0 and w < float("inf")):
                 raise ValueError(f"{accepted}, got {value!r}")
             weights.append(w)

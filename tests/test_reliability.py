@@ -1,0 +1,175 @@
+"""Interrupted and damaged grids lose nothing: a results folder with corrupt or half-written
+run files, and a grid killed with SIGKILL at random moments, on a tiny real grid (digits)."""
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import random
+import signal
+import time
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+
+from alpha_mas_avalanche.experiment import ExperimentConfig, MethodConfig, run_experiment
+from alpha_mas_avalanche.experiment.runner import final_specs, read_record, single_task_specs
+
+TINY = dict(benchmark="split_digits", epochs=1, batch_size=32, train_samples_per_task=60,
+            eval_samples_per_task=40)
+TIME_KEYS = ("wall_time_s", "train_time_s")
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread: the killed grids (forked), their resumption and the reference run
+    compute with the same thread count, so their numbers can be compared exactly."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def result_files(out: Path) -> dict[str, bytes]:
+    return {f"{p.parent.name}/{p.name}": p.read_bytes()
+            for folder in ("runs", "single_task") for p in sorted((out / folder).glob("*"))
+            if (out / folder).is_dir()}
+
+
+def without_times(record: dict) -> dict:
+    return {k: v for k, v in record.items() if k not in TIME_KEYS}
+
+
+def numeric_summary(out: Path) -> dict:
+    """summary.json's per-method statistics, timing statistics left out."""
+    summary = json.loads((out / "summary.json").read_text())
+    return {label: {m: v for m, v in entry.items() if "time" not in m}
+            for label, entry in summary["methods"].items()}
+
+
+# ------------------------------------------------------------- corrupt result files
+def test_corrupt_and_half_written_run_files_are_reported_and_rerun(tmp_path, one_thread):
+    config = ExperimentConfig(**TINY, methods=[MethodConfig("alpha_mas"), MethodConfig("naive")],
+                              output_dir=str(tmp_path / "out"))
+    run_experiment(config)
+    out = Path(config.output_dir)
+    original = result_files(out)
+    records = {name: json.loads(content) for name, content in original.items()}
+    alpha = next(n for n in original if n.startswith("runs/final__alpha_mas"))
+    naive = next(n for n in original if n.startswith("runs/final__naive"))
+    single = sorted(n for n in original if n.startswith("single_task/"))
+    damage = {
+        alpha: original[alpha][: len(original[alpha]) // 2],  # half-written (crash)
+        single[0]: b"",  # created, never written
+        single[1]: b"\x00" * 512,  # zeroed blocks after a power loss
+        single[2]: original[single[2]].replace(b'"acc": 0.', b'"acc": NaN, "x": 0.', 1),
+        single[3]: json.dumps({**records[naive], "format": 1}).encode(),  # another run's
+    }
+    for name, content in damage.items():
+        (out / name).write_bytes(content)
+    kept = {n: c for n, c in original.items() if n not in damage}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run_experiment(config)
+    messages = [str(w.message) for w in caught if "result file" in str(w.message)]
+    assert len(messages) == len(damage)
+    for name, expected in [(alpha, "unreadable"), (single[0], "unreadable"),
+                           (single[1], "unreadable"), (single[2], "NaN"),
+                           (single[3], "holds the result of run 'final__naive")]:
+        assert any(str(out / name) in m and expected in m and "repeated" in m
+                   for m in messages), (name, messages)
+    after = result_files(out)
+    assert set(after) == set(original)  # nothing added, nothing lost
+    assert all(after[n] == c for n, c in kept.items())  # the others untouched, byte for byte
+    for name in damage:  # re-run: same numbers as the first time
+        assert without_times(json.loads(after[name])) == without_times(records[name])
+
+
+def test_read_record_accepts_only_complete_records_of_this_run(tmp_path):
+    path = tmp_path / "final__x.json"
+    path.write_text(json.dumps({"run_id": "final__x", "format": 1, "final_avg_acc": 0.5}))
+    assert read_record(path)["final_avg_acc"] == 0.5
+    path.write_text(json.dumps({"run_id": "final__x", "format": 99}))
+    with pytest.warns(UserWarning, match=r"final__x.json: has result format 99"):
+        assert read_record(path) is None
+    path.write_bytes(b"\xff\xfe{")
+    with pytest.warns(UserWarning, match=r"final__x.json: unreadable \(UnicodeDecodeError"):
+        assert read_record(path) is None
+    assert read_record(tmp_path / "absent.json") is None
+
+
+# ------------------------------------------------------------------- SIGKILL
+def _grid_child(config_path: str) -> None:
+    os.setsid()  # its own process group: a kill reaches any worker it starts
+    torch.set_num_threads(1)
+    devnull = open(os.devnull, "w")
+    os.dup2(devnull.fileno(), 2)
+    warnings.simplefilter("ignore")
+    run_experiment(ExperimentConfig.load(config_path))
+
+
+def kill_group(process) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        process.kill()
+    process.join()
+
+
+KILLS = 20
+
+
+@pytest.mark.slow
+def test_grid_killed_at_random_moments_loses_nothing(tmp_path, one_thread):
+    placements = [[0, 1, 2, 3, 4], [1, 0, 2, 3, 4], [1, 2, 0, 3, 4], [1, 2, 3, 0, 4],
+                  [1, 2, 3, 4, 0]]
+    methods = [MethodConfig("alpha_mas", sweep={"lambda_multiplier": [1.0, 2.0]},
+                            task_orders=placements),
+               MethodConfig("mas", task_orders=placements), MethodConfig("ewc"),
+               MethodConfig("naive")]
+    # 68 runs + 20 single-task runs, ~40 s uninterrupted on one core
+    config = ExperimentConfig(**{**TINY, "train_samples_per_task": 150}, methods=methods,
+                              seeds=[0, 1, 2, 3], output_dir=str(tmp_path / "killed"))
+    config.save(tmp_path / "grid.yaml")
+    expected_ids = {s.run_id for s in final_specs(config) + single_task_specs(config)}
+    reference = ExperimentConfig(**{**config.to_dict(), "output_dir": str(tmp_path / "reference")})
+    run_experiment(reference)  # uninterrupted, same seeds (also warms the data cache)
+
+    out = Path(config.output_dir)
+    rng = random.Random(20240907)
+    context = multiprocessing.get_context("fork")  # the children skip the imports (~10 s each)
+    kills, lost, seen = 0, 0, {}
+    deadline = time.monotonic() + 150
+    while kills < KILLS and time.monotonic() < deadline:
+        process = context.Process(target=_grid_child, args=(str(tmp_path / "grid.yaml"),))
+        process.start()
+        process.join(rng.uniform(0.5, 3.0))
+        if process.is_alive():
+            kill_group(process)
+            kills += 1
+        elif process.exitcode == 0:
+            break  # the grid finished before this kill
+        else:
+            pytest.fail(f"the grid died by itself (exit code {process.exitcode})")
+        now = result_files(out)
+        lost += sum(1 for name, content in seen.items() if now.get(name) != content)
+        seen.update({n: c for n, c in now.items() if not n.split("/")[1].startswith(".")})
+    finished_before = len(seen)
+    print(f"SIGKILLs survived: {kills}; runs finished while being killed: {finished_before} "
+          f"of {len(expected_ids)}; runs lost: {lost}")
+    assert kills >= KILLS, "each child must be killed mid-way: grow the grid"
+    assert 0 < finished_before < len(expected_ids), "kills must land mid-grid"
+    assert lost == 0
+
+    run_experiment(ExperimentConfig.load(tmp_path / "grid.yaml"))  # to completion
+    final = result_files(out)
+    assert all(final[name] == content for name, content in seen.items())  # kept, untouched
+    assert not [n for n in final if not n.endswith(".json")], "stray temporary files"
+    ids = [json.loads(content)["run_id"] for content in final.values()]
+    assert sorted(ids) == sorted(expected_ids)  # every run exactly once
+    ref_out = Path(reference.output_dir)
+    for name, content in result_files(ref_out).items():
+        assert without_times(json.loads(final[name])) == without_times(json.loads(content))
+    assert numeric_summary(out) == numeric_summary(ref_out)
