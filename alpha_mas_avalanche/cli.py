@@ -119,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
                                "use with --device cuda)")
     parser.add_argument("--no-select", action="store_true",
                         help="skip validation grids; use registry defaults")
+    parser.add_argument("--report-only", action="store_true",
+                        help="write the report from the runs already finished in the output "
+                             "folder (a grid still running or stopped) and exit; runs nothing")
     parser.add_argument("--save-config", metavar="FILE",
                         help="write the resolved config to FILE and exit (edit it, then --config FILE)")
     parser.add_argument("--list-methods", action="store_true",
@@ -183,9 +186,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         torch.set_num_threads(threads)
     from alpha_mas_avalanche.data import DatasetNotFoundError
-    from alpha_mas_avalanche.experiment.runner import run_experiment
+    from alpha_mas_avalanche.experiment.runner import report_finished, run_experiment
+
+    if args.report_only:
+        try:
+            summary = report_finished(config)
+        except ValueError as err:
+            print(f"compare-baselines: error: {err}", file=sys.stderr)
+            return 2
+        print((Path(config.output_dir) / "table.md").read_text())
+        print(f"report on {summary['n_runs']} finished run(s) in {config.output_dir}")
+        return 0
 
     try:
+        if args.executor == "local":  # the data is on this machine: check it before any worker starts
+            check_data(config)
         summary = run_experiment(config, executor=executor)
     except DatasetNotFoundError as err:
         print(f"compare-baselines: error: {err}", file=sys.stderr)
@@ -209,6 +224,16 @@ def main(argv: Sequence[str] | None = None) -> int:
               "them (finished runs are kept).", file=sys.stderr)
         return 1
     return 0
+
+
+def check_data(config: ExperimentConfig) -> None:
+    """Raise DatasetNotFoundError (naming the files) if the benchmark's data is missing."""
+    from alpha_mas_avalanche import data
+
+    checks = {"split_mnist": data.check_mnist, "split_cifar10": data.check_cifar10,
+              "split_cifar10_jpeg": data.check_cifar10_jpeg}
+    if config.benchmark in checks:
+        checks[config.benchmark](config.data_root)
 
 
 def make_executor(args: argparse.Namespace, config: ExperimentConfig, threads: int | None):

@@ -168,10 +168,10 @@ def final_specs(config: ExperimentConfig, chosen: dict[str, dict] | None = None)
                         config, seed, order, method=method.name,
                         params={**method.params, **selected, **combo},
                     ))
-    # seed-major, the main task order first: an interrupted grid leaves whole seeds of the
-    # main comparison finished rather than one method's every seed
+    # the main task order first, seed-major: an interrupted grid leaves the main comparison
+    # finished over whole seeds before the order-sensitivity runs
     main_order = list(config.task_orders[0])
-    specs.sort(key=lambda spec: (config.seeds.index(spec.seed), spec.task_order != main_order))
+    specs.sort(key=lambda spec: (spec.task_order != main_order, config.seeds.index(spec.seed)))
     return specs
 
 
@@ -758,3 +758,25 @@ def run_experiment(config: ExperimentConfig, *, executor: Executor | None = None
             f"left out of the report{f' and the final runs of {waiting} wait for their validation grid' if waiting else ''}. "
             "Re-run the same command to retry them; finished runs are kept.", stacklevel=2)
     return summary
+
+
+def report_finished(config: ExperimentConfig) -> dict[str, Any]:
+    """Write the report from the runs already finished in ``config.output_dir``; run nothing.
+
+    For a grid that is still running or was stopped: every table cell says over how many
+    seeds (``n``) it was computed.
+    """
+    from alpha_mas_avalanche.experiment import report as reporting
+
+    output_dir = Path(config.output_dir)
+    select, singles = selection_specs(config), single_task_specs(config)
+    first = {s.run_id: r for s in select + singles
+             if (r := read_record(spec_path(output_dir, s))) is not None}
+    chosen = choose_hyperparameters(config, first)
+    finished = [r for s in final_specs(config, chosen)
+                if (r := read_record(spec_path(output_dir, s))) is not None]
+    if not finished:
+        raise ValueError(f"output_dir {output_dir}: no finished final run to report on yet")
+    return reporting.write_report(output_dir, finished,
+                                  [first[s.run_id] for s in singles if s.run_id in first],
+                                  config=config, selection=chosen)
