@@ -202,6 +202,17 @@ def _session_processes(sid: int) -> list[int]:
     return pids
 
 
+def _gone(sid: int, timeout: float) -> bool:
+    """Whether every process of the session ends within ``timeout`` seconds (workers,
+    multiprocessing's resource tracker)."""
+    deadline = time.monotonic() + timeout
+    while _session_processes(sid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
 def _wait_for(folder: Path, count: int, process: subprocess.Popen, timeout: float = 240) -> None:
     deadline = time.monotonic() + timeout
     while len(list(folder.glob("*.json"))) < count:
@@ -230,7 +241,7 @@ def test_ctrl_c_and_killed_driver_resume_without_repeating_runs(pool, tmp_path):
     assert process.returncode == 130
     assert "interrupted; every finished run is kept" in err
     assert "Resume with the same command:\n  compare-baselines " + " ".join(args) in err
-    assert not _session_processes(process.pid)  # workers stopped with the driver
+    assert _gone(process.pid, 10)  # workers stopped with the driver
     interrupted = snapshot(out)
     assert 2 <= len([k for k in interrupted if k.startswith("runs/")]) < 10
 
@@ -243,10 +254,7 @@ def test_ctrl_c_and_killed_driver_resume_without_repeating_runs(pool, tmp_path):
     killed = snapshot(out)
     assert len([k for k in killed if k.startswith("runs/")]) < 10, "the grid must be killed mid-way"
     assert all(killed[name] == value for name, value in interrupted.items())
-    deadline = time.monotonic() + 60
-    while _session_processes(process.pid) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not _session_processes(process.pid)
+    assert _gone(process.pid, 60)  # a worker finishes its run, finds the driver gone, exits
 
     summary = run_experiment(ExperimentConfig.load(tmp_path / "grid.yaml"), executor=pool)
     final = snapshot(out)
