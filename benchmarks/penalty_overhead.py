@@ -59,7 +59,10 @@ def _with_previous_tasks(name: str, model: torch.nn.Module, seed: int):
     if name == "Naive (no plugin)":
         return None
     if name.startswith("AlphaMAS"):
-        plugin = AlphaMASPlugin(lambda_reg=1.0, penalty_gradient=name.split()[1])
+        options = {"penalty_gradient": "autograd" if "autograd" in name else "analytic"}
+        if "last epochs" in name:  # exact importance of every training batch, issue 8's variant
+            options.update(importance_from="last_epochs", importance_epochs=1)
+        plugin = AlphaMASPlugin(lambda_reg=1.0, **options)
         for _ in range(PREVIOUS_TASKS):
             anchor = {n: p.detach() + 0.01 * torch.randn(p.shape, generator=gen).to(p)
                       for n, p in model.named_parameters()}
@@ -82,7 +85,8 @@ def _with_previous_tasks(name: str, model: torch.nn.Module, seed: int):
 
 
 VARIANTS = ("Naive (no plugin)", "AlphaMAS analytic (default)", "AlphaMAS autograd",
-            "Avalanche MASPlugin", "Avalanche EWCPlugin(separate)")
+            "AlphaMAS analytic, importance over last epochs", "Avalanche MASPlugin",
+            "Avalanche EWCPlugin(separate)")
 
 
 def run(model_name: str, args) -> None:
