@@ -232,9 +232,11 @@ def test_ctrl_c_and_killed_driver_resume_without_repeating_runs(pool, tmp_path):
     args = ["--config", str(tmp_path / "grid.yaml"), "--workers", "2", "--threads", "1"]
     command = [sys.executable, "-m", "alpha_mas_avalanche.cli", *args]
 
-    # Ctrl-C: the terminal sends SIGINT to the whole foreground process group
+    # Ctrl-C: the terminal sends SIGINT to the whole foreground process group. A test run
+    # started in the background (CI scripts, nohup) inherits SIGINT ignored: restore it
     process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, start_new_session=True)
+                               text=True, start_new_session=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     _wait_for(runs, 2, process)
     os.killpg(process.pid, signal.SIGINT)
     _, err = process.communicate(timeout=60)
