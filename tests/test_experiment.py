@@ -20,6 +20,7 @@ from alpha_mas_avalanche.experiment import ExperimentConfig, MethodConfig, execu
 from alpha_mas_avalanche.experiment.methods import REGISTRY, build_method
 from alpha_mas_avalanche.experiment.report import mean_std_ci, paired_comparisons, runs_table
 from alpha_mas_avalanche.experiment.runner import final_specs, selection_specs, single_task_specs
+from wandb_records import offline_records
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = dict(benchmark="split_digits", epochs=1, batch_size=32, train_samples_per_task=60,
@@ -195,35 +196,15 @@ def test_killed_grid_resumes_and_loses_nothing(tmp_path):
 
 def read_wandb_summary(run_folder: Path) -> dict:
     """The run's summary from disk: ``files/wandb-summary.json`` when W&B wrote one, else
-    the summary records of the run's transaction log ``run-<id>.wandb`` (wandb >= 0.19
-    offline runs keep it there; LevelDB-log framing: 7-byte file header, 32 KiB blocks,
-    7-byte record headers ``<crc32, length, type>``, type 1 full / 2 first / 3 middle / 4 last)."""
+    the summary records of the run's transaction log."""
     summary_file = run_folder / "files" / "wandb-summary.json"
     if summary_file.is_file():
         return json.loads(summary_file.read_text())
-    import struct
-
-    from wandb.proto import wandb_internal_pb2
-
-    data = next(run_folder.glob("run-*.wandb")).read_bytes()
-    assert data[:4] == b":W&B"
-    position, block, chunk, summary = 7, 32768, b"", {}
-    while position + 7 <= len(data):
-        if block - position % block < 7:
-            position += block - position % block
-            continue
-        _, length, kind = struct.unpack("<IHB", data[position:position + 7])
-        if length == 0 and kind == 0:
-            break
-        chunk += data[position + 7:position + 7 + length]
-        position += 7 + length
-        if kind in (1, 4):
-            record = wandb_internal_pb2.Record()
-            record.ParseFromString(chunk)
-            chunk = b""
-            if record.WhichOneof("record_type") == "summary":
-                for item in record.summary.update:
-                    summary[item.key or "/".join(item.nested_key)] = json.loads(item.value_json)
+    summary = {}
+    for record in offline_records(run_folder):
+        if record.WhichOneof("record_type") == "summary":
+            for item in record.summary.update:
+                summary[item.key or "/".join(item.nested_key)] = json.loads(item.value_json)
     return summary
 
 

@@ -108,7 +108,7 @@ def test_reference_paper_two_parameter_example_by_hand():
     assert scaled_w / scaled_v == pytest.approx(1.769, abs=1e-3)
     # T1's share of w's importance: 5/45 = 11% with plain MAS, 9.375/14.375 = 65% scaled
     assert 5 / plain_w == pytest.approx(0.111, abs=1e-3)
-    assert 1.875 * 5 / scaled_w == pytest.approx(0.652, abs=1e-3)
+    assert scaled.alphas[0] * 5 / scaled_w == pytest.approx(0.652, abs=1e-3)
 
 
 def test_refused_task_leaves_the_penalty_untouched():

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import struct
 import subprocess
 import tempfile
 import warnings
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from alpha_mas_avalanche.experiment import ExperimentConfig, MethodConfig, run_experiment
+from wandb_records import offline_records
 from alpha_mas_avalanche.experiment.wandb_logging import WandbSession
 
 TINY = dict(benchmark="split_digits", epochs=1, batch_size=32, train_samples_per_task=40,
@@ -116,26 +116,8 @@ def test_full_disk_under_the_wandb_folder(full_disk, fresh_wandb):
 
 
 def record_types(run_folder: Path) -> list[str]:
-    """The record types of an offline run's transaction log (see test_experiment's reader)."""
-    from wandb.proto import wandb_internal_pb2
-
-    data = next(run_folder.glob("run-*.wandb")).read_bytes()
-    position, block, chunk, kinds = 7, 32768, b"", []
-    while position + 7 <= len(data):
-        if block - position % block < 7:
-            position += block - position % block
-            continue
-        _, length, kind = struct.unpack("<IHB", data[position:position + 7])
-        if length == 0 and kind == 0:
-            break
-        chunk += data[position + 7:position + 7 + length]
-        position += 7 + length
-        if kind in (1, 4):
-            record = wandb_internal_pb2.Record()
-            record.ParseFromString(chunk)
-            chunk = b""
-            kinds.append(record.WhichOneof("record_type"))
-    return kinds
+    """The record types of an offline run's transaction log."""
+    return [record.WhichOneof("record_type") for record in offline_records(run_folder)]
 
 
 def test_run_is_finished_when_logging_raises(tmp_path, fresh_wandb):
