@@ -17,8 +17,8 @@ from avalanche.training.plugins import MASPlugin
 
 from alpha_mas_avalanche.importance import _importance, mas_importance
 from speed_common import (
-    common_arguments, cuda_sync, interleaved_medians, median, print_table, task_benchmark,
-    task_model,
+    common_arguments, cuda_sync, interleaved_medians, median, print_table, run_per_model,
+    task_benchmark, task_model,
 )
 
 DEFAULT_TRAIN_IMAGES = {"mlp": 10000, "cnn": 2560}  # first experience: about 1/5 of these
@@ -76,10 +76,7 @@ def main() -> None:
                         help="training images to split into 5 tasks (default: mlp 10000, cnn 2560)")
     parser.add_argument("--generic", action="store_true",
                         help="also time the generic torch.func path (slow)")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    for name in args.models:
-        run(name, args)
+    run_per_model(parser, run)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from avalanche.training.plugins import EvaluationPlugin, EWCPlugin, MASPlugin
 from avalanche.training.utils import copy_params_dict, zerolike_params_dict
 
 from alpha_mas_avalanche import AlphaMASPlugin
-from speed_common import common_arguments, cuda_sync, print_table, task_benchmark, task_model
+from speed_common import common_arguments, cuda_sync, print_table, run_per_model, task_benchmark, task_model
 
 PREVIOUS_TASKS = 4
 DEFAULT_TRAIN_IMAGES = {"mlp": 10000, "cnn": 2560}  # 5th task: about 1/5 of these
@@ -146,10 +146,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--train-images", type=int, default=None,
                         help="training images to split into 5 tasks (default: mlp 10000, cnn 2560)")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    for name in args.models:
-        run(name, args)
+    run_per_model(parser, run)
 
 
 if __name__ == "__main__":

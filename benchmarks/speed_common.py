@@ -36,6 +36,14 @@ def common_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     return parser
 
 
+def run_per_model(parser: argparse.ArgumentParser, run: Callable[[str, argparse.Namespace], None]) -> None:
+    """Parse the arguments, set the thread count, run ``run(model, args)`` for each model."""
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    for name in args.models:
+        run(name, args)
+
+
 def data_root() -> Path:
     return Path(os.environ.get("ALPHA_MAS_DATA_ROOT", REPO.parent / "shared" / "data"))
 

@@ -20,7 +20,7 @@ from avalanche.training import Naive
 from avalanche.training.plugins import EWCPlugin, MASPlugin
 
 from alpha_mas_avalanche import AlphaMASPlugin
-from speed_common import common_arguments, print_table, task_benchmark, task_model
+from speed_common import common_arguments, print_table, run_per_model, task_benchmark, task_model
 
 
 def tensor_bytes(obj, seen_storages=None, seen_objects=None) -> int:
@@ -97,10 +97,7 @@ def run(model_name: str, args) -> None:
 def main() -> None:
     parser = common_arguments(argparse.ArgumentParser(description=__doc__.split("\n")[0]))
     parser.add_argument("--tasks", type=int, nargs="+", default=[5, 20, 100])
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    for name in args.models:
-        run(name, args)
+    run_per_model(parser, run)
 
 
 if __name__ == "__main__":
