@@ -113,9 +113,21 @@ def _grid_child(config_path: str) -> None:
 def kill_group(process) -> None:
     try:
         os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
+    except ProcessLookupError:  # killed before its setsid()
         process.kill()
-    process.join()
+    process.join(60)
+    assert not process.is_alive(), f"child {process.pid} survived SIGKILL for 60 s"
+
+
+def grid_children():
+    """A fork server: one fresh single-threaded interpreter that imports torch, Avalanche and
+    the package once, then forks each grid child from itself. Children skip the ~10 s import,
+    and, unlike forking the test process, never inherit its threads (pytest-timeout, torch's
+    pools, W&B) with a lock held mid-fork."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["torch", "avalanche.training",
+                                    "alpha_mas_avalanche.experiment"])
+    return context
 
 
 KILLS = 20
@@ -143,13 +155,13 @@ def test_grid_killed_at_random_moments_loses_nothing(tmp_path, one_thread):
 
     out = Path(config.output_dir)
     rng = random.Random(20240907)
-    context = multiprocessing.get_context("fork")  # the children skip the imports (~10 s each)
+    context = grid_children()
     kills, lost, seen = 0, 0, {}
     deadline = time.monotonic() + 150
     while kills < KILLS and time.monotonic() < deadline:
         process = context.Process(target=_grid_child, args=(str(tmp_path / "grid.yaml"),))
         process.start()
-        process.join(max(0.3, rng.uniform(0.01, 0.05) * grid_seconds))
+        process.join(max(0.5, rng.uniform(0.01, 0.05) * grid_seconds))
         if process.is_alive():
             kill_group(process)
             kills += 1

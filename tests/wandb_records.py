@@ -12,9 +12,15 @@ from pathlib import Path
 
 
 def offline_records(run_folder: Path) -> Iterator:
-    """Every ``wandb_internal_pb2.Record`` of the run, in order."""
+    """Every ``wandb_internal_pb2.Record`` of the run, in order.
+
+    ``run.finish()`` can return before W&B's service has flushed the file (seen once in a
+    full-suite run: an empty log), so the service is shut down first; the next
+    ``wandb.init`` starts a new one."""
+    import wandb
     from wandb.proto import wandb_internal_pb2
 
+    wandb.teardown()
     data = next(run_folder.glob("run-*.wandb")).read_bytes()
     assert data[:4] == b":W&B"
     position, block, chunk = 7, 32768, b""
