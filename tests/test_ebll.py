@@ -5,7 +5,6 @@ import math
 
 import pytest
 import torch
-from avalanche.checkpointing import maybe_load_checkpoint, save_checkpoint
 from avalanche.core import SupervisedPlugin
 from avalanche.models import SimpleMLP
 from avalanche.training import Naive
@@ -15,7 +14,8 @@ from torch import nn
 from alpha_mas_avalanche import EBLLPlugin
 from alpha_mas_avalanche.autoencoder import FeatureAutoencoder, code_loss, train_autoencoder
 from digits import digits_benchmark
-from test_imm import make_strategy, mean_first_task_forgetting, naive_forgetting, task_accuracy
+from test_imm import (checkpointed_and_uninterrupted, make_strategy, mean_first_task_forgetting,
+                      naive_forgetting, task_accuracy)
 
 __all__ = ["naive_forgetting"]  # session fixture shared with test_imm.py
 
@@ -139,26 +139,10 @@ def test_code_size_must_be_undercomplete():
 
 
 def test_checkpoint_round_trip_resumes_exactly(tmp_path):
-    def run(resume: bool):
-        bm = digits_benchmark(seed=0)
-        strategy = make_strategy([EBLLPlugin(code_size=16, autoencoder_epochs=2)], epochs=1)
-        fname = tmp_path / "ckpt.pkl"
-        for exp in bm.train_stream[:2]:
-            strategy.train(exp)
-            if resume:
-                save_checkpoint(strategy, fname)
-        if resume:
-            strategy = make_strategy([EBLLPlugin(code_size=16, autoencoder_epochs=2)], epochs=1, seed=1)
-            strategy, next_exp = maybe_load_checkpoint(strategy, fname)
-            assert next_exp == 2
-        strategy.train(bm.train_stream[2])
-        return strategy
-
-    uninterrupted, resumed = run(False), run(True)
+    _, resumed = checkpointed_and_uninterrupted(
+        lambda: EBLLPlugin(code_size=16, autoencoder_epochs=2), tmp_path, n_experiences=3)
     plugin = next(p for p in resumed.plugins if isinstance(p, EBLLPlugin))
     assert len(plugin.encoders) == 3
-    for (n, a), (_, b) in zip(uninterrupted.model.named_parameters(), resumed.model.named_parameters()):
-        torch.testing.assert_close(a, b, msg=n)
 
 
 def test_state_dict_round_trip():

@@ -242,28 +242,37 @@ def test_imm_forgets_the_first_task_less_than_naive_on_digits(make_plugin, naive
     assert forgetting < naive_forgetting - 0.1, (forgetting, naive_forgetting)
 
 
-def test_checkpoint_round_trip_resumes_exactly(tmp_path):
+def checkpointed_and_uninterrupted(make_plugin, tmp_path, n_experiences: int):
+    """The same training on the digits tasks twice: uninterrupted, and with an Avalanche
+    checkpoint after each of the first two experiences, resumed in a fresh strategy (other
+    seed) for the rest; returns (uninterrupted, resumed) strategies."""
     def run(resume: bool):
         bm = digits_benchmark(seed=0)
-        strategy = make_strategy([IMMPlugin(mode="mode", drop_transfer=0.2)], epochs=1)
+        strategy = make_strategy([make_plugin()], epochs=1)
         fname = tmp_path / "ckpt.pkl"
         for exp in bm.train_stream[:2]:
             strategy.train(exp)
             if resume:
                 save_checkpoint(strategy, fname)
         if resume:
-            strategy = make_strategy([IMMPlugin(mode="mode", drop_transfer=0.2)], epochs=1, seed=1)
+            strategy = make_strategy([make_plugin()], epochs=1, seed=1)
             strategy, next_exp = maybe_load_checkpoint(strategy, fname)
             assert next_exp == 2
-        for exp in bm.train_stream[2:4]:
+        for exp in bm.train_stream[2:n_experiences]:
             strategy.train(exp)
         return strategy
 
     uninterrupted, resumed = run(False), run(True)
-    plugin = next(p for p in resumed.plugins if isinstance(p, IMMPlugin))
-    assert len(plugin.solutions) == 4
     for (n, a), (_, b) in zip(uninterrupted.model.named_parameters(), resumed.model.named_parameters()):
         torch.testing.assert_close(a, b, msg=n)
+    return uninterrupted, resumed
+
+
+def test_checkpoint_round_trip_resumes_exactly(tmp_path):
+    _, resumed = checkpointed_and_uninterrupted(
+        lambda: IMMPlugin(mode="mode", drop_transfer=0.2), tmp_path, n_experiences=4)
+    plugin = next(p for p in resumed.plugins if isinstance(p, IMMPlugin))
+    assert len(plugin.solutions) == 4
 
 
 def test_state_dict_round_trip():
