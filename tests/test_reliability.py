@@ -24,7 +24,7 @@ TIME_KEYS = ("wall_time_s", "train_time_s")
 
 @pytest.fixture
 def one_thread():
-    """One torch thread: the killed grids (forked), their resumption and the reference run
+    """One torch thread: the killed grids (fork-server children), their resumption and the reference run
     compute with the same thread count, so their numbers can be compared exactly."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -148,7 +148,7 @@ def test_grid_killed_at_random_moments_loses_nothing(tmp_path, one_thread):
     expected_ids = {s.run_id for s in final_specs(config) + single_task_specs(config)}
     reference = ExperimentConfig(**{**config.to_dict(), "output_dir": str(tmp_path / "reference")})
     started = time.monotonic()
-    run_experiment(reference)  # uninterrupted, same seeds (also warms the data cache)
+    run_experiment(reference)  # uninterrupted, same seeds
     # kill delays scale with this machine's speed: 20 kills take ~0.6x of an uninterrupted
     # grid, so they land mid-grid on a fast idle machine and on a loaded one alike
     grid_seconds = time.monotonic() - started
