@@ -24,8 +24,8 @@ TIME_KEYS = ("wall_time_s", "train_time_s")
 
 @pytest.fixture
 def one_thread():
-    """One torch thread: the killed grids (fork-server children), their resumption and the reference run
-    compute with the same thread count, so their numbers can be compared exactly."""
+    """One torch thread: the killed grids (fork-server children), their resumption and the
+    reference run compute with the same thread count, so their numbers compare exactly."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
