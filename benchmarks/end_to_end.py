@@ -38,14 +38,16 @@ from alpha_mas_avalanche.experiment.config import REGISTRY, MethodConfig
 
 def timed_process(command: list[str]) -> tuple[float, float]:
     """Run ``command``; its wall time (s) and its process tree's peak RSS (MiB)."""
-    started = time.monotonic()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.monotonic() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} exited with {process.returncode}:\n"
-                           f"{process.stderr.read().decode()[-3000:]}")
+    with tempfile.TemporaryFile() as stderr:  # a file, not a pipe: a full pipe would block
+        started = time.monotonic()
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.monotonic() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode != 0:
+            stderr.seek(0)
+            raise RuntimeError(f"{' '.join(command)} exited with {process.returncode}:\n"
+                               f"{stderr.read().decode()[-3000:]}")
     return seconds, usage.ru_maxrss / 1024
 
 
