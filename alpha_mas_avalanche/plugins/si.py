@@ -1,0 +1,65 @@
+"""Synaptic Intelligence (Zenke, Poole & Ganguli, ICML 2017) as an Avalanche plugin."""
+from __future__ import annotations
+
+import torch
+
+from alpha_mas_avalanche.plugins.quadratic import QuadraticPenaltyPlugin
+from alpha_mas_avalanche.synaptic import SynapticIntelligence
+
+
+class SIPlugin(QuadraticPenaltyPlugin):
+    """Synaptic Intelligence, after Zenke, Poole & Ganguli, "Continual Learning Through
+    Synaptic Intelligence", ICML 2017.
+
+    Per optimiser step, ``omega -= g * (theta_after - theta_before)``, where ``g`` is the
+    gradient of the loss *without* the SI penalty, as in the authors' code and in Hsu et
+    al.'s (2018) re-implementation: it is read in ``after_backward`` before this plugin adds
+    its own gradient (terms that plugins listed earlier added to the loss are part of it).
+    At the end of each experience ``Omega += omega / (Delta^2 + xi)`` (``Delta``: the
+    parameters' change over the experience) with no clipping, and the anchor becomes the
+    current parameters. Penalty: ``c * sum Omega (theta - anchor)^2``. Parameters first
+    seen in an experience (a new head) carry no penalty; untouched heads have ``g = 0``.
+
+    Unlike Avalanche 0.6's ``SynapticIntelligencePlugin``, whose weight snapshots alias
+    the live parameters on CPU (see docs/harness.md), clips importances at 0.001 and damps
+    with 1e-7, this one copies its snapshots and uses the paper's ``xi``.
+
+    Args:
+        si_lambda: ``c`` > 0, the penalty's strength.
+        damping: ``xi`` > 0 (the paper uses 0.1 on Split MNIST).
+    """
+
+    def __init__(self, si_lambda: float = 1.0, damping: float = 0.1) -> None:
+        super().__init__(SynapticIntelligence(si_lambda, damping))
+        self._grads: dict[str, torch.Tensor] = {}
+
+    @property
+    def importance_totals(self) -> list[float]:
+        """``sum_ij Omega[ij]`` of the consolidated importance (one number once trained)."""
+        if not self.penalty.importance:
+            return []
+        return [float(sum(o.double().sum() for o in self.penalty.importance.values()))]
+
+    def before_training_exp(self, strategy, **kwargs) -> None:
+        super().before_training_exp(strategy, **kwargs)
+        self.penalty.begin_task(self.params(strategy))
+
+    def after_backward(self, strategy, **kwargs) -> None:
+        self._grads = {n: p.grad.detach().clone() for n, p in self.params(strategy).items()
+                       if p.grad is not None}
+        super().after_backward(strategy, **kwargs)
+
+    def before_update(self, strategy, **kwargs) -> None:
+        self.penalty.before_step(self.params(strategy))
+
+    def after_update(self, strategy, **kwargs) -> None:
+        self.penalty.after_step(self.params(strategy), self._grads)
+        self._grads = {}
+
+    def after_training_exp(self, strategy, **kwargs) -> None:
+        try:
+            self.penalty.end_task(self.params(strategy))
+        except ValueError as err:
+            raise ValueError(f"SIPlugin, experience {strategy.experience.current_experience}: "
+                             f"{err}") from err
+        super().after_training_exp(strategy, **kwargs)

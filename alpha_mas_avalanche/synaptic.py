@@ -1,0 +1,158 @@
+"""Synaptic Intelligence's path integral and its quadratic penalty (no Avalanche).
+
+Zenke, Poole & Ganguli, "Continual Learning Through Synaptic Intelligence", ICML 2017.
+During task ``mu`` every optimiser step adds ``-g * (theta_after - theta_before)`` to a
+per-parameter running sum ``omega`` (``g``: the gradient of the task loss, without the SI
+penalty). At the end of the task
+
+    Omega += omega / ((theta_end - theta_start)^2 + xi)
+
+with the damping ``xi`` (0.1 in the paper's Split MNIST runs) and no clipping, and the
+anchor becomes ``theta_end``. The penalty is ``c * sum_ij Omega[ij] (theta_ij - anchor[ij])^2``.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import Tensor
+
+from alpha_mas_avalanche.validation import check_finite_float
+
+
+def _grown(stored: Tensor, like: Tensor) -> Tensor:
+    """``stored`` zero-padded to ``like``'s shape (a layer that grew, e.g. a new head unit)."""
+    if stored.shape == like.shape:
+        return stored.to(like)
+    if stored.dim() != like.dim() or any(o > n for o, n in zip(stored.shape, like.shape)):
+        raise ValueError(f"a parameter changed shape from {tuple(stored.shape)} to "
+                         f"{tuple(like.shape)}; only growth along existing dimensions is supported")
+    out = torch.zeros_like(like)
+    out[tuple(slice(0, s) for s in stored.shape)] = stored.to(like)
+    return out
+
+
+class SynapticIntelligence:
+    """Path integral over one task at a time and the consolidated SI quadratic.
+
+    Args:
+        strength: ``c`` > 0, the penalty's coefficient.
+        damping: ``xi`` > 0 in ``omega / (Delta^2 + xi)``.
+
+    Call :meth:`begin_task`, then per optimiser step :meth:`before_step` and
+    :meth:`after_step`, then :meth:`end_task`. Parameters that appear for the first time
+    (a new head) have zero importance: they carry no penalty.
+    """
+
+    def __init__(self, strength: float = 1.0, damping: float = 0.1) -> None:
+        self.strength = check_finite_float("strength", strength, positive=True)
+        self.damping = check_finite_float("damping", damping, positive=True)
+        self.importance: dict[str, Tensor] = {}
+        self.anchor: dict[str, Tensor] = {}
+        self.num_tasks = 0
+        self._start: dict[str, Tensor] = {}
+        self._omega: dict[str, Tensor] = {}
+        self._before: dict[str, Tensor] = {}
+
+    # ------------------------------------------------------------ path integral
+    @torch.no_grad()
+    def begin_task(self, params: Mapping[str, Tensor]) -> None:
+        """Start a task at ``params``: running sums to zero."""
+        self._start = {n: p.detach().clone() for n, p in params.items()}
+        self._omega = {n: torch.zeros_like(p) for n, p in params.items()}
+        self._before = {}
+
+    @torch.no_grad()
+    def before_step(self, params: Mapping[str, Tensor]) -> None:
+        """Remember the parameters before the optimiser step."""
+        self._before = {n: p.detach().clone() for n, p in params.items()}
+
+    @torch.no_grad()
+    def after_step(self, params: Mapping[str, Tensor], grads: Mapping[str, Tensor]) -> None:
+        """``omega -= g * (theta - theta_before)``, for the parameters with a gradient."""
+        if not self._before:
+            raise RuntimeError("SynapticIntelligence.after_step called without before_step")
+        for name, grad in grads.items():
+            if name in self._omega:
+                delta = params[name].detach() - self._before[name]
+                self._omega[name].addcmul_(grad, delta, value=-1.0)
+        self._before = {}
+
+    @torch.no_grad()
+    def end_task(self, params: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """Fold the task's path integral into ``Omega``; anchor at ``params``.
+
+        Returns the task's increment ``omega / (Delta^2 + xi)``. Raises ValueError (and
+        changes nothing) if the parameters or the path integral are not finite.
+        """
+        increments = {}
+        for name, omega in self._omega.items():
+            theta = params[name].detach()
+            if not bool(torch.isfinite(theta).all()):
+                raise ValueError(f"parameter {name!r} is not finite at the end of the task "
+                                 "(training diverged); lower the learning rate or the strength")
+            delta = theta - self._start[name]
+            increments[name] = omega / (delta * delta + self.damping)
+            if not bool(torch.isfinite(increments[name]).all()):
+                raise ValueError(f"SI importance of parameter {name!r} is not finite")
+        for name, increment in increments.items():
+            if name in self.importance:
+                self.importance[name] = _grown(self.importance[name], increment) + increment
+            else:
+                self.importance[name] = increment.clone()
+        self.anchor = {n: p.detach().clone() for n, p in params.items() if n in self.importance}
+        self.num_tasks += 1
+        self._omega, self._start = {}, {}
+        return increments
+
+    # ------------------------------------------------------------------ penalty
+    def _terms(self, params: Mapping[str, Tensor]):
+        for name, weight in self.importance.items():
+            if name not in params:
+                continue
+            p = params[name]
+            if weight.shape != p.shape or weight.device != p.device or weight.dtype != p.dtype:
+                self.importance[name] = _grown(weight, p.detach())
+                self.anchor[name] = _grown(self.anchor[name], p.detach())
+            yield p, self.importance[name], self.anchor[name]
+
+    def value(self, params: Mapping[str, Tensor]) -> Tensor:
+        """``c * sum Omega (theta - anchor)^2`` (differentiable)."""
+        terms = list(self._terms(params))
+        if not terms:
+            return torch.zeros(())
+        return self.strength * sum((w * (p - a) ** 2).sum() for p, w, a in terms)
+
+    @torch.no_grad()
+    def add_gradient_(self, params: Mapping[str, Tensor]) -> float:
+        """Add ``2 c Omega (theta - anchor)`` to each ``.grad``; return the penalty value."""
+        terms = list(self._terms(params))
+        if not terms:
+            return 0.0
+        thetas, weights, anchors = zip(*terms)
+        for p in thetas:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+        diffs = torch._foreach_sub(thetas, anchors)
+        torch._foreach_addcmul_([p.grad for p in thetas], weights, diffs, value=2.0 * self.strength)
+        torch._foreach_mul_(diffs, diffs)
+        torch._foreach_mul_(diffs, weights)
+        return self.strength * float(torch.stack([d.sum() for d in diffs]).sum())
+
+    # -------------------------------------------------------------------- state
+    def state_dict(self) -> dict:
+        def copy(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
+            return {n: t.clone() for n, t in tensors.items()}
+
+        return {"strength": self.strength, "damping": self.damping, "num_tasks": self.num_tasks,
+                "importance": copy(self.importance), "anchor": copy(self.anchor),
+                "start": copy(self._start), "omega": copy(self._omega)}
+
+    def load_state_dict(self, state: Mapping) -> None:
+        fresh = SynapticIntelligence(state["strength"], state["damping"])
+        self.__dict__.update(fresh.__dict__)
+        self.num_tasks = int(state["num_tasks"])
+        self.importance = {n: t.clone() for n, t in state["importance"].items()}
+        self.anchor = {n: t.clone() for n, t in state["anchor"].items()}
+        self._start = {n: t.clone() for n, t in state["start"].items()}
+        self._omega = {n: t.clone() for n, t in state["omega"].items()}
