@@ -32,7 +32,8 @@ class MethodEntry:
         sweep: default swept parameter ``{param: [values]}``, each value its own row.
         provenance: where the defaults/grid come from.
         module: module that must import for the method to be available (None: always).
-        records_penalty: the plugin exposes ``last_penalty`` (and maybe ``alphas``).
+        inherit: ``{param: method}``: the value chosen on validation for ``method``'s
+            ``param`` is used (e.g. the ablation runs at MAS's chosen lambda).
     """
 
     name: str
@@ -44,6 +45,7 @@ class MethodEntry:
     sweep: dict[str, list] = field(default_factory=dict)
     provenance: str = ""
     module: str | None = None
+    inherit: dict[str, str] = field(default_factory=dict)
 
 
 REGISTRY: dict[str, MethodEntry] = {}
@@ -121,6 +123,12 @@ def _alpha_mas(params: dict[str, Any], n_tasks: int) -> list:
     return [AlphaMASPlugin(lambda_mode="fixed", **params)]
 
 
+def _alpha_mas_per_task(params: dict[str, Any], n_tasks: int) -> list:
+    from alpha_mas_avalanche.plugins.alpha_mas import AlphaMASPlugin
+
+    return [AlphaMASPlugin(lambda_mode="per_task", **params)]
+
+
 def _plain_mas(params: dict[str, Any], n_tasks: int) -> list:
     from alpha_mas_avalanche.plugins.alpha_mas import AlphaMASPlugin
 
@@ -142,6 +150,9 @@ def _none(params: dict[str, Any], n_tasks: int) -> list:
 
 
 REG_GRID = [0.1, 1.0, 10.0, 100.0, 1000.0]
+#: Avalanche's EWCPlugin sums squared mini-batch gradients (a batched Fisher), so the
+#: per-sample-Fisher values of the literature (van de Ven: 1e7 task-IL) do not transfer.
+EWC_GRID = [1e2, 1e3, 1e4, 1e5, 1e6, 1e7]
 
 register(MethodEntry(
     "alpha_mas", "AlphaMAS", "naive", _alpha_mas,
@@ -156,6 +167,14 @@ register(MethodEntry(
     sweep={"lambda_multiplier": [1.0]},
     provenance="the reference write-up's estimate over the last training epochs "
                "(importance_epochs=1 unless set); lambda = N as the main AlphaMAS row.",
+))
+register(MethodEntry(
+    "alpha_mas_per_task", "AlphaMAS (per-task, MAS's λ)", "naive", _alpha_mas_per_task,
+    defaults={"lambda_reg": 1.0},
+    inherit={"lambda_reg": "mas"},
+    provenance="ablation: lambda_mode='per_task' at the lambda chosen for plain MAS, so the "
+               "total strength sum_t alpha_t equals MAS's at every step and only the "
+               "redistribution across tasks differs (registry default 1.0 if MAS is not run).",
 ))
 register(MethodEntry(
     "mas", "MAS", "naive", _plain_mas,
@@ -176,32 +195,54 @@ register(MethodEntry(
     "ewc", "EWC", "naive",
     _plugin("avalanche.training.plugins", "EWCPlugin", mode="separate"),
     defaults={"ewc_lambda": 100.0},
-    select={"ewc_lambda": [1.0, 10.0, 100.0, 1000.0, 10000.0]},
+    select={"ewc_lambda": EWC_GRID},
     provenance="Avalanche EWCPlugin, separate penalties (Kirkpatrick et al. 2017); "
-               "ewc_lambda chosen on the validation stream from the grid.",
+               "ewc_lambda chosen on the validation stream from the grid (Avalanche's "
+               "batched Fisher: searched, not copied from per-sample-Fisher papers).",
 ))
 register(MethodEntry(
     "online_ewc", "Online EWC", "naive",
     _plugin("avalanche.training.plugins", "EWCPlugin", mode="online"),
     defaults={"ewc_lambda": 100.0, "decay_factor": 1.0},
-    select={"ewc_lambda": [1.0, 10.0, 100.0, 1000.0, 10000.0]},
+    select={"ewc_lambda": EWC_GRID},
     provenance="Avalanche EWCPlugin, online mode (Schwarz et al. 2018); ewc_lambda chosen on "
                "the validation stream from the grid; decay_factor fixed at 1.0 (no decay), "
                "not tuned.",
 ))
 register(MethodEntry(
     "si", "SI", "naive",
+    _plugin("alpha_mas_avalanche.plugins.si", "SIPlugin"),
+    defaults={"si_lambda": 1.0, "damping": 0.1},
+    select={"si_lambda": [1.0, 10.0, 100.0, 1000.0, 10000.0]},
+    provenance="SIPlugin (ours) after Zenke, Poole & Ganguli 2017: unregularised-gradient path "
+               "integral, xi = 0.1 (the paper's Split MNIST value), no clipping; c chosen on "
+               "the validation stream from the grid.",
+))
+register(MethodEntry(
+    "si_avalanche", "SI (Avalanche)", "naive",
     _plugin("avalanche.training.plugins", "SynapticIntelligencePlugin"),
     defaults={"si_lambda": 1.0},
-    select={"si_lambda": [0.1, 1.0, 10.0, 100.0]},
-    provenance="Avalanche SynapticIntelligencePlugin (Zenke et al. 2017); si_lambda chosen on "
-               "the validation stream from the grid; eps at Avalanche's default 1e-7.",
+    select={"si_lambda": [1.0, 100.0]},
+    provenance="Avalanche 0.6 SynapticIntelligencePlugin run as it ships. On CPU it has no "
+               "effect: extract_weights (avalanche/training/plugins/synaptic_intelligence.py, "
+               "line 215) stores param.detach().cpu().flatten(), a view of the live weights "
+               "on a CPU tensor, so the path integral is g * 0 and the penalty 0; it also "
+               "clips importances at 0.001 and damps with 1e-7. See docs/harness.md.",
+))
+register(MethodEntry(
+    "l2", "L2", "naive",
+    _plugin("alpha_mas_avalanche.plugins.l2", "L2Plugin"),
+    defaults={"lambda_reg": 0.01},
+    select={"lambda_reg": [1e-3, 1e-2, 0.1, 1.0, 10.0]},
+    provenance="L2Plugin: the quadratic with unit importance around the last task's "
+               "parameters (the importance-free control; Hsu et al. 2018's L2); lambda "
+               "chosen on the validation stream from the grid.",
 ))
 register(MethodEntry(
     "lwf", "LwF", "naive",
     _plugin("avalanche.training.plugins", "LwFPlugin"),
     defaults={"alpha": 1.0, "temperature": 2.0},
-    select={"alpha": [0.1, 1.0, 10.0]},
+    select={"alpha": [0.1, 1.0, 10.0, 100.0]},
     provenance="Avalanche LwFPlugin; temperature 2 from Li & Hoiem 2017 (LwF); distillation "
                "weight alpha chosen on the validation stream from the grid.",
 ))
