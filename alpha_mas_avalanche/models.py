@@ -4,7 +4,8 @@ Contract relied on by the plugins: every model has ``features(x) -> Tensor`` (th
 trunk) and an attribute ``classifier`` (the head), called as
 ``classifier(features, task_labels)`` when the model is a ``MultiTaskModule`` (task-
 incremental, Avalanche ``MultiHeadClassifier``), else ``classifier(features)``
-(class-incremental, Avalanche ``IncrementalClassifier``).
+(class-incremental, Avalanche ``IncrementalClassifier``; domain-incremental, one fixed
+``nn.Linear`` head shared by every task).
 """
 from __future__ import annotations
 
@@ -70,12 +71,33 @@ class SingleHeadNet(nn.Module):
         return self.classifier(self.features(x))
 
 
+class SharedHeadNet(nn.Module):
+    """Domain-incremental: a shared trunk and one fixed head of ``classes_per_task`` outputs,
+    the label being the position within the task's pair."""
+
+    def __init__(self, trunk: nn.Module, feature_size: int,
+                 classes_per_task: int = CLASSES_PER_TASK) -> None:
+        super().__init__()
+        self.trunk = trunk
+        self.classifier = nn.Linear(feature_size, classes_per_task)
+
+    def features(self, x: Tensor) -> Tensor:
+        return self.trunk(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.classifier(self.features(x))
+
+
+HEADS = {"task": MultiHeadNet, "class": SingleHeadNet, "domain": SharedHeadNet}
+
+
 def make_model(name: str, *, input_shape: tuple[int, ...], scenario: str = "task",
                hidden_size: int = 400) -> nn.Module:
     """``"mlp"`` (two hidden layers of ``hidden_size``) or ``"cnn"`` for ``input_shape``
-    (C, H, W); multi-head for ``scenario="task"``, single growing head for ``"class"``."""
+    (C, H, W); multi-head for ``scenario="task"``, single growing head for ``"class"``,
+    one fixed 2-output head for ``"domain"``."""
     check_choice("name", name, MODELS)
-    check_choice("scenario", scenario, ("task", "class"))
+    check_choice("scenario", scenario, tuple(HEADS))
     check_positive_int("hidden_size", hidden_size)
     if name == "mlp":
         size = 1
@@ -87,14 +109,13 @@ def make_model(name: str, *, input_shape: tuple[int, ...], scenario: str = "task
             raise ValueError(f"input_shape: the cnn expects (C, 32, 32) inputs, got {input_shape}")
         width = 256
         trunk = cnn_trunk(int(input_shape[0]), width)
-    head = MultiHeadNet if scenario == "task" else SingleHeadNet
-    return head(trunk, width)
+    return HEADS[scenario](trunk, width)
 
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-__all__ = ["MultiHeadNet", "SingleHeadNet", "make_model", "mlp_trunk", "cnn_trunk",
+__all__ = ["MultiHeadNet", "SingleHeadNet", "SharedHeadNet", "make_model", "mlp_trunk", "cnn_trunk",
            "count_parameters", "MODELS"]
 
