@@ -12,9 +12,9 @@ from __future__ import annotations
 from avalanche.models import IncrementalClassifier, MultiHeadClassifier, MultiTaskModule
 from torch import Tensor, nn
 
+from alpha_mas_avalanche.model_names import MODELS
 from alpha_mas_avalanche.validation import check_choice, check_positive_int
 
-MODELS = ("mlp", "cnn")
 CLASSES_PER_TASK = 2
 
 

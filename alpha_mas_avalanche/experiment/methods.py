@@ -11,6 +11,10 @@ or fixed with a cited source.
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
+import importlib.util
+import inspect
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,17 +64,29 @@ def register(entry: MethodEntry) -> MethodEntry:
 
 
 def is_available(name: str) -> bool:
-    """Registered, and its module (if any) imports."""
+    """Registered, and its module (if any) is installed (found without importing it, so
+    ``--list-methods`` and the presets need no torch)."""
     entry = REGISTRY.get(name)
     if entry is None:
         return False
-    if entry.module is None:
+    return entry.module is None or _module_found(entry.module)
+
+
+def _module_found(dotted: str) -> bool:
+    """``dotted`` is found on the path (its parent packages are not executed)."""
+    if dotted in sys.modules:
         return True
+    top, *rest = dotted.split(".")
     try:
-        importlib.import_module(entry.module)
-    except ImportError:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
         return False
-    return True
+    for depth in range(1, len(rest) + 1):
+        if spec is None or spec.submodule_search_locations is None:
+            return False
+        spec = importlib.machinery.PathFinder.find_spec(
+            ".".join([top, *rest[:depth]]), list(spec.submodule_search_locations))
+    return spec is not None
 
 
 def available_methods() -> list[str]:
@@ -95,6 +111,50 @@ def build_method(name: str, params: dict[str, Any], n_tasks: int) -> tuple[str, 
     return entry.strategy, entry.build_plugins(merged, n_tasks)
 
 
+@dataclass(frozen=True)
+class Takes:
+    """Where a builder's hyperparameters go: ``module.cls``'s constructor, less the names the
+    builder sets itself (``fixed``), plus the names it consumes (``extra``: name -> type).
+    ``module=None``: no hyperparameters (beyond ``extra``)."""
+
+    module: str | None = None
+    cls: str | None = None
+    fixed: tuple[str, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _takes(module: str | None = None, cls: str | None = None, *, fixed: tuple[str, ...] = (),
+           extra: dict[str, Any] | None = None) -> Callable:
+    """Decorator recording a builder's :class:`Takes` (read by :func:`accepted_params`)."""
+    def mark(build: Callable) -> Callable:
+        build.takes = Takes(module, cls, fixed, extra or {})
+        return build
+
+    return mark
+
+
+def accepted_params(name: str) -> dict[str, inspect.Parameter] | None:
+    """The hyperparameters method ``name`` accepts, read from its plugin constructor's
+    signature (imports the plugin); None when its builder does not declare :class:`Takes`
+    (then nothing can be checked before the run)."""
+    takes: Takes | None = getattr(get_entry(name).build_plugins, "takes", None)
+    if takes is None:
+        return None
+    accepted = {}
+    if takes.module is not None:
+        constructor = getattr(importlib.import_module(takes.module), takes.cls)
+        try:
+            signature = inspect.signature(constructor, eval_str=True)
+        except NameError:  # an annotation only importable for type checkers
+            signature = inspect.signature(constructor)
+        keyword = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        accepted = {n: p for n, p in signature.parameters.items()
+                    if p.kind in keyword and n not in takes.fixed}
+    for extra, annotation in takes.extra.items():
+        accepted[extra] = inspect.Parameter(extra, inspect.Parameter.KEYWORD_ONLY, annotation=annotation)
+    return accepted
+
+
 def method_label(name: str, params: dict[str, Any]) -> str:
     """Row label: the method's label plus its swept/non-default hyperparameters."""
     entry = get_entry(name)
@@ -113,6 +173,8 @@ def _fmt(value: Any) -> str:
 
 
 # --------------------------------------------------------------------- builders
+@_takes("alpha_mas_avalanche.plugins.alpha_mas", "AlphaMASPlugin", fixed=("lambda_mode", "lambda_reg"),
+        extra={"lambda_multiplier": float})  # lambda_reg = multiplier x N: not set directly
 def _alpha_mas(params: dict[str, Any], n_tasks: int) -> list:
     from alpha_mas_avalanche.plugins.alpha_mas import AlphaMASPlugin
 
@@ -123,12 +185,14 @@ def _alpha_mas(params: dict[str, Any], n_tasks: int) -> list:
     return [AlphaMASPlugin(lambda_mode="fixed", **params)]
 
 
+@_takes("alpha_mas_avalanche.plugins.alpha_mas", "AlphaMASPlugin", fixed=("lambda_mode",))
 def _alpha_mas_per_task(params: dict[str, Any], n_tasks: int) -> list:
     from alpha_mas_avalanche.plugins.alpha_mas import AlphaMASPlugin
 
     return [AlphaMASPlugin(lambda_mode="per_task", **params)]
 
 
+@_takes("alpha_mas_avalanche.plugins.alpha_mas", "AlphaMASPlugin", fixed=("alpha_scaling",))
 def _plain_mas(params: dict[str, Any], n_tasks: int) -> list:
     from alpha_mas_avalanche.plugins.alpha_mas import AlphaMASPlugin
 
@@ -136,6 +200,7 @@ def _plain_mas(params: dict[str, Any], n_tasks: int) -> list:
 
 
 def _plugin(module: str, cls: str, **fixed: Any) -> Callable[[dict[str, Any], int], list]:
+    @_takes(module, cls, fixed=tuple(fixed))
     def build(params: dict[str, Any], n_tasks: int) -> list:
         plugin_class = getattr(importlib.import_module(module), cls)
         return [plugin_class(**fixed, **params)]
@@ -143,6 +208,7 @@ def _plugin(module: str, cls: str, **fixed: Any) -> Callable[[dict[str, Any], in
     return build
 
 
+@_takes()
 def _none(params: dict[str, Any], n_tasks: int) -> list:
     if params:
         raise ValueError(f"this method takes no hyperparameters, got {sorted(params)}")
@@ -270,4 +336,4 @@ register(MethodEntry(
 ))
 
 __all__ = ["MethodEntry", "REGISTRY", "register", "build_method", "get_entry",
-           "available_methods", "is_available", "method_label"]
+           "available_methods", "is_available", "method_label", "accepted_params"]
