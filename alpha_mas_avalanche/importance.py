@@ -134,10 +134,20 @@ def mas_importance(
         max_samples: use only the first ``max_samples`` inputs (``None``: all).
         device: where to compute; defaults to the device of the model's parameters.
 
+    Gradients are enabled for the computation whatever the caller's grad mode, so calling
+    it under ``torch.no_grad()`` gives the same result; under ``torch.inference_mode()``
+    it raises a RuntimeError saying so.
+
     Returns:
         name -> importance tensor of the parameter's shape, for trainable parameters.
     """
     _validate(model, exact, batch_size, max_samples, task_label)
+    if torch.is_inference_mode_enabled():
+        raise RuntimeError(
+            "mas_importance: called under torch.inference_mode(), where no gradient can be "
+            "computed; call it (or train, or consolidate) outside inference_mode "
+            "(torch.no_grad() is fine: the importance enables gradients itself)"
+        )
     return _importance(
         model, data, method="fast" if exact else "batch", task_label=task_label,
         batch_size=batch_size, max_samples=max_samples, device=device,
@@ -157,28 +167,35 @@ def _importance(model, data, *, method, task_label, batch_size, max_samples, dev
     was_training = model.training
     model.eval()
     try:
-        batches = (x.to(device) for x in iterate_input_batches(data, batch_size, max_samples))
-        if method == "fast":
-            total, count = fast_abs_gradient_sums(
-                model, params, batches,
-                # one int label, as on the generic path: Avalanche's single-task fast path
-                run=lambda x: model(x) if task_label is None else model(x, task_label),
-                run_functional=lambda t, x: forward_functional(model, t, x, task_label),
-                max_chunk=batch_size,
-            )
-        elif method == "generic":
-            total, count = generic_abs_gradient_sums(
-                model, params, batches,
-                run_functional=lambda t, x: forward_functional(model, t, x, task_label),
-                max_chunk=batch_size,
-            )
-        else:
-            total, count = _batch_approximation_sums(model, params, batches, task_label)
+        # inference tensors (made under inference_mode) cannot be saved for backward
+        batches = (x.to(device).clone() if x.is_inference() else x.to(device)
+                   for x in iterate_input_batches(data, batch_size, max_samples))
+        with torch.enable_grad():  # whatever the caller's grad mode
+            total, count = _sums(model, params, batches, method, task_label, batch_size)
     finally:
         model.train(was_training)
     if count == 0:
         raise ValueError("data: holds no samples; importance needs at least one input")
     return {name: t / count for name, t in total.items()}
+
+
+def _sums(model, params, batches, method, task_label, batch_size):
+    """``(sum over samples, sample count)`` by ``method``."""
+    if method == "fast":
+        return fast_abs_gradient_sums(
+            model, params, batches,
+            # one int label, as on the generic path: Avalanche's single-task fast path
+            run=lambda x: model(x) if task_label is None else model(x, task_label),
+            run_functional=lambda t, x: forward_functional(model, t, x, task_label),
+            max_chunk=batch_size,
+        )
+    if method == "generic":
+        return generic_abs_gradient_sums(
+            model, params, batches,
+            run_functional=lambda t, x: forward_functional(model, t, x, task_label),
+            max_chunk=batch_size,
+        )
+    return _batch_approximation_sums(model, params, batches, task_label)
 
 
 def forward_functional(

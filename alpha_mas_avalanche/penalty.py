@@ -216,6 +216,39 @@ class ConsolidatedPenalty:
         quad = torch.stack([d.sum() for d in diffs]).sum()
         return scale * (float(quad) + self.offset)
 
+    def gradient_term(self, params: Mapping[str, Tensor]) -> Tensor:
+        """The penalty's value at ``params`` as a scalar whose backward hands autograd the
+        analytic gradient ``2 scale weight (theta - center)`` of every parameter.
+
+        Added to a loss before ``backward``, the gradient is in ``.grad`` when ``backward``
+        returns (for whoever reads it next), as with :meth:`value`, but without building
+        the quadratic's graph: the gradient is computed here with fused
+        ``torch._foreach_*`` ops and one autograd node passes it on (times the incoming
+        gradient, so a scaled loss scales it too).
+        """
+        terms = list(self._terms(params))
+        if not terms:
+            return torch.zeros(())
+        thetas, weights, centers = zip(*terms)
+        scale = self.scale
+        with torch.no_grad():
+            diffs = torch._foreach_sub(thetas, centers)
+            grads = torch._foreach_mul(diffs, weights)  # weight (theta - center)
+            torch._foreach_mul_(diffs, grads)  # weight (theta - center)^2
+            quad = torch.stack([d.sum() for d in diffs]).sum()
+            torch._foreach_mul_(grads, 2.0 * scale)
+            value = scale * (quad + self.offset)
+        return _HandOverGradient.apply(value, tuple(grads), *thetas)
+
+    @property
+    def max_curvature(self) -> float:
+        """Largest second derivative of the penalty, ``2 max_ij sum_t alpha_t Omega_t[ij]``
+        (0 before the first task). Plain SGD with learning rate ``lr`` and momentum ``beta``
+        on the penalty alone diverges when ``lr * max_curvature > 2 (1 + beta)``."""
+        if not self.weight:
+            return 0.0
+        return 2.0 * self.scale * max(float(w.max()) for w in self.weight.values())
+
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict:
         return {
@@ -237,3 +270,18 @@ class ConsolidatedPenalty:
         self.center = {n: t.clone() for n, t in state["center"].items()}
         self.offset = float(state["offset"])
         self.totals = [float(s) for s in state["totals"]]
+
+
+class _HandOverGradient(torch.autograd.Function):
+    """Identity on a precomputed scalar ``value``; backward returns precomputed gradients
+    for ``params`` (scaled by the incoming gradient)."""
+
+    @staticmethod
+    def forward(ctx, value: Tensor, grads: tuple[Tensor, ...], *params: Tensor) -> Tensor:
+        ctx.grads = grads
+        return value.clone()
+
+    @staticmethod
+    def backward(ctx, grad_output: Tensor):
+        grads = torch._foreach_mul(ctx.grads, grad_output)
+        return (None, None, *grads)

@@ -14,8 +14,10 @@ sample ``k``'s own. From each layer's input ``A`` and output gradient ``G``:
   ``G_k * xhat_k`` (weight) and ``G_k`` (bias), ``xhat`` the normalised input.
 
 Every other parameter (other layer types, a layer called more than once per forward, a
-parameter shared between layers or also used outside its layer, a Linear on 3-D input, ...)
-takes the generic exact path: ``torch.func.vmap(grad(...))`` over samples, with the other
+parameter shared between layers or also used outside its layer, a Linear on 3-D input, a
+layer whose parameters are not exactly its own ``weight`` / ``bias``, such as
+``torch.nn.utils.weight_norm``'s ``weight_g`` / ``weight_v``, a ``parametrize``-d layer or
+one with forward pre-hooks, ...) takes the generic exact path: ``torch.func.vmap(grad(...))`` over samples, with the other
 parameters held constant. Both paths are exact; no layer is ever approximated. If the model
 turns out to mix samples within a batch (checked once on the first batch), every parameter
 takes the generic path, which forwards each sample alone.
@@ -32,6 +34,7 @@ from torch.autograd.graph import get_gradient_edge
 from torch.func import grad, vmap
 from torch.nn.grad import conv2d_weight
 from torch.nn.modules.batchnorm import _BatchNorm
+from torch.nn.utils import parametrize
 
 #: Upper bound on per-sample gradient entries held at once: ``chunk x parameters`` on the
 #: generic path, ``chunk x weight size`` on the Conv2d path (128 MiB in float32).
@@ -133,6 +136,23 @@ def _batchnorm_sums(module: _BatchNorm, inputs: Tensor, grad_out: Tensor, attrs)
 class _Rule:
     accepts: Callable[[Any, Tensor], bool]
     sums: Callable[[Any, Tensor, Tensor, Any], dict[str, Tensor]]
+
+
+#: The parameter attributes the rules compute; a layer with any other goes generic whole.
+_RULE_ATTRS = frozenset({"weight", "bias"})
+
+
+def _plain_layer(module: nn.Module) -> bool:
+    """Are ``module``'s parameters exactly its own ``weight`` / ``bias``, used as they are?
+
+    ``weight_norm`` (hook-based) keeps ``weight_g`` / ``weight_v`` and recomputes ``weight``
+    in a forward pre-hook; ``parametrize`` moves the weight into a submodule; any forward
+    pre-hook may replace the weight. Such layers take the generic path.
+    """
+    if parametrize.is_parametrized(module) or module._forward_pre_hooks:
+        return False
+    own = {attr: p for attr, p in module._parameters.items() if p is not None}
+    return set(own) <= _RULE_ATTRS and all(getattr(module, attr) is p for attr, p in own.items())
 
 
 #: Fast rules by ``forward`` implementation: subclasses that keep the forward qualify.
@@ -270,12 +290,14 @@ class _Plan:
         self.names: dict[nn.Module, dict[str, str]] = {}  # module -> attr -> parameter name
         for module in model.modules():
             rule = fast_rule(module)
+            if rule is None or not _plain_layer(module):
+                continue
             names = {
                 attr: name_of[id(p)]
                 for attr, p in module._parameters.items()
                 if p is not None and id(p) in name_of and owners[id(p)] == 1
             }
-            if rule is not None and names:
+            if names:
                 self.rules[module], self.names[module] = rule, names
 
 

@@ -1,6 +1,9 @@
 """AlphaMAS: Memory Aware Synapses with per-task alpha-scaling, as an Avalanche plugin."""
 from __future__ import annotations
 
+import math
+import warnings
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -49,17 +52,39 @@ class AlphaMASPlugin(SupervisedPlugin):
         importance_from: ``"after_training"`` (default, the MAS paper's way): one pass over
             the experience's inputs after training. ``"last_epochs"`` (the reference paper's
             variant): exact per-sample importance accumulated on the mini-batches the
-            strategy draws during its last ``importance_epochs`` training epochs. The
+            strategy draws during the last ``importance_epochs`` training epochs actually
+            run (a rolling window of per-epoch sums, so an experience ended early, e.g. by
+            Avalanche's ``EarlyStoppingPlugin``, still has its estimate; the importance is
+            therefore computed on every training mini-batch, in every epoch). The
             parameters move during those epochs, so this estimate averages the importance
             over that stretch of the trajectory. It is computed in eval mode with
             ``torch.func`` and never touches ``.grad``, BatchNorm statistics or the RNG, so
             the training updates are the same as with the default.
         importance_epochs: ``k`` for ``importance_from="last_epochs"``; at most the
             strategy's ``train_epochs``.
-        penalty_gradient: ``"analytic"`` adds ``2 alpha Omega (theta - theta*)`` to the
-            gradients with fused ops after ``backward`` (no graph); ``"autograd"`` adds the
-            penalty to the loss before ``backward``. Both give the same updates; either
-            way the logged loss includes the penalty.
+        penalty_gradient: ``"analytic"`` computes ``2 alpha Omega (theta - theta*)`` with
+            fused ops and hands it to autograd through one node added to the loss before
+            ``backward`` (no graph of the quadratic); ``"autograd"`` adds the penalty itself
+            to the loss. Either way the full gradient is in ``.grad`` when ``backward``
+            returns, so a plugin that rewrites gradients in ``after_backward`` (A-GEM, GEM)
+            sees the same gradient in any plugin order, and both modes give the same
+            updates to float rounding (measured beside A-GEM: same-state gradients agree to
+            1e-7 relative). The logged loss includes the penalty.
+
+    Experiences whose importance is zero for every parameter (the outputs do not depend
+    on the trained parameters, e.g. iCaRL's nearest-mean classifier, StreamingLDA) are
+    skipped with a warning; the penalty is unchanged. A NaN or inf importance is refused.
+
+    Stability: the penalty's curvature is ``2 sum_t alpha_t Omega_t[ij]`` per parameter;
+    plain SGD (learning rate ``lr``, momentum ``beta``) on the penalty alone diverges once
+    ``lr * 2 max_ij sum_t alpha_t Omega_t[ij] > 2 (1 + beta)``
+    (``penalty.max_curvature``), e.g. from ``lambda_reg`` large enough for the largest
+    importance. Non-finite parameters after an experience raise
+    :class:`TrainingDivergedError` naming the parameter, before any importance is
+    computed.
+
+    Strategies that never call the backward hooks (Avalanche's ``MER``) never apply the
+    penalty; the plugin warns once when a training experience ends without them.
 
     Not to be confused with Avalanche's ``MASPlugin(alpha=...)``, where ``alpha`` is
     the decay of an exponential moving average of importances.
@@ -97,8 +122,11 @@ class AlphaMASPlugin(SupervisedPlugin):
         )
         self.importance_from = check_choice("importance_from", importance_from, IMPORTANCE_FROM)
         self.importance_epochs = check_positive_int("importance_epochs", importance_epochs)
-        self._running_sums: dict[str, torch.Tensor] | None = None
-        self._running_count = 0
+        # per-epoch [sums, count] of the last importance_epochs epochs run
+        self._window: deque[list] = deque(maxlen=self.importance_epochs)
+        self._window_epoch: int | None = None
+        self._backward_hooked = False
+        self._warned_no_backward = False
         self._params: dict[str, torch.nn.Parameter] | None = None
         self.penalty_gradient = check_choice("penalty_gradient", penalty_gradient, PENALTY_GRADIENTS)
         self.last_penalty = 0.0
@@ -116,17 +144,16 @@ class AlphaMASPlugin(SupervisedPlugin):
 
     # ------------------------------------------------------------------ hooks
     def before_backward(self, strategy, **kwargs) -> None:
-        if self.penalty.num_tasks == 0 or self.penalty_gradient != "autograd":
+        self._backward_hooked = True
+        if self.penalty.num_tasks == 0:
             return
-        value = self.penalty.value(self._trainable(strategy))
+        params = self._trainable(strategy)
+        if self.penalty_gradient == "autograd":
+            value = self.penalty.value(params)
+        else:
+            value = self.penalty.gradient_term(params)
         self.last_penalty = float(value.detach())
         strategy.loss = strategy.loss + value
-
-    def after_backward(self, strategy, **kwargs) -> None:
-        if self.penalty.num_tasks == 0 or self.penalty_gradient != "analytic":
-            return
-        self.last_penalty = self.penalty.add_gradient_(self._trainable(strategy))
-        strategy.loss = strategy.loss.detach() + self.last_penalty
 
     def before_training_exp(self, strategy, **kwargs) -> None:
         if self.importance_from == "last_epochs" and self.importance_epochs > strategy.train_epochs:
@@ -134,7 +161,9 @@ class AlphaMASPlugin(SupervisedPlugin):
                 f"importance_epochs: {self.importance_epochs} is more than the strategy's "
                 f"train_epochs={strategy.train_epochs}; expected 1..{strategy.train_epochs}"
             )
-        self._running_sums, self._running_count = None, 0
+        self._window.clear()
+        self._window_epoch = None
+        self._backward_hooked = False
         # after Avalanche's model adaptation: the parameters of this experience
         self._params = trainable_parameters(strategy.model)
 
@@ -144,8 +173,10 @@ class AlphaMASPlugin(SupervisedPlugin):
     def before_forward(self, strategy, **kwargs) -> None:
         if self.importance_from != "last_epochs" or not strategy.is_training:
             return
-        if strategy.clock.train_exp_epochs < strategy.train_epochs - self.importance_epochs:
-            return
+        epoch = strategy.clock.train_exp_epochs
+        if epoch != self._window_epoch:  # a new epoch: the oldest leaves the window
+            self._window.append([{}, 0])
+            self._window_epoch = epoch
         batch = strategy.mb_x
         mean = mas_importance(
             strategy.model,
@@ -155,28 +186,42 @@ class AlphaMASPlugin(SupervisedPlugin):
             batch_size=batch.shape[0],
             device=strategy.device,
         )
-        n = batch.shape[0]
-        if self._running_sums is None:
-            self._running_sums = {name: omega * n for name, omega in mean.items()}
-        else:
-            for name, omega in mean.items():
-                if name in self._running_sums:
-                    self._running_sums[name] += omega * n
-                else:
-                    self._running_sums[name] = omega * n
-        self._running_count += n
+        sums, n = self._window[-1][0], batch.shape[0]
+        for name, omega in mean.items():
+            if name in sums:
+                sums[name] += omega * n
+            else:
+                sums[name] = omega * n
+        self._window[-1][1] += n
 
     def after_training_exp(self, strategy, **kwargs) -> None:
         self._params = None
         experience = strategy.experience
+        self._check_finite(strategy, experience.current_experience)
+        if not self._backward_hooked and not self._warned_no_backward:
+            self._warned_no_backward = True
+            warnings.warn(
+                f"AlphaMASPlugin, experience {experience.current_experience}: the strategy "
+                f"({type(strategy).__name__}) never called the before_backward hook during "
+                "training, so the penalty is not applied by it (Avalanche's EWC and MAS "
+                "plugins are not either); the importance is still consolidated",
+                stacklevel=2,
+            )
         if self.importance_from == "last_epochs":
-            if self._running_count == 0:
+            count = sum(c for _, c in self._window)
+            if count == 0:
                 raise ValueError(
                     f"AlphaMASPlugin, experience {experience.current_experience}: no training "
-                    "mini-batch was seen in the last importance_epochs epochs"
+                    "mini-batch reached the before_forward hook in this experience (training "
+                    "stopped before its first iteration, or the strategy, e.g. MER, calls no "
+                    "forward hooks); importance_from='last_epochs' has nothing to average"
                 )
-            importance = {n: s / self._running_count for n, s in self._running_sums.items()}
-            self._running_sums, self._running_count = None, 0
+            importance: dict[str, torch.Tensor] = {}
+            for sums, _ in self._window:
+                for name, s in sums.items():
+                    importance[name] = importance[name] + s if name in importance else s.clone()
+            importance = {n: s / count for n, s in importance.items()}
+            self._window.clear()
             self._add_task(strategy.model, importance, experience.current_experience)
             return
         if self.importance_data is not None:
@@ -190,6 +235,28 @@ class AlphaMASPlugin(SupervisedPlugin):
             device=strategy.device,
             experience=experience.current_experience,
         )
+
+    def _check_finite(self, strategy, experience: int) -> None:
+        """Raise :class:`TrainingDivergedError` if a trainable parameter is NaN or inf."""
+        for name, p in trainable_parameters(strategy.model).items():
+            if bool(torch.isfinite(p).all()):
+                continue
+            kind = "NaN" if bool(torch.isnan(p).any()) else "inf"
+            message = (f"training diverged in experience {experience} (parameter {name!r} "
+                       f"is {kind}); lower the learning rate or lambda_reg")
+            curvature = self.penalty.max_curvature
+            if curvature > 0:
+                lrs = [g.get("lr") for g in getattr(strategy.optimizer, "param_groups", [])]
+                lrs = [lr for lr in lrs if isinstance(lr, (int, float)) and math.isfinite(lr)]
+                message += (
+                    f". The penalty's largest curvature 2*max(alpha*Omega) is {curvature:.4g}; "
+                    "SGD on it alone is stable only while lr * that < 2 (1 + momentum)"
+                )
+                if lrs:
+                    message += f" (here lr * that = {max(lrs) * curvature:.4g})"
+            else:
+                message += " (no penalty was active yet)"
+            raise TrainingDivergedError(message)
 
     # ------------------------------------------------------------- public API
     def consolidate(
@@ -222,7 +289,19 @@ class AlphaMASPlugin(SupervisedPlugin):
         self._add_task(model, importance, experience)
 
     def _add_task(self, model: torch.nn.Module, importance: dict, experience: int | str) -> None:
-        """Consolidate ``importance`` with the model's current parameters as anchor."""
+        """Consolidate ``importance`` with the model's current parameters as anchor; an
+        all-zero (finite) importance is skipped with a warning."""
+        finite = all(bool(torch.isfinite(o).all()) for o in importance.values())
+        if finite and not any(bool(o.any()) for o in importance.values()):
+            warnings.warn(
+                f"AlphaMASPlugin, experience {experience}: the importance is 0 for every "
+                "trainable parameter (the model's outputs do not depend on them the way MAS "
+                "measures, as with iCaRL's nearest-mean classifier or StreamingLDA's "
+                "closed-form head); this experience is not consolidated and the penalty is "
+                "unchanged",
+                stacklevel=3,
+            )
+            return
         anchor = {n: p.detach() for n, p in trainable_parameters(model).items()}
         try:
             self.penalty.add_task(importance, anchor)
@@ -235,6 +314,10 @@ class AlphaMASPlugin(SupervisedPlugin):
     def load_state_dict(self, state: dict) -> None:
         self.penalty.load_state_dict(state["penalty"])
         self.last_penalty = float(state["last_penalty"])
+
+
+class TrainingDivergedError(FloatingPointError):
+    """The model's parameters are no longer finite after a training experience."""
 
 
 def _task_label(model: torch.nn.Module, experience) -> int | None:
