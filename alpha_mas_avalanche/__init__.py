@@ -20,6 +20,8 @@ _LAZY = {
     "AlphaMASPlugin": "alpha_mas_avalanche.plugins",
     "EBLLPlugin": "alpha_mas_avalanche.plugins",
     "IMMPlugin": "alpha_mas_avalanche.plugins",
+    "SIPlugin": "alpha_mas_avalanche.plugins",
+    "L2Plugin": "alpha_mas_avalanche.plugins",
     "mas_importance": "alpha_mas_avalanche.importance",
     "alpha_weights": "alpha_mas_avalanche.penalty",
     "ConsolidatedPenalty": "alpha_mas_avalanche.penalty",
