@@ -186,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         torch.set_num_threads(threads)
     from alpha_mas_avalanche.data import DatasetNotFoundError
-    from alpha_mas_avalanche.experiment.runner import report_finished, run_experiment
+    from alpha_mas_avalanche.experiment.grid import report_finished, run_experiment
 
     if args.report_only:
         try:
@@ -246,7 +246,7 @@ def make_executor(args: argparse.Namespace, config: ExperimentConfig, threads: i
         if given:
             raise ValueError(f"{', '.join(given)}: only with --executor ray")
         if args.workers == 1:
-            from alpha_mas_avalanche.experiment.runner import sequential_executor
+            from alpha_mas_avalanche.experiment.executors import sequential_executor
 
             return sequential_executor
         return executors.LocalProcessExecutor(args.workers, threads)

@@ -30,8 +30,9 @@ from alpha_mas_avalanche.experiment.executors import (
     LocalProcessExecutor,
     RayExecutor,
     available_cpus,
+    sequential_executor,
 )
-from alpha_mas_avalanche.experiment.runner import final_specs, sequential_executor, single_task_specs
+from alpha_mas_avalanche.experiment.specs import final_specs, single_task_specs
 
 
 def grid(output_dir: Path, seeds: int, epochs: int) -> ExperimentConfig:

@@ -19,7 +19,7 @@ from alpha_mas_avalanche.cli import build_parser, main, preset
 from alpha_mas_avalanche.experiment import ExperimentConfig, MethodConfig, execute_run, run_experiment
 from alpha_mas_avalanche.experiment.methods import REGISTRY, build_method
 from alpha_mas_avalanche.experiment.report import mean_std_ci, paired_comparisons, runs_table
-from alpha_mas_avalanche.experiment.runner import final_specs, selection_specs, single_task_specs
+from alpha_mas_avalanche.experiment.specs import final_specs, selection_specs, single_task_specs
 from wandb_records import offline_records
 
 REPO = Path(__file__).resolve().parents[1]

@@ -18,7 +18,7 @@ from alpha_mas_avalanche.cli import main
 from alpha_mas_avalanche.experiment import ExperimentConfig, MethodConfig, run_experiment
 from alpha_mas_avalanche.experiment.executors import LocalProcessExecutor, RayExecutor
 from alpha_mas_avalanche.experiment.methods import REGISTRY, MethodEntry, register
-from alpha_mas_avalanche.experiment.runner import sequential_executor
+from alpha_mas_avalanche.experiment.executors import sequential_executor
 
 TINY = dict(benchmark="split_digits", epochs=1, batch_size=32, train_samples_per_task=60,
             eval_samples_per_task=40)

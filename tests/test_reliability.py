@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from alpha_mas_avalanche.experiment import ExperimentConfig, MethodConfig, run_experiment
-from alpha_mas_avalanche.experiment.runner import final_specs, read_record, single_task_specs
+from alpha_mas_avalanche.experiment.specs import final_specs, single_task_specs
+from alpha_mas_avalanche.experiment.store import read_record
 
 TINY = dict(benchmark="split_digits", epochs=1, batch_size=32, train_samples_per_task=60,
             eval_samples_per_task=40)

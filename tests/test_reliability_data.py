@@ -38,8 +38,8 @@ def assert_clean_error(info, path: Path, *phrases: str) -> None:
     assert str(path) in message
     for phrase in phrases:
         assert phrase in message, message
-    # raised by the check, before any loader: the traceback ends in data.py's checks
-    assert info.traceback[-1].path.name == "data.py"
+    # raised by the check, before any loader: the traceback ends in the data's file checks
+    assert info.traceback[-1].path.name == "integrity.py"
     assert info.traceback[-1].name in ("check_idx_file", "check_mnist", "check_jpeg_npz")
 
 

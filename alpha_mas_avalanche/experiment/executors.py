@@ -2,10 +2,11 @@
 
 An executor is a callable ``executor(specs)`` yielding ``(spec, result)`` as runs end, in
 any order; ``result`` is the run's record (a dict) or a :class:`RunFailure`. Workers only
-compute: they return records to the driver (:func:`~.runner.run_phase`), which writes the
+compute: they return records to the driver (:func:`~.grid.run_phase`), which writes the
 files, logs W&B, retries failures once and keeps the progress bar, so workers need no
 shared filesystem. Executors keep their workers between calls; :meth:`close` releases them.
 
+- :func:`sequential_executor`: one run after the other in this process.
 - :class:`LocalProcessExecutor`: ``workers`` spawned processes on this machine, each with
   ``torch.set_num_threads(threads_per_worker)`` (default: CPUs // workers, so the machine
   is not oversubscribed). A worker that dies (killed, out of memory, segfault) fails only
@@ -25,13 +26,35 @@ import os
 import signal
 import traceback
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from multiprocessing.connection import wait
 from typing import Any
 
 from alpha_mas_avalanche.data import DatasetNotFoundError
-from alpha_mas_avalanche.experiment.runner import RunFailure, RunSpec, execute_run
+from alpha_mas_avalanche.experiment.specs import RunSpec
+from alpha_mas_avalanche.experiment.store import RunFailure
+from alpha_mas_avalanche.experiment.train import execute_run
 from alpha_mas_avalanche.validation import check_finite_float, check_positive_int
+
+#: ``executor(specs)`` yields ``(spec, record or RunFailure)`` as runs end, in any order
+#: (this module's contract).
+Executor = Callable[[list[RunSpec]], Iterable[tuple[RunSpec, "dict | RunFailure"]]]
+
+
+def sequential_executor(specs: list[RunSpec]) -> Iterator[tuple[RunSpec, dict | RunFailure]]:
+    """Run specs one after the other in this process; a run that raises is a RunFailure
+    (a missing dataset stops the grid instead)."""
+    for spec in specs:
+        spec.show_progress = True
+        try:
+            record = execute_run(spec)
+        except DatasetNotFoundError:
+            raise
+        except Exception as err:  # noqa: BLE001 - recorded; the grid goes on
+            yield spec, RunFailure(f"{type(err).__name__}: {err}", traceback.format_exc())
+            continue
+        yield spec, record
+
 
 RAY_INSTALL_HINT = ("the Ray executor needs Ray: pip install 'alpha-mas-avalanche[ray]' "
                     "(or pip install 'ray[default]>=2.9')")
@@ -61,7 +84,6 @@ def _result(status: str, payload: Any) -> dict | RunFailure:
     return payload
 
 
-# ---------------------------------------------------------------- local pool
 def _worker_main(conn, threads: int, setup: Callable[[], None] | None) -> None:
     """Worker loop: receive a spec, send back ``_guarded_run(spec)``; ``None`` ends it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's business
@@ -216,7 +238,6 @@ class LocalProcessExecutor:
         self.close()
 
 
-# ----------------------------------------------------------------------- Ray
 def import_ray():
     """``ray``, or an ImportError saying how to install it."""
     try:
@@ -327,8 +348,6 @@ def make_executor(kind: str = "local", *, workers: int | None = None,
                   cpus_per_run: float = 1.0, gpus_per_run: float = 0.0,
                   setup: Callable[[], None] | None = None):
     """``"sequential"`` (this process), ``"local"`` (worker processes) or ``"ray"``."""
-    from alpha_mas_avalanche.experiment.runner import sequential_executor
-
     if kind == "sequential":
         return sequential_executor
     if kind == "local":

@@ -1,4 +1,5 @@
-"""Tables and figures of a comparison: JSON, CSV, a paper-like markdown table, matplotlib.
+"""Tables and statistics of a comparison: JSON, CSV and a paper-like markdown table
+(the figures are drawn by :mod:`.figures`).
 
 Definitions (accuracies in [0, 1]; tables print percent):
 - reference forgetting of a task (the reference paper): accuracy of a model trained on
@@ -27,9 +28,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from alpha_mas_avalanche.data import N_TASKS
+from alpha_mas_avalanche.data import MOVED_PAIR, N_TASKS
+from alpha_mas_avalanche.experiment.figures import write_figures
+from alpha_mas_avalanche.experiment.store import sanitize, write_json_atomic
 
-MOVED_PAIR = 0
 METRICS = {
     "final_avg_acc": "Final avg acc (%)",
     "avg_forgetting_ref": "Avg forgetting, ref. (%)",
@@ -211,8 +213,6 @@ def markdown_table(summary: dict[str, Any], title: str) -> str:
 def write_report(output_dir: str | Path, runs: list[dict], singles: list[dict], *,
                  config, selection: dict | None = None) -> dict[str, Any]:
     """Write summary.json, runs.csv, per_task.csv, summary.csv, table.md and figures/."""
-    from alpha_mas_avalanche.experiment.runner import sanitize, write_json_atomic
-
     output_dir = Path(output_dir)
     labels = list(dict.fromkeys(r["label"] for r in runs))
     main_order = config.task_orders[0]
@@ -243,86 +243,3 @@ def write_report(output_dir: str | Path, runs: list[dict], singles: list[dict], 
     result["figures"] = [str(p) for p in write_figures(output_dir / "figures", result)]
     write_json_atomic(output_dir / "summary.json", sanitize(result))
     return result
-
-
-def write_figures(folder: Path, result: dict[str, Any]) -> list[Path]:
-    """The reference paper's figures, with 95 % CI error bars."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    folder.mkdir(parents=True, exist_ok=True)
-    summary = result["methods"]
-    labels = list(summary)
-    written = []
-
-    def bars(ax, names, stats_list, scale=100.0):
-        means = [(s["mean"] or 0.0) * scale for s in stats_list]
-        errors = [(s["ci95"] or 0.0) * scale for s in stats_list]
-        ax.bar(range(len(names)), means, yerr=errors, capsize=3)
-        ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
-
-    def save(fig, name):
-        path = folder / name
-        fig.tight_layout()
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        written.append(path)
-
-    # forgetting per task per method
-    fig, ax = plt.subplots(figsize=(10, 4))
-    width = 0.8 / max(len(labels), 1)
-    for i, label in enumerate(labels):
-        per_pair = summary[label]["forgetting_ref_per_pair"]
-        means = [(per_pair[str(p)]["mean"] or 0.0) * 100 for p in range(N_TASKS)]
-        errors = [(per_pair[str(p)]["ci95"] or 0.0) * 100 for p in range(N_TASKS)]
-        ax.bar(np.arange(N_TASKS) + i * width, means, width, yerr=errors, capsize=2, label=label,
-               color=plt.cm.tab20(i % 20))
-    ax.set_xticks(np.arange(N_TASKS) + 0.4 - width / 2, [f"pair {p}" for p in range(N_TASKS)])
-    ax.set_ylabel("forgetting (reference def., %)")
-    ax.set_title("Forgetting per task (pair k = the reference's task k+1)")
-    ax.legend(fontsize=7, bbox_to_anchor=(1.01, 1), loc="upper left")
-    save(fig, "forgetting_per_task.png")
-
-    # average forgetting
-    fig, ax = plt.subplots(figsize=(7, 4))
-    bars(ax, labels, [summary[lb]["avg_forgetting_ref"] for lb in labels])
-    ax.set_ylabel("average forgetting (reference def., %)")
-    ax.set_title("Average forgetting")
-    save(fig, "average_forgetting.png")
-
-    # accuracy per epoch
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for label, curve in result["epoch_curves"].items():
-        ax.plot(range(1, len(curve) + 1), np.asarray(curve) * 100, marker=".", label=label)
-    ax.set_xlabel("epoch (over the whole task sequence)")
-    ax.set_ylabel("training accuracy (%)")
-    ax.set_title("Accuracy per epoch")
-    ax.legend(fontsize=7)
-    save(fig, "accuracy_per_epoch.png")
-
-    # max forgetting per lambda (MAS and AlphaMAS rows)
-    lambda_labels = [lb for lb in labels if lb == "MAS" or lb.startswith("AlphaMAS")]
-    if lambda_labels:
-        fig, ax = plt.subplots(figsize=(6, 4))
-        bars(ax, lambda_labels, [summary[lb]["max_forgetting_ref"] for lb in lambda_labels])
-        ax.set_ylabel("max forgetting over tasks (reference def., %)")
-        ax.set_title("Max forgetting per lambda")
-        save(fig, "max_forgetting_per_lambda.png")
-
-    # moved task's accuracy per placement
-    if result["order_sensitivity"]:
-        fig, ax = plt.subplots(figsize=(6, 4))
-        for label, entry in result["order_sensitivity"].items():
-            positions = sorted(entry["per_placement"], key=int)
-            means = [(entry["per_placement"][p]["final_acc"]["mean"] or 0.0) * 100 for p in positions]
-            errors = [(entry["per_placement"][p]["final_acc"]["ci95"] or 0.0) * 100 for p in positions]
-            ax.errorbar([int(p) for p in positions], means, yerr=errors, marker="o", capsize=3,
-                        label=label)
-        ax.set_xlabel(f"position of pair {MOVED_PAIR} in the task sequence")
-        ax.set_ylabel("its final accuracy (%)")
-        ax.set_title("Order sensitivity: moved task")
-        ax.legend(fontsize=7)
-        save(fig, "moved_task_per_placement.png")
-    return written

@@ -1,0 +1,54 @@
+"""Names of the benchmarks, scenarios, class pairs and task orders (no torch, no Avalanche:
+cheap enough for the CLI and the config checks to import)."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+#: Pair index k -> the two original class ids of the reference's task k+1.
+MNIST_CLASS_ORDER = (1, 2, 3, 4, 5, 6, 7, 8, 9, 0)
+CIFAR10_CLASS_ORDER = (2, 1, 3, 4, 5, 6, 7, 8, 9, 0)
+CIFAR10_CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer",
+                       "dog", "frog", "horse", "ship", "truck")
+N_TASKS = 5
+BENCHMARKS = ("split_mnist", "split_cifar10", "split_cifar10_jpeg", "split_digits")
+DISPLAY_NAMES = {
+    "split_mnist": "Split MNIST",
+    "split_cifar10": "Split CIFAR-10",
+    "split_cifar10_jpeg": "CIFAR-10 (JPEG q75 copy)",
+    "split_digits": "Split digits (scikit-learn, 8x8)",
+}
+SCENARIOS = ("task", "class")
+#: The pair the order-sensitivity placements move (pair 0, the reference's task (1,2)).
+MOVED_PAIR = 0
+
+
+def class_order(name: str, task_order: Sequence[int] | None = None) -> list[int]:
+    """The ``fixed_class_order`` giving pairs in ``task_order`` (pair indices 0..4)."""
+    base = CIFAR10_CLASS_ORDER if name in ("split_cifar10", "split_cifar10_jpeg") else MNIST_CLASS_ORDER
+    order = check_task_order(task_order)
+    return [c for k in order for c in base[2 * k: 2 * k + 2]]
+
+
+def check_task_order(task_order: Sequence[int] | None) -> list[int]:
+    """A permutation of the pair indices ``0..4`` (None: the reference order)."""
+    if task_order is None:
+        return list(range(N_TASKS))
+    order = list(task_order)
+    if sorted(order) != list(range(N_TASKS)) or any(isinstance(k, bool) for k in order):
+        raise ValueError(
+            f"task_order: expected a permutation of the pair indices 0..{N_TASKS - 1}, "
+            f"got {task_order!r}"
+        )
+    return [int(k) for k in order]
+
+
+def placements(moved: int = MOVED_PAIR, n_tasks: int = N_TASKS) -> list[list[int]]:
+    """The task orders that move pair ``moved`` from first to last place, others in order."""
+    rest = [k for k in range(n_tasks) if k != moved]
+    return [rest[:p] + [moved] + rest[p:] for p in range(n_tasks)]
+
+
+def pair_classes(name: str, pair: int) -> tuple[int, int]:
+    """Original class ids of pair ``pair``."""
+    base = CIFAR10_CLASS_ORDER if name in ("split_cifar10", "split_cifar10_jpeg") else MNIST_CLASS_ORDER
+    return base[2 * pair], base[2 * pair + 1]

@@ -1,0 +1,216 @@
+"""The driver of a comparison: its phases, each phase's loop over an executor (writing records,
+retrying failures, the progress bar), and the report from finished runs.
+
+Phases: (1) validation-grid runs (``eval_stream="valid"``) for methods with a ``select``
+grid, together with the single-task reference runs (one per seed and pair, cached in
+``single_task/``); the best grid value is kept; (2) the final runs on the test stream.
+Executors (:mod:`~alpha_mas_avalanche.experiment.executors`) run each phase's specs in this
+process, in local worker processes or on Ray; a failed run is retried once, then recorded
+in ``failed/`` and re-run by the next invocation.
+"""
+from __future__ import annotations
+
+import sys
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from alpha_mas_avalanche.experiment import report as reporting
+from alpha_mas_avalanche.experiment.config import ExperimentConfig
+from alpha_mas_avalanche.experiment.executors import Executor, sequential_executor
+from alpha_mas_avalanche.experiment.specs import (
+    RunSpec,
+    choose_hyperparameters,
+    final_specs,
+    selection_specs,
+    single_task_specs,
+)
+from alpha_mas_avalanche.experiment.store import (
+    RunFailure,
+    check_resumable,
+    record_failure,
+    environment_info,
+    failure_path,
+    read_record,
+    spec_path,
+    write_json_atomic,
+)
+from alpha_mas_avalanche.experiment.wandb_logging import WandbSession
+
+#: Attempts per run and grid invocation: a failed run is retried once.
+MAX_ATTEMPTS = 2
+
+
+class GridProgress:
+    """One tqdm bar over a grid: finished runs, with ``running`` and ``failed`` beside it."""
+
+    def __init__(self, total: int, desc: str = "runs") -> None:
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=total, desc=desc, unit="run", position=0, dynamic_ncols=True)
+        self.failed = 0
+
+    def skip(self, count: int) -> None:
+        """``count`` runs were finished before (not counted in the rate)."""
+        self.bar.initial += count
+        self.bar.n += count
+        self.bar.refresh()
+
+    def show(self, running: int | None, finished: int = 0) -> None:
+        self.bar.set_postfix_str(
+            (f"running={running}, " if running is not None else "") + f"failed={self.failed}",
+            refresh=not finished)
+        if finished:
+            self.bar.update(finished)
+
+    def write(self, message: str) -> None:
+        self.bar.write(message, file=sys.stderr)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def run_phase(specs: list[RunSpec], output_dir: Path, executor: Executor | None = None,
+              on_result: Callable[[RunSpec, dict], None] | None = None,
+              desc: str = "runs", progress: GridProgress | None = None) -> dict[str, dict]:
+    """Execute the specs without a result file; return the finished specs' records by run_id.
+
+    The driver writes each record as it comes back (workers need no shared filesystem).
+    A failed run (exception, lost worker) is written to ``failed/<run_id>.json`` and
+    retried once; if it fails again it is left out of the returned records, the others go
+    on, and the next invocation retries it. A success removes its failure file.
+    """
+    executor = executor or sequential_executor
+    records, pending = _read_finished(specs, output_dir)
+    own_progress = progress is None
+    if own_progress:
+        if not pending:
+            return records
+        progress = GridProgress(len(specs), desc)
+    progress.skip(len(specs) - len(pending))
+
+    def running() -> int | None:
+        return 1 if executor is sequential_executor else getattr(executor, "running", None)
+
+    attempts: dict[str, int] = {}
+    queue = pending
+    try:
+        while queue:
+            retry = []
+            outcomes = iter(executor(queue))
+            try:
+                for spec, result in outcomes:
+                    if isinstance(result, RunFailure):
+                        if _record_attempt(output_dir, spec, result, attempts, progress):
+                            retry.append(spec)
+                        progress.show(running())
+                        continue
+                    write_json_atomic(spec_path(output_dir, spec), result)
+                    failure_path(output_dir, spec).unlink(missing_ok=True)
+                    records[spec.run_id] = result
+                    if on_result is not None:
+                        on_result(spec, result)
+                    progress.show(running(), finished=1)
+            finally:
+                close = getattr(outcomes, "close", None)
+                if close is not None:  # stops the executor's runs in flight on errors/Ctrl-C
+                    close()
+            queue = retry
+    finally:
+        if own_progress:
+            progress.close()
+    return records
+
+
+def _read_finished(specs: list[RunSpec], output_dir: Path) -> tuple[dict[str, dict], list[RunSpec]]:
+    """The records of the specs with a usable result file (by run_id), and the other specs."""
+    records: dict[str, dict] = {}
+    pending = []
+    for spec in specs:
+        record = read_record(spec_path(output_dir, spec))
+        if record is None:
+            pending.append(spec)
+        else:
+            records[spec.run_id] = record
+    return records, pending
+
+
+def _record_attempt(output_dir: Path, spec: RunSpec, result: RunFailure, attempts: dict[str, int],
+                    progress: GridProgress) -> bool:
+    """Write the failure to ``failed/``, say so; True if the run gets another attempt."""
+    attempts[spec.run_id] = attempts.get(spec.run_id, 0) + 1
+    record_failure(output_dir, spec, result, attempts[spec.run_id])
+    if attempts[spec.run_id] < MAX_ATTEMPTS:
+        progress.write(f"run {spec.run_id} failed ({result.error}); "
+                       "it will be retried once")
+        return True
+    progress.failed += 1
+    progress.write(
+        f"run {spec.run_id} failed again ({result.error}); recorded in "
+        f"{failure_path(output_dir, spec)}; the grid goes on")
+    return False
+
+
+def run_experiment(config: ExperimentConfig, *, executor: Executor | None = None,
+                   report: bool = True) -> dict[str, Any]:
+    """Run (or resume) the whole grid; write runs, selection, report; return the summary."""
+    output_dir = Path(config.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    check_resumable(output_dir, config)
+    config.save(output_dir / "config.yaml")
+    write_json_atomic(output_dir / "environment.json", environment_info())
+
+    wandb = WandbSession(config)
+    select, singles = selection_specs(config), single_task_specs(config)
+    progress = GridProgress(len(select) + len(singles) + len(final_specs(config)), config.name)
+    try:
+        # validation-grid and single-task reference runs are independent: one phase, so
+        # parallel workers stay busy; single-task models are computed once per (seed, pair)
+        first = run_phase(select + singles, output_dir, executor, progress=progress)
+        chosen = choose_hyperparameters(config, first)
+        write_json_atomic(output_dir / "selection.json", chosen)
+        # a method whose validation grid is incomplete has no choice yet: its final runs wait
+        waiting = sorted({s.method for s in select if s.run_id not in first})
+        final = [s for s in final_specs(config, chosen) if s.method not in waiting]
+        run_records = run_phase(final, output_dir, executor, on_result=wandb.log_run,
+                                progress=progress)
+    finally:
+        progress.close()
+    failed = [s.run_id for s in select + singles + final
+              if s.run_id not in first and s.run_id not in run_records]
+    finished = [run_records[s.run_id] for s in final if s.run_id in run_records]
+    summary: dict[str, Any] = {"selection": chosen}
+    if report and finished:
+        summary = reporting.write_report(
+            output_dir, finished, [first[s.run_id] for s in singles if s.run_id in first],
+            config=config, selection=chosen,
+        )
+        wandb.log_summary(summary, output_dir)
+    summary.update(failed_runs=failed, waiting_methods=waiting)
+    if failed:
+        warnings.warn(
+            f"{len(failed)} run(s) failed twice (errors in {output_dir / 'failed'}); they are "
+            f"left out of the report{f' and the final runs of {waiting} wait for their validation grid' if waiting else ''}. "
+            "Re-run the same command to retry them; finished runs are kept.", stacklevel=2)
+    return summary
+
+
+def report_finished(config: ExperimentConfig) -> dict[str, Any]:
+    """Write the report from the runs already finished in ``config.output_dir``; run nothing.
+
+    For a grid that is still running or was stopped: every table cell says over how many
+    seeds (``n``) it was computed.
+    """
+    output_dir = Path(config.output_dir)
+    select, singles = selection_specs(config), single_task_specs(config)
+    first = {s.run_id: r for s in select + singles
+             if (r := read_record(spec_path(output_dir, s))) is not None}
+    chosen = choose_hyperparameters(config, first)
+    finished = [r for s in final_specs(config, chosen)
+                if (r := read_record(spec_path(output_dir, s))) is not None]
+    if not finished:
+        raise ValueError(f"output_dir {output_dir}: no finished final run to report on yet")
+    return reporting.write_report(output_dir, finished,
+                                  [first[s.run_id] for s in singles if s.run_id in first],
+                                  config=config, selection=chosen)

@@ -1,0 +1,194 @@
+"""Result files: atomic JSON records, reading them back (resume), failure records, the
+resumability check of a results folder and the environment a grid ran in."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from alpha_mas_avalanche.experiment.config import ExperimentConfig
+
+if TYPE_CHECKING:
+    from alpha_mas_avalanche.experiment.specs import RunSpec
+
+RESULT_FORMAT = 1
+#: Config keys that may change between a run and its resumption.
+RESUMABLE_KEYS = ("output_dir", "wandb", "wandb_project", "data_root", "device", "name")
+
+
+@dataclass
+class RunFailure:
+    """A run that raised (``error``: one line, ``traceback``) or whose worker was lost."""
+
+    error: str
+    traceback: str = ""
+    worker_lost: bool = False
+
+
+def sanitize(value: Any) -> Any:
+    """Recursively: non-finite floats -> None, tuples -> lists, numpy scalars -> Python."""
+    if isinstance(value, dict):
+        return {str(k): sanitize(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [sanitize(v) for v in value]
+    if isinstance(value, (np.floating, float)):
+        value = float(value)
+        return value if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, torch.Tensor):
+        return sanitize(value.tolist())
+    return value
+
+
+def write_json_atomic(path: str | Path, data: Any) -> None:
+    """Write ``data`` as JSON to ``path`` atomically (temporary file + ``os.replace``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w") as handle:
+        json.dump(sanitize(data), handle, indent=1, allow_nan=False)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    _fsync_directory(path.parent)  # the rename itself survives a machine crash
+    _remove_stale_temporaries(path)
+
+
+def _fsync_directory(folder: Path) -> None:
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:  # e.g. a platform without directory descriptors
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Delete ``path``'s temporary files left by writers that were killed (dead pids)."""
+    import glob
+
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        pid = tmp.name[len(path.name) + 2: -len(".tmp")]
+        if pid.isdigit() and not _process_alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"non-finite number {name} (results hold finite numbers or null)")
+
+
+def read_record(path: Path) -> dict | None:
+    """A finished run's record, or None if absent or unusable (then the run is repeated).
+
+    A file that is not a complete record of this run (half-written or corrupt by a
+    machine crash, empty, NaN/Infinity, another run's or another format's record) gives
+    one warning naming it and what is wrong; it is overwritten when the run finishes."""
+    if not path.is_file():
+        return None
+    problem = None
+    try:
+        record = json.loads(path.read_bytes().decode("utf-8"), parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError, OSError) as err:  # JSONDecodeError is a ValueError
+        problem = f"unreadable ({type(err).__name__}: {err}; half-written or corrupt)"
+    else:
+        if not isinstance(record, dict):
+            problem = f"not a run record (a JSON {type(record).__name__})"
+        elif record.get("run_id") != path.stem:
+            problem = f"holds the result of run {record.get('run_id')!r}, not of this run"
+        elif record.get("format") != RESULT_FORMAT:
+            problem = (f"has result format {record.get('format')!r}, this version writes "
+                       f"{RESULT_FORMAT}")
+    if problem is not None:
+        warnings.warn(f"result file {path}: {problem}; the run will be repeated and the "
+                      "file replaced", stacklevel=2)
+        return None
+    return record
+
+
+def spec_path(output_dir: Path, spec: RunSpec) -> Path:
+    folder = "single_task" if spec.phase == "single_task" else "runs"
+    return output_dir / folder / f"{spec.run_id}.json"
+
+
+def environment_info() -> dict[str, Any]:
+    """Package versions, Python, platform and the project's git commit."""
+    from importlib import metadata
+
+    versions = {}
+    for package in ("alpha-mas-avalanche", "avalanche-lib", "torch", "torchvision", "numpy",
+                    "scipy", "pandas", "matplotlib", "scikit-learn", "wandb", "pyyaml", "tqdm"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    repo = Path(__file__).resolve().parents[2]
+    commit, dirty = None, None
+    try:
+        commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True,
+                                text=True, timeout=10, check=True).stdout.strip()
+        status = subprocess.run(["git", "-C", str(repo), "status", "--porcelain"],
+                                capture_output=True, text=True, timeout=10, check=True).stdout
+        dirty = bool(status.strip())
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return {
+        "packages": versions, "python": sys.version, "platform": platform.platform(),
+        "git_commit": commit, "git_dirty": dirty, "torch_threads": torch.get_num_threads(),
+        "command": sys.argv,
+    }
+
+
+def check_resumable(output_dir: Path, config: ExperimentConfig) -> None:
+    path = output_dir / "config.yaml"
+    if not path.is_file():
+        return
+    previous = ExperimentConfig.load(path).to_dict()
+    current = config.to_dict()
+    changed = sorted(k for k in current if k not in RESUMABLE_KEYS and previous.get(k) != current[k])
+    if changed:
+        raise ValueError(
+            f"output_dir {output_dir} holds results of a different experiment (changed: "
+            f"{changed}); use another --output folder, or the same config to resume"
+        )
+
+
+def failure_path(output_dir: Path, spec: RunSpec) -> Path:
+    """Where a failed run's error is recorded (not a result: the next invocation re-runs it)."""
+    return output_dir / "failed" / f"{spec.run_id}.json"
+
+
+def record_failure(output_dir: Path, spec: RunSpec, failure: RunFailure, attempt: int) -> None:
+    write_json_atomic(failure_path(output_dir, spec), {
+        "run_id": spec.run_id, "failed": True, "error": failure.error,
+        "traceback": failure.traceback, "worker_lost": failure.worker_lost,
+        "attempts": attempt, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "spec": asdict(spec), "format": RESULT_FORMAT,
+    })
