@@ -8,6 +8,9 @@ Examples::
     compare-baselines --config my.yaml --output results/my --wandb offline
     compare-baselines --full --workers 2           # two runs at once on this machine
     compare-baselines --full --executor ray --ray-address auto --cpus-per-run 2
+
+``--help``, ``--list-methods`` and argument errors import neither torch, Avalanche nor W&B
+(they answer in well under a second); those are imported when a run starts.
 """
 from __future__ import annotations
 
@@ -17,12 +20,20 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from alpha_mas_avalanche.data import BENCHMARKS, placements
+import yaml
+
+from alpha_mas_avalanche.data.names import BENCHMARKS, placements
 from alpha_mas_avalanche.experiment.config import WANDB_MODES, ExperimentConfig, MethodConfig
 from alpha_mas_avalanche.experiment.methods import REGISTRY, available_methods
+from alpha_mas_avalanche.validation import check_finite_float, check_non_negative_int, check_positive_int
 
-BASELINES = ("naive", "joint", "mas", "avalanche_mas", "ewc", "online_ewc", "si", "lwf",
-             "ebll", "imm")
+#: config key -> the flag that overrides it (errors name what the user typed)
+FLAGS = {"output_dir": "--output", "wandb": "--wandb", "wandb_project": "--wandb-project",
+         "data_root": "--data-root", "device": "--device", "benchmark": "--benchmark",
+         "seeds": "--seeds", "epochs": "--epochs", "train_samples_per_task": "--train-samples"}
+
+BASELINES = ("naive", "joint", "mas", "alpha_mas_per_task", "avalanche_mas", "ewc",
+             "online_ewc", "si", "si_avalanche", "l2", "lwf", "ebll", "imm")
 
 
 def _methods(select: bool, orders: list[list[int]]) -> list[MethodConfig]:
@@ -129,36 +140,85 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_arguments(args: argparse.Namespace) -> None:
+    """Errors naming the flag, before any config is built or anything heavy imported."""
+    if not (args.config or args.quick or args.full or args.cifar or args.list_methods):
+        raise ValueError("choose a preset (--quick, --full, --cifar) or --config FILE")
+    for flag, value in (("--threads", args.threads), ("--workers", args.workers),
+                        ("--epochs", args.epochs), ("--train-samples", args.train_samples)):
+        if value is not None:
+            check_positive_int(flag, value)
+    if args.seeds is not None:
+        for seed in args.seeds:
+            check_non_negative_int("--seeds", seed)
+        if len(set(args.seeds)) != len(args.seeds):
+            raise ValueError(f"--seeds: expected distinct seeds, got {args.seeds}")
+    if args.cpus_per_run is not None:
+        check_finite_float("--cpus-per-run", args.cpus_per_run, positive=True)
+    if args.gpus_per_run is not None:
+        check_finite_float("--gpus-per-run", args.gpus_per_run, non_negative=True)
+    if args.methods:
+        unknown = sorted(set(args.methods) - set(REGISTRY))
+        if unknown:
+            raise ValueError(f"--methods: unknown {unknown}; expected names from {sorted(REGISTRY)}")
+    for flag, value in (("--output", args.output), ("--data-root", args.data_root),
+                        ("--device", args.device), ("--wandb-project", args.wandb_project)):
+        if value is not None and not value.strip():
+            raise ValueError(f"{flag}: expected a non-empty value, got {value!r}")
+    if args.executor == "local":
+        given = [f for f, v in (("--ray-address", args.ray_address), ("--cpus-per-run", args.cpus_per_run),
+                                ("--gpus-per-run", args.gpus_per_run)) if v is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)}: only with --executor ray")
+    elif args.workers is not None:
+        raise ValueError("--workers: only with --executor local (Ray places runs by "
+                         "--cpus-per-run / --gpus-per-run)")
+
+
 def resolve_config(args: argparse.Namespace) -> ExperimentConfig:
+    """The preset or ``--config`` file with the flags applied (a config file's own errors
+    name the file; an override's error names its flag)."""
     if args.config:
-        config = ExperimentConfig.load(args.config)
+        try:
+            config = ExperimentConfig.load(args.config)
+        except OSError as err:
+            raise ValueError(f"--config {args.config}: {err.strerror or err}") from err
+        except (ValueError, yaml.YAMLError) as err:
+            raise ValueError(f"--config {args.config}: {err}") from err
     else:
-        if not (args.quick or args.full or args.cifar):
-            raise ValueError("choose a preset (--quick, --full, --cifar) or --config FILE")
         config = preset("full" if args.full else "cifar" if args.cifar else "quick")
     data = config.to_dict()
     overrides = {"output_dir": args.output, "wandb": args.wandb, "wandb_project": args.wandb_project,
                  "data_root": args.data_root, "device": args.device, "benchmark": args.benchmark,
                  "seeds": args.seeds, "epochs": args.epochs,
                  "train_samples_per_task": args.train_samples}
-    data.update({k: v for k, v in overrides.items() if v is not None})
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    data.update(overrides)
     if args.benchmark and not args.config:
         data["model"] = None
     if args.methods:
-        unknown = sorted(set(args.methods) - set(REGISTRY))
-        if unknown:
-            raise ValueError(f"--methods: unknown {unknown}; expected names from {sorted(REGISTRY)}")
         data["methods"] = [m for m in data["methods"] if m["name"] in args.methods]
         known = {m["name"] for m in data["methods"]}
         data["methods"] += [{"name": n} for n in args.methods if n not in known]
     if args.no_select:
         for method in data["methods"]:
             method["select"] = {}
-    return ExperimentConfig.from_dict(data)
+    try:
+        return ExperimentConfig.from_dict(data)
+    except ValueError as err:
+        key = str(err).split(":", 1)[0]
+        if key in overrides:
+            raise ValueError(f"{FLAGS[key]}{str(err)[len(key):]}") from err
+        raise
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        check_arguments(args)
+    except ValueError as err:
+        print(f"compare-baselines: error: {err}", file=sys.stderr)
+        return 2
     if args.list_methods:
         for name, entry in REGISTRY.items():
             status = "" if name in available_methods() else " [not installed]"
@@ -238,28 +298,19 @@ def check_data(config: ExperimentConfig) -> None:
 
 def make_executor(args: argparse.Namespace, config: ExperimentConfig, threads: int | None):
     """The executor the parallel-execution options ask for (checked before anything runs)."""
+    gpus = 0.0 if args.gpus_per_run is None else args.gpus_per_run
+    if args.executor == "ray" and gpus > 0 and not config.device.startswith("cuda"):
+        raise ValueError(f"--gpus-per-run {gpus:g} reserves GPUs but the device is "
+                         f"{config.device!r}; add --device cuda")
+    if args.executor == "ray" and gpus == 0 and config.device.startswith("cuda"):
+        raise ValueError("--device cuda with --executor ray needs --gpus-per-run > 0 "
+                         "(Ray hides the GPUs from tasks that reserve none)")
     from alpha_mas_avalanche.experiment import executors
 
     if args.executor == "local":
-        given = [f for f, v in (("--ray-address", args.ray_address), ("--cpus-per-run", args.cpus_per_run),
-                                ("--gpus-per-run", args.gpus_per_run)) if v is not None]
-        if given:
-            raise ValueError(f"{', '.join(given)}: only with --executor ray")
         if args.workers == 1:
-            from alpha_mas_avalanche.experiment.executors import sequential_executor
-
-            return sequential_executor
+            return executors.sequential_executor
         return executors.LocalProcessExecutor(args.workers, threads)
-    if args.workers is not None:
-        raise ValueError("--workers: only with --executor local (Ray places runs by "
-                         "--cpus-per-run / --gpus-per-run)")
-    gpus = 0.0 if args.gpus_per_run is None else args.gpus_per_run
-    if gpus > 0 and not config.device.startswith("cuda"):
-        raise ValueError(f"--gpus-per-run {gpus:g} reserves GPUs but the device is "
-                         f"{config.device!r}; add --device cuda")
-    if gpus == 0 and config.device.startswith("cuda"):
-        raise ValueError("--device cuda with --executor ray needs --gpus-per-run > 0 "
-                         "(Ray hides the GPUs from tasks that reserve none)")
     return executors.RayExecutor(args.ray_address, 1.0 if args.cpus_per_run is None else args.cpus_per_run,
                                  gpus, threads=threads)
 

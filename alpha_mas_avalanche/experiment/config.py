@@ -1,16 +1,21 @@
 """Experiments as data: :class:`ExperimentConfig`, loaded from and saved to YAML."""
 from __future__ import annotations
 
+import collections.abc
 import copy
+import difflib
+import inspect
+import types
+import typing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from alpha_mas_avalanche.data import BENCHMARKS, SCENARIOS, check_task_order
-from alpha_mas_avalanche.experiment.methods import REGISTRY, get_entry
-from alpha_mas_avalanche.models import MODELS
+from alpha_mas_avalanche.data.names import BENCHMARKS, N_TASKS, SCENARIOS, check_task_order
+from alpha_mas_avalanche.experiment.methods import REGISTRY, accepted_params, build_method, get_entry
+from alpha_mas_avalanche.model_names import MODELS
 from alpha_mas_avalanche.validation import (
     check_choice,
     check_finite_float,
@@ -65,6 +70,7 @@ class MethodConfig:
             )
         if self.task_orders is not None:
             self.task_orders = _check_orders(f"methods[{self.name}].task_orders", self.task_orders)
+        check_method_params(self)
 
     @classmethod
     def default(cls, name: str, *, select: bool = True, **changes: Any) -> MethodConfig:
@@ -85,7 +91,8 @@ class ExperimentConfig:
     ``model=None`` picks the reference model (MLP 2x400 for MNIST/digits, CNN for
     CIFAR-10). ``train_samples_per_task``/``eval_samples_per_task`` take seeded random
     subsets (None: all data). ``selection_seeds`` (None: the first seed) are the seeds of
-    the validation-grid runs.
+    the validation-grid runs. ``grid_extensions``: how many decades a validation grid may
+    grow on each side when its best value is at an edge (0: never).
     """
 
     name: str = "compare_baselines"
@@ -104,6 +111,7 @@ class ExperimentConfig:
     train_samples_per_task: int | None = None
     eval_samples_per_task: int | None = None
     selection_seeds: list[int] | None = None
+    grid_extensions: int = 2
     data_root: str | None = None
     device: str = "cpu"
     output_dir: str = "results/compare_baselines"
@@ -130,6 +138,7 @@ class ExperimentConfig:
         self.seeds = _check_seeds("seeds", self.seeds)
         if self.selection_seeds is not None:
             self.selection_seeds = _check_seeds("selection_seeds", self.selection_seeds)
+        check_non_negative_int("grid_extensions", self.grid_extensions)
         self.task_orders = _check_orders("task_orders", self.task_orders)
         check_finite_float("validation_size", self.validation_size)
         if not 0 < self.validation_size < 1:
@@ -163,6 +172,100 @@ class ExperimentConfig:
     @classmethod
     def load(cls, path: str | Path) -> ExperimentConfig:
         return cls.from_dict(yaml.safe_load(Path(path).read_text()) or {})
+
+
+def check_method_params(method: MethodConfig) -> None:
+    """Every name in ``params``/``sweep``/``select`` is a parameter of the method's plugin
+    constructor (the error lists the accepted names), every value has the type the
+    constructor's annotation (else the registry default) asks for, and the plugins build
+    with the params and with each grid value: a bad config fails at load time, not when
+    its run starts. Methods whose builder declares no constructor are not checked."""
+    accepted = accepted_params(method.name)
+    if accepted is None:
+        return
+    entry = get_entry(method.name)
+    for kind in ("params", "sweep", "select"):
+        for key, value in getattr(method, kind).items():
+            where = f"methods[{method.name}].{kind}.{key}"
+            if key not in accepted:
+                close = difflib.get_close_matches(key, accepted, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                names = ", ".join(sorted(accepted)) or "none (it takes no hyperparameters)"
+                raise ValueError(f"{where}: {entry.label} has no parameter {key!r}{hint}; "
+                                 f"accepted: {names}")
+            default = entry.defaults.get(key, accepted[key].default)
+            for item in ([value] if kind == "params" else value):
+                _check_param_type(where, accepted[key].annotation, default, item)
+    grid = [(kind, key, value) for kind in ("sweep", "select")
+            for key, values in getattr(method, kind).items() for value in values]
+    for kind, key, value in grid or [("params", None, None)]:
+        params = dict(method.params) if key is None else {**method.params, key: value}
+        try:
+            build_method(method.name, params, N_TASKS)
+        except (TypeError, ValueError) as err:
+            where = f"methods[{method.name}]" + ("" if key is None else f".{kind}.{key}={value!r}")
+            raise ValueError(f"{where}: {entry.label} cannot be built with params {params}: "
+                             f"{err}") from err
+
+
+def _check_param_type(where: str, annotation: Any, default: Any, value: Any) -> None:
+    if annotation is inspect.Parameter.empty:  # the default's type, where it says one
+        annotation = (bool if isinstance(default, bool) else float if isinstance(default, (int, float))
+                      else str if isinstance(default, str) else inspect.Parameter.empty)
+    if _matches(value, annotation) is not False:
+        return
+    hint = ""
+    if isinstance(value, str):
+        try:
+            float(value)
+            hint = (f" (YAML reads {value} as a string; write it with a dot and a signed "
+                    "exponent, e.g. 1.0e+5)")
+        except ValueError:
+            pass
+    raise ValueError(f"{where}: expected {_describe(annotation)}, got {value!r}{hint}")
+
+
+def _matches(value: Any, annotation: Any) -> bool | None:
+    """Whether ``value`` fits ``annotation``; None where the annotation is not one we read."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        results = [_matches(value, a) for a in typing.get_args(annotation)]
+        return True if True in results else None if None in results else False
+    if annotation is type(None):
+        return value is None
+    if annotation is bool:
+        return isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if annotation is str:
+        return isinstance(value, str)
+    if origin in (collections.abc.Sequence, list, tuple):
+        if not isinstance(value, (list, tuple)):
+            return False
+        args = typing.get_args(annotation)
+        results = [_matches(v, args[0]) for v in value] if args else [None]
+        return False if False in results else None if None in results else True
+    if origin is collections.abc.Callable or annotation is collections.abc.Callable:
+        return callable(value)
+    return None
+
+
+def _describe(annotation: Any) -> str:
+    names = {bool: "true or false", int: "an int", float: "a real number", str: "a string",
+             type(None): "null"}
+    if annotation in names:
+        return names[annotation]
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) for a in typing.get_args(annotation))
+    if origin in (collections.abc.Sequence, list, tuple):
+        args = typing.get_args(annotation)
+        return "a list" + (f" of ({_describe(args[0])})" if args else "")
+    if origin is collections.abc.Callable:
+        return "a callable (Python configs only)"
+    return str(annotation)
 
 
 def _method_from(data: Any) -> MethodConfig:
