@@ -19,7 +19,8 @@ from alpha_mas_avalanche.cli import build_parser, main, preset
 from alpha_mas_avalanche.experiment import ExperimentConfig, MethodConfig, execute_run, run_experiment
 from alpha_mas_avalanche.experiment.methods import REGISTRY, build_method
 from alpha_mas_avalanche.experiment.report import mean_std_ci, paired_comparisons, runs_table
-from alpha_mas_avalanche.experiment.specs import final_specs, selection_specs, single_task_specs
+from alpha_mas_avalanche.experiment.selection import selection_specs
+from alpha_mas_avalanche.experiment.specs import final_specs, single_task_specs
 from wandb_records import offline_records
 
 REPO = Path(__file__).resolve().parents[1]
@@ -244,7 +245,9 @@ def test_config_yaml_round_trip_and_errors(tmp_path):
     config = preset("full")
     config.save(tmp_path / "c.yaml")
     assert ExperimentConfig.load(tmp_path / "c.yaml") == config
-    assert len(final_specs(config)) == 5 * 5 * 4 + 5 * 5 + 5 * (len(config.methods) - 2)
+    mas_chosen = {"mas": {"chosen": {"lambda_reg": 1.0}}}  # the per-task ablation waits for it
+    assert len(final_specs(config, mas_chosen)) == 5 * 5 * 4 + 5 * 5 + 5 * (len(config.methods) - 2)
+    assert len(final_specs(config)) == len(final_specs(config, mas_chosen)) - 5
     assert len(single_task_specs(config)) == 25
     with pytest.raises(ValueError, match="epochs"):
         ExperimentConfig(epochs=0)

@@ -19,13 +19,14 @@ from typing import Any
 from alpha_mas_avalanche.experiment import report as reporting
 from alpha_mas_avalanche.experiment.config import ExperimentConfig
 from alpha_mas_avalanche.experiment.executors import Executor, sequential_executor
-from alpha_mas_avalanche.experiment.specs import (
-    RunSpec,
+from alpha_mas_avalanche.experiment.selection import (
+    Grids,
     choose_hyperparameters,
-    final_specs,
+    initial_grids,
     selection_specs,
-    single_task_specs,
+    settle_grids,
 )
+from alpha_mas_avalanche.experiment.specs import RunSpec, final_specs, single_task_specs
 from alpha_mas_avalanche.experiment.store import (
     RunFailure,
     check_resumable,
@@ -50,6 +51,11 @@ class GridProgress:
 
         self.bar = tqdm(total=total, desc=desc, unit="run", position=0, dynamic_ncols=True)
         self.failed = 0
+
+    def add(self, count: int) -> None:
+        """``count`` more runs in the grid (a validation grid that grew)."""
+        self.bar.total += count
+        self.bar.refresh()
 
     def skip(self, count: int) -> None:
         """``count`` runs were finished before (not counted in the rate)."""
@@ -168,11 +174,16 @@ def run_experiment(config: ExperimentConfig, *, executor: Executor | None = None
         # validation-grid and single-task reference runs are independent: one phase, so
         # parallel workers stay busy; single-task models are computed once per (seed, pair)
         first = run_phase(select + singles, output_dir, executor, progress=progress)
-        chosen = choose_hyperparameters(config, first)
+        grids = _grow_grids(config, initial_grids(config), first, output_dir, executor, progress)
+        select = selection_specs(config, grids)
+        chosen = choose_hyperparameters(config, first, grids)
         write_json_atomic(output_dir / "selection.json", chosen)
-        # a method whose validation grid is incomplete has no choice yet: its final runs wait
-        waiting = sorted({s.method for s in select if s.run_id not in first})
-        final = [s for s in final_specs(config, chosen) if s.method not in waiting]
+        # a method whose validation grid is incomplete has no choice yet: its final runs
+        # wait, and so do the runs of methods inheriting its choice
+        final = final_specs(config, chosen)
+        waiting = sorted({s.method for s in select if s.run_id not in first}
+                         | ({m.name for m in config.methods} - {s.method for s in final}))
+        final = [s for s in final if s.method not in waiting]
         run_records = run_phase(final, output_dir, executor, on_result=wandb.log_run,
                                 progress=progress)
     finally:
@@ -196,6 +207,34 @@ def run_experiment(config: ExperimentConfig, *, executor: Executor | None = None
     return summary
 
 
+def _grow_grids(config: ExperimentConfig, grids: Grids, records: dict[str, dict],
+                output_dir: Path, executor: Executor | None, progress: GridProgress) -> Grids:
+    """Extend every grid whose best value is at an edge, run the new values, repeat
+    (:func:`~.selection.settle_grids`); ``records`` gains the new runs."""
+    while (grown := settle_grids(config, grids, records)) != grids:
+        known = {s.run_id for s in selection_specs(config, grids)}
+        new = [s for s in selection_specs(config, grown) if s.run_id not in known]
+        progress.add(len(new))
+        records.update(run_phase(new, output_dir, executor, progress=progress))
+        grids = grown
+    return grids
+
+
+def _finished_grids(config: ExperimentConfig, output_dir: Path) -> tuple[Grids, dict[str, dict]]:
+    """The grids as far as their finished runs go, and those runs' records."""
+    grids, records = initial_grids(config), {}
+    while True:
+        records.update(_read_finished(selection_specs(config, grids), output_dir)[0])
+        grown = settle_grids(config, grids, records)
+        if grown == grids:
+            return grids, records
+        records.update(_read_finished(selection_specs(config, grown), output_dir)[0])
+        settled = settle_grids(config, grids, records, finished_only=True)
+        if settled == grids:
+            return grids, records
+        grids = settled
+
+
 def report_finished(config: ExperimentConfig) -> dict[str, Any]:
     """Write the report from the runs already finished in ``config.output_dir``; run nothing.
 
@@ -203,12 +242,11 @@ def report_finished(config: ExperimentConfig) -> dict[str, Any]:
     seeds (``n``) it was computed.
     """
     output_dir = Path(config.output_dir)
-    select, singles = selection_specs(config), single_task_specs(config)
-    first = {s.run_id: r for s in select + singles
-             if (r := read_record(spec_path(output_dir, s))) is not None}
-    chosen = choose_hyperparameters(config, first)
-    finished = [r for s in final_specs(config, chosen)
-                if (r := read_record(spec_path(output_dir, s))) is not None]
+    singles = single_task_specs(config)
+    grids, first = _finished_grids(config, output_dir)
+    first.update(_read_finished(singles, output_dir)[0])
+    chosen = choose_hyperparameters(config, first, grids)
+    finished = list(_read_finished(final_specs(config, chosen), output_dir)[0].values())
     if not finished:
         raise ValueError(f"output_dir {output_dir}: no finished final run to report on yet")
     return reporting.write_report(output_dir, finished,

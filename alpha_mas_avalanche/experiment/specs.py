@@ -1,5 +1,5 @@
-"""The grid of a comparison as :class:`RunSpec` s: validation-grid, single-task and final runs,
-and the choice of each method's hyperparameters from its validation runs."""
+"""The grid of a comparison as :class:`RunSpec` s: single-task and final runs (the
+validation-grid runs and the choice from them are in :mod:`.selection`)."""
 from __future__ import annotations
 
 import itertools
@@ -8,10 +8,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 
 from alpha_mas_avalanche.data import N_TASKS
 from alpha_mas_avalanche.experiment.config import ExperimentConfig
+from alpha_mas_avalanche.experiment.methods import get_entry
 
 
 @dataclass
@@ -63,7 +63,8 @@ def _slug(value: Any) -> str:
     return re.sub(r"[^A-Za-z0-9.+-]", "-", text)
 
 
-def _base_spec(config: ExperimentConfig, seed: int, order: list[int], **more: Any) -> RunSpec:
+def base_spec(config: ExperimentConfig, seed: int, order: list[int], **more: Any) -> RunSpec:
+    """A run of ``config``'s training settings at ``seed`` and task ``order``."""
     return RunSpec(
         benchmark=config.benchmark, scenario=config.scenario, model=config.model,
         epochs=config.epochs, lr=config.lr, optimizer=config.optimizer,
@@ -76,62 +77,44 @@ def _base_spec(config: ExperimentConfig, seed: int, order: list[int], **more: An
     )
 
 
-def _combos(grid: dict[str, list]) -> list[dict[str, Any]]:
+def combinations(grid: dict[str, list]) -> list[dict[str, Any]]:
+    """Every combination of a ``{param: [values]}`` grid, in order."""
     keys = list(grid)
     return [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
 
 
-def selection_specs(config: ExperimentConfig) -> list[RunSpec]:
-    """Validation-grid runs: each ``select`` combination x selection seed, first task order."""
-    seeds = config.selection_seeds or config.seeds[:1]
-    specs = []
-    for method in config.methods:
-        if not method.select:
+def inherited_params(config: ExperimentConfig, name: str,
+                     chosen: dict[str, dict]) -> dict[str, Any] | None:
+    """The values ``name`` takes from other methods' choices (registry ``inherit``, e.g.
+    the ablation's lambda from MAS), or None while such a method is in the config with a
+    validation grid but has no choice yet. Explicit ``params`` of ``name`` win."""
+    values = {}
+    method = next(m for m in config.methods if m.name == name)
+    selected = {m.name for m in config.methods if m.select}
+    for param, source in get_entry(name).inherit.items():
+        if param in method.params:
             continue
-        order = (method.task_orders or config.task_orders)[0]
-        first_sweep = {k: v[0] for k, v in method.sweep.items()}
-        for combo in _combos(method.select):
-            for seed in seeds:
-                specs.append(_base_spec(
-                    config, seed, order, method=method.name,
-                    params={**method.params, **first_sweep, **combo},
-                    eval_stream="valid", phase="select",
-                ))
-    return specs
-
-
-def choose_hyperparameters(config: ExperimentConfig, records: dict[str, dict]) -> dict[str, dict]:
-    """Per selected method: the grid value with the best mean final validation accuracy
-    (methods with a missing validation run are left out: nothing is chosen on part of a grid)."""
-    by_method: dict[str, dict[str, list[float]]] = {}
-    specs = selection_specs(config)
-    incomplete = {spec.method for spec in specs if spec.run_id not in records}
-    for spec in specs:
-        if spec.method in incomplete:
-            continue
-        record = records[spec.run_id]
-        method = next(m for m in config.methods if m.name == spec.method)
-        combo = {k: spec.params[k] for k in method.select}
-        key = json.dumps(combo, sort_keys=True)
-        by_method.setdefault(spec.method, {}).setdefault(key, []).append(record["final_avg_acc"])
-    chosen = {}
-    for name, scores in by_method.items():
-        means = {key: float(np.mean(v)) for key, v in scores.items()}
-        best = max(means, key=lambda key: (means[key], key))
-        chosen[name] = {"chosen": json.loads(best), "valid_acc": {k: means[k] for k in means}}
-    return chosen
+        if source in chosen and param in chosen[source]["chosen"]:
+            values[param] = chosen[source]["chosen"][param]
+        elif source in selected:
+            return None
+    return values
 
 
 def final_specs(config: ExperimentConfig, chosen: dict[str, dict] | None = None) -> list[RunSpec]:
-    """Test-stream runs: method x sweep value x seed x task order (selected values merged)."""
+    """Test-stream runs: method x sweep value x seed x task order (selected and inherited
+    values merged; a method whose inherited value is not chosen yet is left out)."""
     chosen = chosen or {}
     specs = []
     for method in config.methods:
-        selected = chosen.get(method.name, {}).get("chosen", {})
-        for combo in _combos(method.sweep) if method.sweep else [{}]:
+        inherited = inherited_params(config, method.name, chosen)
+        if inherited is None:  # waits for the choice of the method it inherits from
+            continue
+        selected = {**inherited, **chosen.get(method.name, {}).get("chosen", {})}
+        for combo in combinations(method.sweep) if method.sweep else [{}]:
             for order in method.task_orders or config.task_orders:
                 for seed in config.seeds:
-                    specs.append(_base_spec(
+                    specs.append(base_spec(
                         config, seed, order, method=method.name,
                         params={**method.params, **selected, **combo},
                     ))
@@ -145,6 +128,6 @@ def final_specs(config: ExperimentConfig, chosen: dict[str, dict] | None = None)
 def single_task_specs(config: ExperimentConfig) -> list[RunSpec]:
     """The reference forgetting's single-task models: one per (seed, pair)."""
     return [
-        _base_spec(config, seed, list(range(N_TASKS)), phase="single_task", pair=pair)
+        base_spec(config, seed, list(range(N_TASKS)), phase="single_task", pair=pair)
         for seed in config.seeds for pair in range(N_TASKS)
     ]

@@ -1,0 +1,148 @@
+"""Choosing hyperparameters on the validation stream: each method's grid, its extension
+when the best value sits at an edge, and the guard against grids that had no effect.
+
+A method's grid starts as its ``select`` mapping. When the best value of a numeric,
+positive parameter is the grid's smallest or largest, the grid grows by one decade in that
+direction (``value / 10`` or ``value * 10``) and the choice is made again, at most
+``config.grid_extensions`` times per side. A choice still at an edge after that (or whose
+extension runs have not finished) is reported as ``at_grid_edge``. A grid whose values all
+give the same mean validation accuracy is ``no_effect``: the method did not respond to its
+hyperparameter, and nothing was chosen.
+"""
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import numpy as np
+
+from alpha_mas_avalanche.experiment.config import ExperimentConfig
+from alpha_mas_avalanche.experiment.specs import RunSpec, base_spec, combinations
+
+Grids = dict[str, dict[str, list]]
+
+
+def initial_grids(config: ExperimentConfig) -> Grids:
+    """``{method: {param: values}}`` from the config's ``select`` grids."""
+    return {m.name: {k: list(v) for k, v in m.select.items()} for m in config.methods if m.select}
+
+
+def selection_seeds(config: ExperimentConfig) -> list[int]:
+    """The seeds of the validation-grid runs (``selection_seeds``, else the first seed)."""
+    return config.selection_seeds or config.seeds[:1]
+
+
+def selection_specs(config: ExperimentConfig, grids: Grids | None = None) -> list[RunSpec]:
+    """Validation-grid runs: each grid combination x selection seed, first task order."""
+    grids = initial_grids(config) if grids is None else grids
+    specs = []
+    for method in config.methods:
+        if method.name not in grids:
+            continue
+        order = (method.task_orders or config.task_orders)[0]
+        first_sweep = {k: v[0] for k, v in method.sweep.items()}
+        for combo in combinations(grids[method.name]):
+            for seed in selection_seeds(config):
+                specs.append(base_spec(
+                    config, seed, order, method=method.name,
+                    params={**method.params, **first_sweep, **combo},
+                    eval_stream="valid", phase="select",
+                ))
+    return specs
+
+
+def _method_specs(config: ExperimentConfig, name: str, grids: Grids) -> list[RunSpec]:
+    return [s for s in selection_specs(config, {name: grids[name]}) if s.method == name]
+
+
+def _scores(config: ExperimentConfig, name: str, grid: dict[str, list],
+            records: dict[str, dict]) -> dict[str, float] | None:
+    """Mean final validation accuracy per grid combination (None: a run is missing)."""
+    per_combo: dict[str, list[float]] = {}
+    for spec in _method_specs(config, name, {name: grid}):
+        record = records.get(spec.run_id)
+        if record is None:
+            return None
+        key = json.dumps({k: spec.params[k] for k in grid}, sort_keys=True)
+        per_combo.setdefault(key, []).append(record["final_avg_acc"])
+    return {key: float(np.mean(v)) for key, v in per_combo.items()}
+
+
+def _best(scores: dict[str, float]) -> dict[str, Any]:
+    return json.loads(max(scores, key=lambda key: (scores[key], key)))
+
+
+def _extensible(values: list) -> bool:
+    return len(values) >= 2 and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+        for v in values)
+
+
+def _grown(grid: dict[str, list], chosen: dict[str, Any], base: dict[str, list],
+           bound: int) -> dict[str, list]:
+    """``grid`` with one decade added at each edge the choice sits on, within ``bound``."""
+    grown = {k: list(v) for k, v in grid.items()}
+    for key, values in grid.items():
+        if not _extensible(values):
+            continue
+        low_added = sum(v < min(base[key]) for v in values)
+        high_added = sum(v > max(base[key]) for v in values)
+        if chosen[key] == max(values) and high_added < bound:
+            grown[key] = values + [float(max(values)) * 10]
+        elif chosen[key] == min(values) and low_added < bound:
+            grown[key] = [float(min(values)) / 10] + values
+    return grown
+
+
+def settle_grids(config: ExperimentConfig, grids: Grids, records: dict[str, dict],
+                 *, finished_only: bool = False) -> Grids:
+    """One round of extension: every method whose grid is complete in ``records``, whose
+    choice is at an edge and which responded to its grid grows by a decade. With
+    ``finished_only`` a method grows only if the grown grid's runs are all in ``records``
+    (reporting on a grid without running anything)."""
+    base = initial_grids(config)
+    settled = {}
+    for name, grid in grids.items():
+        scores = _scores(config, name, grid, records)
+        settled[name] = grid
+        if scores is None or _no_effect(scores):
+            continue
+        grown = _grown(grid, _best(scores), base[name], config.grid_extensions)
+        if grown != grid and (not finished_only or _scores(config, name, grown, records) is not None):
+            settled[name] = grown
+    return settled
+
+
+def final_grids(config: ExperimentConfig, records: dict[str, dict]) -> Grids:
+    """The grids after every extension whose runs are in ``records``."""
+    grids = initial_grids(config)
+    while (grown := settle_grids(config, grids, records, finished_only=True)) != grids:
+        grids = grown
+    return grids
+
+
+def _no_effect(scores: dict[str, float]) -> bool:
+    return len(scores) > 1 and max(scores.values()) == min(scores.values())
+
+
+def _at_edge(grid: dict[str, list], chosen: dict[str, Any]) -> bool:
+    return any(_extensible(v) and chosen[k] in (min(v), max(v)) for k, v in grid.items())
+
+
+def choose_hyperparameters(config: ExperimentConfig, records: dict[str, dict],
+                           grids: Grids | None = None) -> dict[str, dict]:
+    """Per selected method with a complete grid: the combination with the best mean final
+    validation accuracy, with ``valid_acc`` per combination, the final ``grid``,
+    ``at_grid_edge`` and ``no_effect`` (methods with a missing validation run are left
+    out: nothing is chosen on part of a grid)."""
+    grids = final_grids(config, records) if grids is None else grids
+    chosen = {}
+    for name, grid in grids.items():
+        scores = _scores(config, name, grid, records)
+        if scores is None:
+            continue
+        best = _best(scores)
+        chosen[name] = {"chosen": best, "valid_acc": scores, "grid": grid,
+                        "at_grid_edge": _at_edge(grid, best), "no_effect": _no_effect(scores)}
+    return chosen

@@ -1,0 +1,133 @@
+"""Validation grids: extension at an edge, the bound, the no-effect guard, several seeds,
+the ablation's inherited lambda (hand-made validation scores; no training)."""
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from alpha_mas_avalanche.experiment.config import ExperimentConfig, MethodConfig
+from alpha_mas_avalanche.experiment.specs import final_specs, inherited_params
+from alpha_mas_avalanche.experiment.selection import (
+    choose_hyperparameters,
+    final_grids,
+    selection_specs,
+    settle_grids,
+    initial_grids,
+)
+
+
+def _config(grid, extensions=2, seeds=(0, 1)):
+    return ExperimentConfig(
+        benchmark="split_digits", seeds=list(seeds), selection_seeds=list(seeds),
+        grid_extensions=extensions,
+        methods=[MethodConfig("mas", select={"lambda_reg": grid}),
+                 MethodConfig("alpha_mas_per_task")])
+
+
+def _records(config, grids, score):
+    """Validation records whose accuracy is ``score(lambda, seed)``."""
+    return {s.run_id: {"final_avg_acc": score(s.params["lambda_reg"], s.seed)}
+            for s in selection_specs(config, grids)}
+
+
+def _run_until_settled(config, score):
+    """What the grid driver does: run the grid's runs, extend, repeat."""
+    grids, records, rounds = initial_grids(config), {}, 0
+    while True:
+        records.update(_records(config, grids, score))
+        grown = settle_grids(config, grids, records)
+        if grown == grids:
+            return grids, records, rounds
+        grids, rounds = grown, rounds + 1
+
+
+def test_best_value_at_the_upper_edge_grows_the_grid_a_decade_at_a_time_until_inside():
+    config = _config([0.1, 1.0, 10.0])
+    peak = 100.0  # accuracy peaks at lambda = 100, outside the first grid
+    grids, records, rounds = _run_until_settled(
+        config, lambda lam, seed: 0.9 - 0.01 * abs(math.log10(lam / peak)) + 0.001 * seed)
+    assert grids["mas"]["lambda_reg"] == [0.1, 1.0, 10.0, 100.0, 1000.0]
+    assert rounds == 2
+    chosen = choose_hyperparameters(config, records)["mas"]
+    assert chosen["chosen"] == {"lambda_reg": 100.0}
+    assert chosen["grid"] == {"lambda_reg": [0.1, 1.0, 10.0, 100.0, 1000.0]}
+    assert chosen["at_grid_edge"] is False and chosen["no_effect"] is False
+    # mean over the two selection seeds
+    assert chosen["valid_acc"]['{"lambda_reg": 100.0}'] == pytest.approx(0.9005)
+
+
+def test_extension_stops_at_its_bound_and_the_choice_is_marked_at_grid_edge():
+    config = _config([1.0, 10.0], extensions=1)
+    grids, records, _ = _run_until_settled(config, lambda lam, seed: 0.5 - lam / 1e4)
+    assert grids["mas"]["lambda_reg"] == [0.1, 1.0, 10.0]
+    chosen = choose_hyperparameters(config, records)["mas"]
+    assert chosen["chosen"] == {"lambda_reg": 0.1} and chosen["at_grid_edge"] is True
+
+
+def test_identical_scores_mean_no_effect_and_no_extension():
+    config = _config([1.0, 100.0])
+    grids, records, rounds = _run_until_settled(config, lambda lam, seed: 0.8982)
+    assert rounds == 0 and grids["mas"]["lambda_reg"] == [1.0, 100.0]
+    assert choose_hyperparameters(config, records)["mas"]["no_effect"] is True
+
+
+def test_a_report_on_a_stopped_grid_uses_only_finished_extensions():
+    config = _config([0.1, 1.0, 10.0])
+    records = _records(config, initial_grids(config), lambda lam, seed: lam)  # best at 10
+    assert final_grids(config, records) == initial_grids(config)
+    chosen = choose_hyperparameters(config, records)["mas"]
+    assert chosen["chosen"] == {"lambda_reg": 10.0} and chosen["at_grid_edge"] is True
+    # one selection seed of the extension missing: nothing is chosen on part of a grid
+    grown = settle_grids(config, initial_grids(config), records)
+    partial = {**records, **{k: v for k, v in _records(config, grown, lambda lam, s: lam).items()
+                             if "seed0" in k}}
+    assert final_grids(config, partial) == initial_grids(config)
+
+
+def test_the_ablation_takes_mas_chosen_lambda_and_waits_for_it():
+    config = _config([0.1, 1.0])
+    assert inherited_params(config, "alpha_mas_per_task", {}) is None
+    chosen = {"mas": {"chosen": {"lambda_reg": 1.0}}}
+    assert inherited_params(config, "alpha_mas_per_task", chosen) == {"lambda_reg": 1.0}
+    assert {s.method for s in final_specs(config)} == {"mas"}  # the ablation waits
+    ablation = [s for s in final_specs(config, chosen) if s.method == "alpha_mas_per_task"]
+    assert ablation and all(s.params == {"lambda_reg": 1.0} for s in ablation)
+    alone = ExperimentConfig(benchmark="split_digits",
+                             methods=[MethodConfig("alpha_mas_per_task")])
+    assert inherited_params(alone, "alpha_mas_per_task", {}) == {}
+
+
+def test_grid_extensions_must_be_a_non_negative_int():
+    with pytest.raises(ValueError, match="grid_extensions"):
+        _config([1.0, 10.0], extensions=-1)
+
+
+def test_a_real_digits_grid_grows_at_its_edge_and_flags_avalanche_si_as_no_effect(tmp_path):
+    """Real runs: MAS's two-value grid has its best at an edge, so it grows one decade (the
+    bound); Avalanche's SI gives the same validation score at every strength on CPU."""
+    import json
+
+    from alpha_mas_avalanche.experiment.grid import report_finished, run_experiment
+
+    config = ExperimentConfig(
+        benchmark="split_digits", epochs=1, batch_size=32, seeds=[0], grid_extensions=1,
+        output_dir=str(tmp_path / "out"),
+        methods=[MethodConfig("mas", select={"lambda_reg": [0.01, 1.0]}),
+                 MethodConfig("alpha_mas_per_task"),
+                 MethodConfig("si_avalanche", select={"si_lambda": [1.0, 100.0]})])
+    summary = run_experiment(config, report=False)
+    selection = json.loads((tmp_path / "out" / "selection.json").read_text())
+    mas = selection["mas"]
+    assert len(mas["grid"]["lambda_reg"]) == 3 and not mas["no_effect"]
+    extended = [v for v in mas["grid"]["lambda_reg"] if v not in (0.01, 1.0)][0]
+    assert extended in (0.001, 10.0)
+    assert any((tmp_path / "out" / "runs").glob(f"select__mas__lambda_reg={extended:g}__*"))
+    assert selection["si_avalanche"]["no_effect"] is True
+    assert len(set(selection["si_avalanche"]["valid_acc"].values())) == 1
+    assert summary["waiting_methods"] == []
+    ablation = json.loads(next((tmp_path / "out" / "runs").glob(
+        "final__alpha_mas_per_task__*")).read_text())
+    assert ablation["params"]["lambda_reg"] == mas["chosen"]["lambda_reg"]
+    # the report of the finished folder sees the same grown grid
+    assert report_finished(config)["selection"]["mas"]["grid"] == mas["grid"]
