@@ -22,7 +22,7 @@ from pathlib import Path
 
 import yaml
 
-from alpha_mas_avalanche.data.names import BENCHMARKS, placements
+from alpha_mas_avalanche.data.names import BENCHMARKS, SCENARIOS, placements
 from alpha_mas_avalanche.experiment.config import WANDB_MODES, ExperimentConfig, MethodConfig
 from alpha_mas_avalanche.experiment.methods import REGISTRY, available_methods
 from alpha_mas_avalanche.validation import check_finite_float, check_non_negative_int, check_positive_int
@@ -30,7 +30,9 @@ from alpha_mas_avalanche.validation import check_finite_float, check_non_negativ
 #: config key -> the flag that overrides it (errors name what the user typed)
 FLAGS = {"output_dir": "--output", "wandb": "--wandb", "wandb_project": "--wandb-project",
          "data_root": "--data-root", "device": "--device", "benchmark": "--benchmark",
-         "seeds": "--seeds", "epochs": "--epochs", "train_samples_per_task": "--train-samples"}
+         "seeds": "--seeds", "epochs": "--epochs", "train_samples_per_task": "--train-samples",
+         "scenario": "--scenario"}
+PRESETS = ("quick", "full", "cifar", "hsu2018")
 
 BASELINES = ("naive", "joint", "mas", "alpha_mas_per_task", "avalanche_mas", "ewc",
              "online_ewc", "si", "si_avalanche", "l2", "lwf", "ebll", "imm")
@@ -46,10 +48,19 @@ def _methods(select: bool, orders: list[list[int]]) -> list[MethodConfig]:
     return methods
 
 
-def preset(name: str) -> ExperimentConfig:
+def preset(name: str, scenario: str = "task") -> ExperimentConfig:
     """``quick``: offline digits; ``full``: the reference protocol on Split MNIST;
-    ``cifar``: the same on CIFAR-10 (JPEG q75 copy)."""
+    ``cifar``: the same on CIFAR-10 (JPEG q75 copy); ``hsu2018``: Hsu, Liu, Ramasamy & Kira
+    (2018), Table 2's split MNIST protocol, in ``scenario`` "task" or "domain"."""
     orders = placements(0)
+    if name == "hsu2018":
+        # their scripts: MLP400 on 32x32 MNIST, Adam 1e-3, 4 epochs, batch 128, pairs
+        # (0,1)...(8,9) in label order, one order; 10 repeats in their table, 5 seeds here
+        return ExperimentConfig(
+            name=f"hsu2018_{scenario}", benchmark="split_mnist_hsu2018", scenario=scenario,
+            methods=_methods(True, [orders[0]]), epochs=4, batch_size=128, lr=1e-3,
+            seeds=[0, 1, 2, 3, 4], selection_seeds=[0, 1],
+            output_dir=f"results/hsu2018_{scenario}")
     if name == "quick":
         methods = _methods(False, [orders[0], orders[-1]])
         methods[0].sweep = {"lambda_multiplier": [1.0, 2.0]}
@@ -59,12 +70,14 @@ def preset(name: str) -> ExperimentConfig:
     if name == "full":
         return ExperimentConfig(
             name="full_split_mnist", benchmark="split_mnist", methods=_methods(True, orders),
-            epochs=5, batch_size=128, seeds=[0, 1, 2, 3, 4], output_dir="results/split_mnist")
+            epochs=5, batch_size=128, seeds=[0, 1, 2, 3, 4], selection_seeds=[0, 1],
+            scenario=scenario, output_dir=f"results/split_mnist{'' if scenario == 'task' else '_' + scenario}")
     if name == "cifar":
         return ExperimentConfig(
             name="cifar10_jpeg", benchmark="split_cifar10_jpeg", methods=_methods(True, orders),
-            epochs=5, batch_size=64, seeds=[0, 1, 2, 3, 4], output_dir="results/cifar10_jpeg")
-    raise ValueError(f"preset: expected one of ['quick', 'full', 'cifar'], got {name!r}")
+            epochs=5, batch_size=64, seeds=[0, 1, 2, 3, 4], selection_seeds=[0, 1],
+            output_dir="results/cifar10_jpeg")
+    raise ValueError(f"preset: expected one of {list(PRESETS)}, got {name!r}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -92,6 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--quick", action="store_true", help="offline digits preset (~1-2 min on 2 cores)")
     source.add_argument("--full", action="store_true", help="reference protocol on Split MNIST")
     source.add_argument("--cifar", action="store_true", help="reference protocol on CIFAR-10 (JPEG q75 copy)")
+    source.add_argument("--preset", choices=PRESETS,
+                        help="a preset by name; hsu2018 = Hsu et al. 2018's split MNIST protocol "
+                             "(32x32, 4 epochs, pairs (0,1)...(8,9); with --scenario domain for "
+                             "their incremental-domain column)")
     source.add_argument("--config", metavar="FILE", help="experiment config (YAML, see docs/harness.md)")
     parser.add_argument("--output", metavar="DIR", help="results folder (default: the preset's or config's)")
     parser.add_argument("--wandb", choices=WANDB_MODES, help="W&B mode (default: the config's, else disabled)")
@@ -100,6 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="folder holding mnist/ and cifar10/ (default: $ALPHA_MAS_DATA_ROOT, else ./data)")
     parser.add_argument("--device", metavar="DEV", help="torch device, e.g. cpu, cuda, cuda:1")
     parser.add_argument("--benchmark", choices=BENCHMARKS, help="override the benchmark")
+    parser.add_argument("--scenario", choices=SCENARIOS,
+                        help="task (multi-head, default), class (one growing head) or domain "
+                             "(one shared 2-output head, label = position within the pair); "
+                             "with a preset, its default output folder gets the scenario's name")
     parser.add_argument("--methods", nargs="+", metavar="NAME",
                         help=f"run only these methods (registry: {', '.join(REGISTRY)})")
     parser.add_argument("--seeds", nargs="+", type=int, metavar="S", help="override the seeds")
@@ -142,8 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def check_arguments(args: argparse.Namespace) -> None:
     """Errors naming the flag, before any config is built or anything heavy imported."""
-    if not (args.config or args.quick or args.full or args.cifar or args.list_methods):
-        raise ValueError("choose a preset (--quick, --full, --cifar) or --config FILE")
+    if not (args.config or args.quick or args.full or args.cifar or args.preset
+            or args.list_methods):
+        raise ValueError("choose a preset (--quick, --full, --cifar, --preset NAME) or --config FILE")
     for flag, value in (("--threads", args.threads), ("--workers", args.workers),
                         ("--epochs", args.epochs), ("--train-samples", args.train_samples)):
         if value is not None:
@@ -186,12 +208,13 @@ def resolve_config(args: argparse.Namespace) -> ExperimentConfig:
         except (ValueError, yaml.YAMLError) as err:
             raise ValueError(f"--config {args.config}: {err}") from err
     else:
-        config = preset("full" if args.full else "cifar" if args.cifar else "quick")
+        name = args.preset or ("full" if args.full else "cifar" if args.cifar else "quick")
+        config = preset(name, args.scenario or "task") if name in ("full", "hsu2018") else preset(name)
     data = config.to_dict()
     overrides = {"output_dir": args.output, "wandb": args.wandb, "wandb_project": args.wandb_project,
                  "data_root": args.data_root, "device": args.device, "benchmark": args.benchmark,
                  "seeds": args.seeds, "epochs": args.epochs,
-                 "train_samples_per_task": args.train_samples}
+                 "train_samples_per_task": args.train_samples, "scenario": args.scenario}
     overrides = {k: v for k, v in overrides.items() if v is not None}
     data.update(overrides)
     if args.benchmark and not args.config:
@@ -235,7 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config.save(args.save_config)
         print(f"config written to {args.save_config}")
         return 0
-    threads = args.threads if args.threads is not None else (1 if args.quick else None)
+    threads = args.threads if args.threads is not None else (1 if args.quick or args.preset == "quick" else None)
     try:
         executor = make_executor(args, config, threads)
     except (ValueError, TypeError, ImportError) as err:
@@ -290,7 +313,8 @@ def check_data(config: ExperimentConfig) -> None:
     """Raise DatasetNotFoundError (naming the files) if the benchmark's data is missing."""
     from alpha_mas_avalanche import data
 
-    checks = {"split_mnist": data.check_mnist, "split_cifar10": data.check_cifar10,
+    checks = {"split_mnist": data.check_mnist, "split_mnist_hsu2018": data.check_mnist,
+              "split_cifar10": data.check_cifar10,
               "split_cifar10_jpeg": data.check_cifar10_jpeg}
     if config.benchmark in checks:
         checks[config.benchmark](config.data_root)

@@ -28,7 +28,9 @@ def make_benchmark(
     Args:
         name: one of :data:`BENCHMARKS`.
         scenario: ``"task"`` (multi-head, task labels, class ids from zero in each
-            experience) or ``"class"`` (single head, class ids from zero from the first).
+            experience), ``"class"`` (single head, class ids from zero from the first) or
+            ``"domain"`` (one shared head, no task labels, class ids from zero in each
+            experience: the label is the position within the pair).
         data_root: folder holding ``mnist/`` and ``cifar10/`` (see :func:`resolve_data_root`).
         seed: seeds the validation split and the optional subsets.
         task_order: permutation of the pair indices (0 = the reference's first pair).
@@ -44,8 +46,8 @@ def make_benchmark(
     order = check_task_order(task_order)
     _check_sizes(validation_size, train_samples_per_task, eval_samples_per_task)
     options = scenario_options(name, order, scenario, seed)
-    if name == "split_mnist":
-        base = split_mnist(data_root, options)
+    if name in ("split_mnist", "split_mnist_hsu2018"):
+        base = split_mnist(data_root, options, padded=name == "split_mnist_hsu2018")
     elif name == "split_cifar10":
         base = split_cifar10(data_root, options)
     elif name == "split_cifar10_jpeg":
@@ -53,7 +55,7 @@ def make_benchmark(
     else:
         base = split_digits(options)
     bm = with_validation(base, order, validation_size, seed, train_samples_per_task,
-                         eval_samples_per_task, precompute=name in ("split_mnist", "split_digits"))
+                         eval_samples_per_task, precompute=name in ("split_mnist", "split_mnist_hsu2018", "split_digits"))
     return label_pairs(bm, DISPLAY_NAMES[name], name, order)
 
 

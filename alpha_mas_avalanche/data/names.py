@@ -7,24 +7,34 @@ from collections.abc import Sequence
 #: Pair index k -> the two original class ids of the reference's task k+1.
 MNIST_CLASS_ORDER = (1, 2, 3, 4, 5, 6, 7, 8, 9, 0)
 CIFAR10_CLASS_ORDER = (2, 1, 3, 4, 5, 6, 7, 8, 9, 0)
+#: Hsu, Liu, Ramasamy & Kira (2018): pairs in label order (0,1) (2,3) ... (8,9).
+LABEL_ORDER = (0, 1, 2, 3, 4, 5, 6, 7, 8, 9)
 CIFAR10_CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer",
                        "dog", "frog", "horse", "ship", "truck")
 N_TASKS = 5
-BENCHMARKS = ("split_mnist", "split_cifar10", "split_cifar10_jpeg", "split_digits")
+BENCHMARKS = ("split_mnist", "split_cifar10", "split_cifar10_jpeg", "split_digits",
+              "split_mnist_hsu2018")
 DISPLAY_NAMES = {
     "split_mnist": "Split MNIST",
     "split_cifar10": "Split CIFAR-10",
     "split_cifar10_jpeg": "CIFAR-10 (JPEG q75 copy)",
     "split_digits": "Split digits (scikit-learn, 8x8)",
+    "split_mnist_hsu2018": "Split MNIST, Hsu et al. 2018 protocol (32x32, pairs (0,1)...(8,9))",
 }
-SCENARIOS = ("task", "class")
+#: Benchmark -> its class order (pair k = classes 2k, 2k+1 of it).
+CLASS_ORDERS = {"split_mnist": MNIST_CLASS_ORDER, "split_digits": MNIST_CLASS_ORDER,
+                "split_cifar10": CIFAR10_CLASS_ORDER, "split_cifar10_jpeg": CIFAR10_CLASS_ORDER,
+                "split_mnist_hsu2018": LABEL_ORDER}
+#: task: multi-head with task labels; class: one growing head; domain: one shared 2-output
+#: head, the label being the position within the pair, no task labels.
+SCENARIOS = ("task", "class", "domain")
 #: The pair the order-sensitivity placements move (pair 0, the reference's task (1,2)).
 MOVED_PAIR = 0
 
 
 def class_order(name: str, task_order: Sequence[int] | None = None) -> list[int]:
     """The ``fixed_class_order`` giving pairs in ``task_order`` (pair indices 0..4)."""
-    base = CIFAR10_CLASS_ORDER if name in ("split_cifar10", "split_cifar10_jpeg") else MNIST_CLASS_ORDER
+    base = CLASS_ORDERS[name]
     order = check_task_order(task_order)
     return [c for k in order for c in base[2 * k: 2 * k + 2]]
 
@@ -50,5 +60,5 @@ def placements(moved: int = MOVED_PAIR, n_tasks: int = N_TASKS) -> list[list[int
 
 def pair_classes(name: str, pair: int) -> tuple[int, int]:
     """Original class ids of pair ``pair``."""
-    base = CIFAR10_CLASS_ORDER if name in ("split_cifar10", "split_cifar10_jpeg") else MNIST_CLASS_ORDER
+    base = CLASS_ORDERS[name]
     return base[2 * pair], base[2 * pair + 1]

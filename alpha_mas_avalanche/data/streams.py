@@ -13,13 +13,15 @@ from alpha_mas_avalanche.data.names import N_TASKS, class_order, pair_classes
 
 
 def scenario_options(benchmark: str, order: list[int], scenario: str, seed: int) -> dict[str, Any]:
-    """Avalanche's class-split options for ``scenario`` ("task" or "class") in ``order``."""
+    """Avalanche's class-split options for ``scenario`` in ``order``: task labels only for
+    "task"; class ids from zero in each experience for "task" and "domain" (the position
+    within the pair), from the first experience for "class"."""
     return dict(
         n_experiences=N_TASKS,
         return_task_id=scenario == "task",
         seed=seed,
         fixed_class_order=class_order(benchmark, order),
-        class_ids_from_zero_in_each_exp=scenario == "task",
+        class_ids_from_zero_in_each_exp=scenario in ("task", "domain"),
         class_ids_from_zero_from_first_exp=scenario == "class",
     )
 

@@ -30,7 +30,7 @@ class ConfigError(ValueError):
     """A run that cannot be built from its config (a bad hyperparameter): the same on every
     attempt, so it is reported as a config error and never retried."""
 OPTIMIZERS = ("adam", "sgd")
-DEFAULT_MODEL = {"split_mnist": "mlp", "split_digits": "mlp",
+DEFAULT_MODEL = {"split_mnist": "mlp", "split_digits": "mlp", "split_mnist_hsu2018": "mlp",
                  "split_cifar10": "cnn", "split_cifar10_jpeg": "cnn"}
 
 
