@@ -195,8 +195,9 @@ class ConsolidatedPenalty:
         return self.scale * (quad + self.offset)
 
     @torch.no_grad()
-    def add_gradient_(self, params: Mapping[str, Tensor]) -> float:
-        """Add the penalty's gradient ``2 scale weight (theta - center)`` to each ``.grad``.
+    def add_gradient_(self, params: Mapping[str, Tensor], factor: float = 1.0) -> float:
+        """Add ``factor`` times the penalty's gradient ``2 scale weight (theta - center)``
+        to each ``.grad`` (creating it where it is None).
 
         Fused ``torch._foreach_*`` ops over all parameters at once and no autograd graph.
         Returns the penalty value at ``params`` (for logging).
@@ -210,35 +211,12 @@ class ConsolidatedPenalty:
                 p.grad = torch.zeros_like(p)
         scale = self.scale
         diffs = torch._foreach_sub(thetas, centers)
-        torch._foreach_addcmul_([p.grad for p in thetas], weights, diffs, value=2.0 * scale)
+        torch._foreach_addcmul_([p.grad for p in thetas], weights, diffs,
+                                value=2.0 * scale * factor)
         torch._foreach_mul_(diffs, diffs)
         torch._foreach_mul_(diffs, weights)  # weight (theta - center)^2
         quad = torch.stack([d.sum() for d in diffs]).sum()
         return scale * (float(quad) + self.offset)
-
-    def gradient_term(self, params: Mapping[str, Tensor]) -> Tensor:
-        """The penalty's value at ``params`` as a scalar whose backward hands autograd the
-        analytic gradient ``2 scale weight (theta - center)`` of every parameter.
-
-        Added to a loss before ``backward``, the gradient is in ``.grad`` when ``backward``
-        returns (for whoever reads it next), as with :meth:`value`, but without building
-        the quadratic's graph: the gradient is computed here with fused
-        ``torch._foreach_*`` ops and one autograd node passes it on (times the incoming
-        gradient, so a scaled loss scales it too).
-        """
-        terms = list(self._terms(params))
-        if not terms:
-            return torch.zeros(())
-        thetas, weights, centers = zip(*terms)
-        scale = self.scale
-        with torch.no_grad():
-            diffs = torch._foreach_sub(thetas, centers)
-            grads = torch._foreach_mul(diffs, weights)  # weight (theta - center)
-            torch._foreach_mul_(diffs, grads)  # weight (theta - center)^2
-            quad = torch.stack([d.sum() for d in diffs]).sum()
-            torch._foreach_mul_(grads, 2.0 * scale)
-            value = scale * (quad + self.offset)
-        return _HandOverGradient.apply(value, tuple(grads), *thetas)
 
     @property
     def max_curvature(self) -> float:
@@ -271,17 +249,3 @@ class ConsolidatedPenalty:
         self.offset = float(state["offset"])
         self.totals = [float(s) for s in state["totals"]]
 
-
-class _HandOverGradient(torch.autograd.Function):
-    """Identity on a precomputed scalar ``value``; backward returns precomputed gradients
-    for ``params`` (scaled by the incoming gradient)."""
-
-    @staticmethod
-    def forward(ctx, value: Tensor, grads: tuple[Tensor, ...], *params: Tensor) -> Tensor:
-        ctx.grads = grads
-        return value.clone()
-
-    @staticmethod
-    def backward(ctx, grad_output: Tensor):
-        grads = torch._foreach_mul(ctx.grads, grad_output)
-        return (None, None, *grads)

@@ -4,9 +4,11 @@ gradient against autograd in real Avalanche training."""
 from __future__ import annotations
 
 import copy
+import warnings
 
 import pytest
 import torch
+from avalanche.core import SupervisedPlugin
 from avalanche.models.utils import avalanche_model_adaptation
 from avalanche.training import Naive
 from torch import nn
@@ -173,6 +175,45 @@ def test_avalanche_multi_head_model_with_masked_heads(generic_names):
             assert (torch.count_nonzero(omega) > 0) == (".classifiers.3." in name), name
 
 
+class _Scaled(nn.Module):
+    """A custom parametrization: the weight times a learned scalar."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = nn.Parameter(torch.tensor(1.3))
+
+    def forward(self, w):
+        return w * self.scale
+
+
+@pytest.mark.parametrize("kind", ["hook_weight_norm", "parametrizations_weight_norm", "custom"])
+def test_weight_norm_and_parametrized_layers_take_the_generic_path(kind, generic_names):
+    """A layer whose parameters are not exactly its own weight / bias (weight_norm's
+    weight_g / weight_v, a parametrize-d weight) is summed exactly by the generic path;
+    the fast Linear/Conv2d rules would give those parameters 0."""
+    torch.manual_seed(11)
+    linear, conv = nn.Linear(20, 16), nn.Conv2d(2, 3, 3)
+    if kind == "hook_weight_norm":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # deprecated, still shipped
+            linear, conv = nn.utils.weight_norm(linear), nn.utils.weight_norm(conv)
+        own = ("weight_g", "weight_v", "bias")
+    elif kind == "parametrizations_weight_norm":
+        linear = nn.utils.parametrizations.weight_norm(linear)
+        conv = nn.utils.parametrizations.weight_norm(conv)
+        own = ("bias", "parametrizations.weight.original0", "parametrizations.weight.original1")
+    else:
+        nn.utils.parametrize.register_parametrization(linear, "weight", _Scaled())
+        nn.utils.parametrize.register_parametrization(conv, "weight", _Scaled())
+        own = ("bias", "parametrizations.weight.original", "parametrizations.weight.0.scale")
+    model = nn.Sequential(nn.Unflatten(1, (2, 4, 4)), conv, nn.Tanh(), nn.Flatten(),
+                          nn.Linear(12, 20), linear, nn.Tanh(), nn.Linear(16, 3))
+    expected = [f"{i}.{name}" for i in (1, 5) for name in own]
+    got = check(model, torch.randn(13, 32), generic=expected, generic_names=generic_names)
+    for name in expected:
+        assert float(got[name].sum()) > 0, name
+
+
 def test_fast_equals_generic_path_in_float32():
     torch.manual_seed(8)
     model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
@@ -205,6 +246,72 @@ def test_add_gradient_equals_autograd_of_value():
     for (name, p), g in zip(params.items(), expected):
         torch.testing.assert_close(p.grad, g + (before if name == "b" else 0), rtol=1e-12,
                                    atol=1e-12, msg=name)
+
+
+def test_add_gradient_scales_by_factor():
+    torch.manual_seed(12)
+    penalty = ConsolidatedPenalty(lambda_reg=2.5)
+    penalty.add_task({"a": torch.rand(4, 3, dtype=torch.float64)},
+                     {"a": torch.randn(4, 3, dtype=torch.float64)})
+    theta = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
+    expected = torch.autograd.grad(3.0 * penalty.value({"a": theta}), [theta])[0]
+    penalty.add_gradient_({"a": theta}, factor=3.0)
+    torch.testing.assert_close(theta.grad, expected, rtol=1e-12, atol=1e-12)
+
+
+class GradientReader(SupervisedPlugin):
+    """Reads the gradients in after_backward, as A-GEM does."""
+
+    def __init__(self):
+        super().__init__()
+        self.grads = []
+
+    def after_backward(self, strategy, **kwargs):
+        self.grads.append([p.grad.clone() for p in strategy.model.parameters()
+                           if p.grad is not None])
+
+
+class LossReplacer(SupervisedPlugin):
+    """Replaces the loss in before_backward by one that does not pass through it."""
+
+    def before_backward(self, strategy, **kwargs):
+        strategy.loss = strategy.criterion()
+
+
+def _two_experiences(plugins, start, bm):
+    model = copy.deepcopy(start)
+    strategy = Naive(model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+                     train_mb_size=32, device="cpu", plugins=plugins, evaluator=None)
+    for exp in bm.train_stream[:2]:
+        torch.manual_seed(0)
+        strategy.train(exp, eval_streams=[])
+
+
+def test_a_plugin_listed_first_sees_the_analytic_gradient_in_after_backward():
+    """The analytic gradient is in .grad when backward returns: a plugin before AlphaMAS
+    in the list reads the same gradients in both modes."""
+    torch.manual_seed(13)
+    bm = digits_benchmark(n_train=300)
+    start = MultiHeadMLP(hidden=16)
+    grads = {}
+    for mode in ("analytic", "autograd"):
+        reader, plugin = GradientReader(), AlphaMASPlugin(lambda_reg=5.0, penalty_gradient=mode)
+        _two_experiences([reader, plugin], start, bm)
+        assert plugin.last_penalty > 0
+        grads[mode] = reader.grads
+    for a, b in zip(grads["analytic"], grads["autograd"]):
+        for ga, gb in zip(a, b):
+            torch.testing.assert_close(ga, gb, rtol=1e-6, atol=1e-7)
+
+
+def test_a_replaced_loss_gets_the_gradient_in_after_backward_with_one_warning():
+    torch.manual_seed(14)
+    bm = digits_benchmark(n_train=300)
+    plugin = AlphaMASPlugin(lambda_reg=5.0)
+    with pytest.warns(UserWarning, match="added in after_backward") as caught:
+        _two_experiences([plugin, LossReplacer()], MultiHeadMLP(hidden=16), bm)
+    assert sum("added in after_backward" in str(w.message) for w in caught) == 1
+    assert plugin.last_penalty > 0
 
 
 def _train(penalty_gradient: str, model, bm, steps_seed: int = 0):

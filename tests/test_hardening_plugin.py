@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from alpha_mas_avalanche import AlphaMASPlugin, mas_importance
+from alpha_mas_avalanche.plugins.alpha_mas import TrainingDivergedError
 
 CASES = {"tried": 0}
 
@@ -167,3 +168,66 @@ def test_state_follows_a_model_moved_to_another_dtype():
     plugin.consolidate(model, torch.randn(16, 4, dtype=torch.float64), experience=1)
     assert all(t.dtype == torch.float64 for t in plugin.penalty.weight.values())
     assert len(plugin.alphas) == 2
+
+
+class ConstantOutput(nn.Module):
+    """Outputs that do not depend on the parameters (as iCaRL's eval-mode classifier)."""
+
+    def __init__(self):
+        super().__init__()
+        self.layer = nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.layer(x) * 0 + 1
+
+
+def test_zero_importance_is_skipped_with_a_warning_and_the_penalty_unchanged():
+    model, plugin = make_plugin_with_one_task()
+    before = plugin.state_dict()
+    with pytest.warns(UserWarning, match=r"experience 4: the importance is 0 .*penalty is unchanged"):
+        plugin.consolidate(ConstantOutput(), torch.randn(8, 4), experience=4)
+    assert_state_equal(before, plugin.state_dict())
+    assert len(plugin.alphas) == 1
+    # NaN is still refused, not skipped
+    x = torch.randn(8, 4)
+    x[0, 0] = math.nan
+    with pytest.raises(ValueError, match="experience 5"):
+        plugin.consolidate(model, x, experience=5)
+
+
+def _digits_run(lr, lambda_reg, experiences=2):
+    from avalanche.training import Naive
+    from avalanche.training.plugins import EvaluationPlugin
+    from digits import MultiHeadMLP, digits_benchmark
+
+    import warnings
+    bm = digits_benchmark(n_train=300)
+    torch.manual_seed(0)
+    model = MultiHeadMLP(hidden=16)
+    plugin = AlphaMASPlugin(lambda_reg=lambda_reg)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        strategy = Naive(model, torch.optim.SGD(model.parameters(), lr=lr), train_mb_size=16,
+                         device="cpu", plugins=[plugin], evaluator=EvaluationPlugin(loggers=[]))
+    for exp in bm.train_stream[:experiences]:
+        strategy.train(exp, eval_streams=[])
+    return plugin
+
+
+def test_divergence_under_the_penalty_is_named_with_the_stability_bound():
+    """lambda so large that lr * max curvature is far above 2: the weights go to NaN in
+    experience 1, and the error says so (not an importance refusal)."""
+    with pytest.raises(TrainingDivergedError,
+                       match=r"training diverged in experience 1 \((parameter '.*' is (NaN|inf)|"
+                             r"the penalty was (inf|nan) at iteration \d+;.*|the largest "
+                             r"\|parameter\| grew from .* to .*)\); lower the learning rate or "
+                             r"lambda_reg.*lr \* that = ") as caught:
+        _digits_run(lr=0.5, lambda_reg=1e5)
+    factor = float(str(caught.value).rsplit("= ", 1)[1].rstrip(")"))
+    assert factor > 2
+
+
+def test_divergence_before_any_penalty_says_no_penalty_was_active():
+    with pytest.raises(TrainingDivergedError,
+                       match=r"experience 0 .*is (NaN|inf).*no penalty was active yet"):
+        _digits_run(lr=1e18, lambda_reg=1.0, experiences=1)

@@ -140,3 +140,30 @@ def test_empty_data_and_no_parameters_are_refused():
         mas_importance(nn.Linear(2, 2), torch.randn(0, 2))
     with pytest.raises(ValueError, match="no trainable parameters"):
         mas_importance(nn.ReLU(), torch.randn(3, 2))
+
+
+@pytest.mark.parametrize("exact", [True, False])
+def test_no_grad_caller_gets_the_same_importance(exact):
+    """Under torch.no_grad() the importance is computed with gradients enabled: the same
+    numbers as outside it (both exact paths and the batch approximation), not zeros."""
+    torch.manual_seed(6)
+    model = nn.Sequential(nn.Linear(5, 7), nn.Tanh(), nn.LayerNorm(7), nn.Linear(7, 3)).double()
+    x = torch.randn(21, 5, dtype=torch.float64)
+    want = mas_importance(model, x, exact=exact, batch_size=8)
+    with torch.no_grad():
+        got = mas_importance(model, x, exact=exact, batch_size=8)
+    assert_same(got, want)
+    if exact:
+        assert_same(want, slow_reference(model, x))
+    assert all(float(o.sum()) > 0 for o in got.values())
+
+
+def test_inference_mode_is_refused_saying_what_to_do_and_inference_tensors_are_accepted():
+    torch.manual_seed(7)
+    model = nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 2)).double()
+    with torch.inference_mode():
+        x = torch.randn(9, 4, dtype=torch.float64)  # an inference tensor
+        with pytest.raises(RuntimeError, match=r"inference_mode\(\).*outside inference_mode"):
+            mas_importance(model, x)
+    assert x.is_inference()
+    assert_same(mas_importance(model, x), slow_reference(model, x.clone()))

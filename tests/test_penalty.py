@@ -146,3 +146,29 @@ def test_grown_parameter_is_penalised_only_on_its_old_part():
 def test_bad_constructor_values_name_the_parameter(kwargs, name):
     with pytest.raises(ValueError, match=name):
         ConsolidatedPenalty(**kwargs)
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_sgd_on_the_penalty_alone_is_stable_exactly_below_the_documented_bound(momentum):
+    """``lr * max_curvature < 2 (1 + momentum)``: torch's SGD on the penalty alone converges
+    at 0.95 of that learning rate and diverges at 1.05 of it."""
+    gen = torch.Generator().manual_seed(2)
+    penalty = ConsolidatedPenalty(4.0)
+    for _ in range(2):
+        penalty.add_task(*random_task(gen, 3.0))
+    curvature = penalty.max_curvature
+    by_hand = 2 * penalty.scale * max(float(w.max()) for w in penalty.weight.values())
+    assert curvature == pytest.approx(by_hand, rel=1e-12) and curvature > 0
+    bound = 2 * (1 + momentum) / curvature
+    distances = {}
+    for factor in (0.95, 1.05):
+        params = {n: (c + 1.0).clone().requires_grad_(True) for n, c in penalty.center.items()}
+        optimizer = torch.optim.SGD(params.values(), lr=factor * bound, momentum=momentum)
+        for _ in range(400):
+            optimizer.zero_grad()
+            penalty.value(params).backward()
+            optimizer.step()
+        distances[factor] = max(float((params[n] - penalty.center[n]).abs().max()) for n in params)
+    assert distances[0.95] < 1.0  # the start is 1.0 away from the minimum everywhere
+    assert distances[1.05] > 1e3, distances
+    assert ConsolidatedPenalty(1.0).max_curvature == 0.0

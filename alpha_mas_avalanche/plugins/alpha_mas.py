@@ -16,6 +16,9 @@ from alpha_mas_avalanche.penalty import ConsolidatedPenalty
 from alpha_mas_avalanche.validation import check_choice, check_positive_int
 
 PENALTY_GRADIENTS = ("analytic", "autograd")
+#: A training experience that multiplies the largest |parameter| (or 1, if larger) by more
+#: than this is reported as diverged.
+DIVERGENCE_GROWTH = 1e3
 IMPORTANCE_FROM = ("after_training", "last_epochs")
 
 
@@ -62,14 +65,17 @@ class AlphaMASPlugin(SupervisedPlugin):
             the training updates are the same as with the default.
         importance_epochs: ``k`` for ``importance_from="last_epochs"``; at most the
             strategy's ``train_epochs``.
-        penalty_gradient: ``"analytic"`` computes ``2 alpha Omega (theta - theta*)`` with
-            fused ops and hands it to autograd through one node added to the loss before
-            ``backward`` (no graph of the quadratic); ``"autograd"`` adds the penalty itself
-            to the loss. Either way the full gradient is in ``.grad`` when ``backward``
-            returns, so a plugin that rewrites gradients in ``after_backward`` (A-GEM, GEM)
-            sees the same gradient in any plugin order, and both modes give the same
-            updates to float rounding (measured beside A-GEM: same-state gradients agree to
-            1e-7 relative). The logged loss includes the penalty.
+        penalty_gradient: ``"analytic"`` adds ``2 alpha Omega (theta - theta*)`` to the
+            gradients with fused ops (no graph of the quadratic) from a hook on the loss,
+            which runs first thing in ``backward``; ``"autograd"`` adds the penalty to the
+            loss. Either way the full gradient is in ``.grad`` when ``backward`` returns, so
+            a plugin that rewrites gradients in ``after_backward`` (A-GEM, GEM) sees the
+            same gradient in any plugin order, and both modes give the same updates to
+            float rounding (in our digits runs beside A-GEM and GEM, in both plugin
+            orders: bit-identical parameters after 3 experiences). The logged loss
+            includes the penalty. If a later plugin replaces ``strategy.loss`` by a loss
+            that does not pass through it, the gradient is added in ``after_backward``
+            instead, with a warning.
 
     Experiences whose importance is zero for every parameter (the outputs do not depend
     on the trained parameters, e.g. iCaRL's nearest-mean classifier, StreamingLDA) are
@@ -79,9 +85,10 @@ class AlphaMASPlugin(SupervisedPlugin):
     plain SGD (learning rate ``lr``, momentum ``beta``) on the penalty alone diverges once
     ``lr * 2 max_ij sum_t alpha_t Omega_t[ij] > 2 (1 + beta)``
     (``penalty.max_curvature``), e.g. from ``lambda_reg`` large enough for the largest
-    importance. Non-finite parameters after an experience raise
-    :class:`TrainingDivergedError` naming the parameter, before any importance is
-    computed.
+    importance. After an experience, a non-finite parameter, a penalty that overflowed
+    during it, or a largest |parameter| grown more than ``DIVERGENCE_GROWTH`` (1000) times
+    (from ``max(its start, 1)``) raise :class:`TrainingDivergedError` naming the
+    parameter and the bound, before any importance is computed.
 
     Strategies that never call the backward hooks (Avalanche's ``MER``) never apply the
     penalty; the plugin warns once when a training experience ends without them.
@@ -123,10 +130,14 @@ class AlphaMASPlugin(SupervisedPlugin):
         self.importance_from = check_choice("importance_from", importance_from, IMPORTANCE_FROM)
         self.importance_epochs = check_positive_int("importance_epochs", importance_epochs)
         # per-epoch [sums, count] of the last importance_epochs epochs run
-        self._window: deque[list] = deque(maxlen=self.importance_epochs)
+        self._window: deque[list] = deque()
         self._window_epoch: int | None = None
         self._backward_hooked = False
         self._warned_no_backward = False
+        self._gradient_added = False
+        self._warned_late_gradient = False
+        self._penalty_overflow: tuple[int, float] | None = None  # (iteration, value)
+        self._start_magnitude: float | None = None  # largest |parameter| as training began
         self._params: dict[str, torch.nn.Parameter] | None = None
         self.penalty_gradient = check_choice("penalty_gradient", penalty_gradient, PENALTY_GRADIENTS)
         self.last_penalty = 0.0
@@ -150,10 +161,42 @@ class AlphaMASPlugin(SupervisedPlugin):
         params = self._trainable(strategy)
         if self.penalty_gradient == "autograd":
             value = self.penalty.value(params)
-        else:
-            value = self.penalty.gradient_term(params)
-        self.last_penalty = float(value.detach())
-        strategy.loss = strategy.loss + value
+            self._record_penalty(strategy, float(value.detach()))
+            strategy.loss = strategy.loss + value
+        elif isinstance(strategy.loss, torch.Tensor) and strategy.loss.requires_grad:
+            # runs first thing in backward: the gradient is in .grad before any
+            # after_backward plugin reads it, and autograd accumulates into it
+            strategy.loss.register_hook(self._gradient_hook(strategy, params))
+
+    def _gradient_hook(self, strategy, params):
+        def hook(grad: torch.Tensor) -> None:
+            self._gradient_added = True
+            # times d(backward's root)/d(loss): 1 unless the loss is scaled afterwards
+            value = self.penalty.add_gradient_(params, factor=float(grad))
+            self._record_penalty(strategy, value)
+        return hook
+
+    def _record_penalty(self, strategy, value: float) -> None:
+        self.last_penalty = value
+        if not math.isfinite(value) and self._penalty_overflow is None:
+            self._penalty_overflow = (strategy.clock.train_exp_iterations, value)
+
+    def after_backward(self, strategy, **kwargs) -> None:
+        if self.penalty.num_tasks == 0 or self.penalty_gradient != "analytic":
+            return
+        if not self._gradient_added:  # strategy.loss was replaced, or needs no gradient
+            self._record_penalty(strategy, self.penalty.add_gradient_(self._trainable(strategy)))
+            if not self._warned_late_gradient:
+                self._warned_late_gradient = True
+                warnings.warn(
+                    "AlphaMASPlugin: backward did not pass through the loss it saw in "
+                    "before_backward, so the analytic penalty gradient was added in "
+                    "after_backward; a plugin that reads gradients before it there sees "
+                    "them without the penalty (penalty_gradient='autograd' avoids this)",
+                    stacklevel=2,
+                )
+        self._gradient_added = False
+        strategy.loss = strategy.loss.detach() + self.last_penalty
 
     def before_training_exp(self, strategy, **kwargs) -> None:
         if self.importance_from == "last_epochs" and self.importance_epochs > strategy.train_epochs:
@@ -164,8 +207,10 @@ class AlphaMASPlugin(SupervisedPlugin):
         self._window.clear()
         self._window_epoch = None
         self._backward_hooked = False
+        self._penalty_overflow: tuple[int, float] | None = None
         # after Avalanche's model adaptation: the parameters of this experience
         self._params = trainable_parameters(strategy.model)
+        self._start_magnitude = _largest_magnitude(self._params)[0]
 
     def _trainable(self, strategy) -> dict[str, torch.nn.Parameter]:
         return self._params if self._params is not None else trainable_parameters(strategy.model)
@@ -176,6 +221,8 @@ class AlphaMASPlugin(SupervisedPlugin):
         epoch = strategy.clock.train_exp_epochs
         if epoch != self._window_epoch:  # a new epoch: the oldest leaves the window
             self._window.append([{}, 0])
+            if len(self._window) > self.importance_epochs:
+                self._window.popleft()
             self._window_epoch = epoch
         batch = strategy.mb_x
         mean = mas_importance(
@@ -237,26 +284,38 @@ class AlphaMASPlugin(SupervisedPlugin):
         )
 
     def _check_finite(self, strategy, experience: int) -> None:
-        """Raise :class:`TrainingDivergedError` if a trainable parameter is NaN or inf."""
-        for name, p in trainable_parameters(strategy.model).items():
-            if bool(torch.isfinite(p).all()):
-                continue
-            kind = "NaN" if bool(torch.isnan(p).any()) else "inf"
-            message = (f"training diverged in experience {experience} (parameter {name!r} "
-                       f"is {kind}); lower the learning rate or lambda_reg")
-            curvature = self.penalty.max_curvature
-            if curvature > 0:
-                lrs = [g.get("lr") for g in getattr(strategy.optimizer, "param_groups", [])]
-                lrs = [lr for lr in lrs if isinstance(lr, (int, float)) and math.isfinite(lr)]
-                message += (
-                    f". The penalty's largest curvature 2*max(alpha*Omega) is {curvature:.4g}; "
-                    "SGD on it alone is stable only while lr * that < 2 (1 + momentum)"
-                )
-                if lrs:
-                    message += f" (here lr * that = {max(lrs) * curvature:.4g})"
-            else:
-                message += " (no penalty was active yet)"
-            raise TrainingDivergedError(message)
+        """Raise :class:`TrainingDivergedError` if a trainable parameter is NaN or inf, or
+        the penalty was during the experience."""
+        params = trainable_parameters(strategy.model)
+        for name, p in params.items():
+            if not bool(torch.isfinite(p).all()):
+                kind = "NaN" if bool(torch.isnan(p).any()) else "inf"
+                raise TrainingDivergedError(self._divergence(
+                    strategy, f"experience {experience} (parameter {name!r} is {kind})"))
+        largest, name = _largest_magnitude(params)
+        if self._penalty_overflow is not None:
+            iteration, value = self._penalty_overflow
+            raise TrainingDivergedError(self._divergence(
+                strategy, f"experience {experience} (the penalty was {value} at iteration "
+                f"{iteration}; largest |parameter| {largest:.3g}, in {name!r})"))
+        start = self._start_magnitude
+        if start is not None and largest > DIVERGENCE_GROWTH * max(start, 1.0):
+            raise TrainingDivergedError(self._divergence(
+                strategy, f"experience {experience} (the largest |parameter| grew from "
+                f"{start:.3g} to {largest:.3g}, in {name!r})"))
+
+    def _divergence(self, strategy, where: str) -> str:
+        message = f"training diverged in {where}; lower the learning rate or lambda_reg"
+        curvature = self.penalty.max_curvature
+        if curvature == 0:
+            return message + " (no penalty was active yet)"
+        message += (f". The penalty's largest curvature 2*max(alpha*Omega) is {curvature:.4g}; "
+                    "SGD on it alone is stable only while lr * that < 2 (1 + momentum)")
+        lrs = [g.get("lr") for g in getattr(strategy.optimizer, "param_groups", [])]
+        lrs = [lr for lr in lrs if isinstance(lr, (int, float)) and math.isfinite(lr)]
+        if lrs:
+            message += f" (here lr * that = {max(lrs) * curvature:.4g})"
+        return message
 
     # ------------------------------------------------------------- public API
     def consolidate(
@@ -286,6 +345,11 @@ class AlphaMASPlugin(SupervisedPlugin):
             )
         except ValueError as err:
             raise ValueError(f"AlphaMASPlugin, experience {experience}: {err}") from err
+        except (AssertionError, RuntimeError) as err:  # raised by the model's own forward
+            raise RuntimeError(
+                f"AlphaMASPlugin, experience {experience}: the model's eval-mode forward "
+                f"failed while estimating MAS importance ({type(err).__name__}: {err})"
+            ) from err
         self._add_task(model, importance, experience)
 
     def _add_task(self, model: torch.nn.Module, importance: dict, experience: int | str) -> None:
@@ -314,6 +378,13 @@ class AlphaMASPlugin(SupervisedPlugin):
     def load_state_dict(self, state: dict) -> None:
         self.penalty.load_state_dict(state["penalty"])
         self.last_penalty = float(state["last_penalty"])
+
+
+def _largest_magnitude(params: dict[str, torch.Tensor]) -> tuple[float, str]:
+    """``(max |value|, name)`` over ``params`` (``(0.0, "")`` when empty)."""
+    with torch.no_grad():
+        return max(((float(p.abs().max()), n) for n, p in params.items() if p.numel()),
+                   default=(0.0, ""))
 
 
 class TrainingDivergedError(FloatingPointError):
