@@ -143,12 +143,11 @@ class EBLLPlugin(SupervisedPlugin):
         was_training = model.training
         model.eval()
         try:
-            self._learn_encoder(model, loader, task, device)
+            classes = self._learn_encoder(model, loader, task, device)
         finally:
             model.train(was_training)
-        self.old_classes.setdefault(task, set()).update(
-            int(c) for c in experience.classes_in_this_experience
-        )
+        # from the labels (online experiences have no classes_in_this_experience)
+        self.old_classes.setdefault(task, set()).update(classes)
         self.previous_model = copy.deepcopy(model).eval()
         for p in self.previous_model.parameters():
             p.requires_grad_(False)
@@ -180,7 +179,8 @@ class EBLLPlugin(SupervisedPlugin):
         self.autoencoder_history = [list(h) for h in state["autoencoder_history"]]
 
     # ---------------------------------------------------------------- helpers
-    def _learn_encoder(self, model: nn.Module, loader: DataLoader, task, device) -> None:
+    def _learn_encoder(self, model: nn.Module, loader: DataLoader, task, device) -> set[int]:
+        """Train and keep the experience's encoder; returns the classes of its labels."""
         features, labels = [], []
         with torch.no_grad():
             for batch in loader:
@@ -213,6 +213,7 @@ class EBLLPlugin(SupervisedPlugin):
         )
         self.autoencoder_history.append(history)
         self.encoders.append(autoencoder.encoder.requires_grad_(False))
+        return {int(c) for c in labels.unique()}
 
 
 def check_contract(model: nn.Module, feature_extractor) -> None:
