@@ -526,7 +526,7 @@ def test_class_incremental_with_incremental_classifier():
     outcomes = check_row(build)
     model, plugin = outcomes["analytic"][0].model, outcomes["analytic"][1]
     assert model.classifier.classifier.out_features >= 2 * N_EXPERIENCES
-    # the head's stored weight covers the units seen before the last experience only
+    # consolidated after the last experience: the stored weight has the grown head's shape
     stored = plugin.penalty.weight["classifier.classifier.weight"]
     assert stored.shape[0] == model.classifier.classifier.out_features
 
