@@ -124,8 +124,9 @@ class SynapticIntelligence:
         return self.strength * sum((w * (p - a) ** 2).sum() for p, w, a in terms)
 
     @torch.no_grad()
-    def add_gradient_(self, params: Mapping[str, Tensor]) -> float:
-        """Add ``2 c Omega (theta - anchor)`` to each ``.grad``; return the penalty value."""
+    def add_gradient_(self, params: Mapping[str, Tensor], factor: float = 1.0) -> float:
+        """Add ``factor * 2 c Omega (theta - anchor)`` to each ``.grad`` (creating it where it
+        is None); return the penalty value."""
         terms = list(self._terms(params))
         if not terms:
             return 0.0
@@ -134,7 +135,7 @@ class SynapticIntelligence:
             if p.grad is None:
                 p.grad = torch.zeros_like(p)
         diffs = torch._foreach_sub(thetas, anchors)
-        torch._foreach_addcmul_([p.grad for p in thetas], weights, diffs, value=2.0 * self.strength)
+        torch._foreach_addcmul_([p.grad for p in thetas], weights, diffs, value=2.0 * self.strength * factor)
         torch._foreach_mul_(diffs, diffs)
         torch._foreach_mul_(diffs, weights)
         return self.strength * float(torch.stack([d.sum() for d in diffs]).sum())

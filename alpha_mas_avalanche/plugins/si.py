@@ -13,8 +13,10 @@ class SIPlugin(QuadraticPenaltyPlugin):
 
     Per optimiser step, ``omega -= g * (theta_after - theta_before)``, where ``g`` is the
     gradient of the loss *without* the SI penalty, as in the authors' code and in Hsu et
-    al.'s (2018) re-implementation: it is read in ``after_backward`` before this plugin adds
-    its own gradient (terms that plugins listed earlier added to the loss are part of it).
+    al.'s (2018) re-implementation: ``.grad`` after ``backward`` minus the penalty's part,
+    which this plugin adds first thing in ``backward`` (terms other plugins add to the loss
+    are part of ``g``; a plugin that rewrites ``.grad`` in ``after_backward`` before this one,
+    such as A-GEM listed first, changes ``g`` too).
     At the end of each experience ``Omega += omega / (Delta^2 + xi)`` (``Delta``: the
     parameters' change over the experience) with no clipping, and the anchor becomes the
     current parameters. Penalty: ``c * sum Omega (theta - anchor)^2``. Parameters first
@@ -32,6 +34,7 @@ class SIPlugin(QuadraticPenaltyPlugin):
     def __init__(self, si_lambda: float = 1.0, damping: float = 0.1) -> None:
         super().__init__(SynapticIntelligence(si_lambda, damping))
         self._grads: dict[str, torch.Tensor] = {}
+        self._penalty_grads: dict[str, torch.Tensor] = {}
 
     @property
     def importance_totals(self) -> list[float]:
@@ -44,10 +47,23 @@ class SIPlugin(QuadraticPenaltyPlugin):
         super().before_training_exp(strategy, **kwargs)
         self.penalty.begin_task(self.params(strategy))
 
+    def before_backward(self, strategy, **kwargs) -> None:
+        self._penalty_grads = {}
+        super().before_backward(strategy, **kwargs)
+
+    def penalty_gradient_added(self, params: dict[str, torch.nn.Parameter]) -> None:
+        self._penalty_grads = {n: p.grad.detach().clone() for n, p in params.items()
+                               if p.grad is not None}
+
     def after_backward(self, strategy, **kwargs) -> None:
-        self._grads = {n: p.grad.detach().clone() for n, p in self.params(strategy).items()
-                       if p.grad is not None}
         super().after_backward(strategy, **kwargs)
+        self._grads = {}
+        for name, p in self.params(strategy).items():
+            if p.grad is not None:
+                grad = p.grad.detach().clone()
+                if name in self._penalty_grads:
+                    grad -= self._penalty_grads[name]
+                self._grads[name] = grad
 
     def before_update(self, strategy, **kwargs) -> None:
         self.penalty.before_step(self.params(strategy))
