@@ -1,4 +1,5 @@
 """Names of the reference models (no torch: cheap for the CLI and the config checks)."""
 
-#: ``make_model`` names: ``mlp`` (784-400-400 for MNIST, 64-400-400 for digits), ``cnn`` (CIFAR-10).
-MODELS = ("mlp", "cnn")
+#: ``make_model`` names: ``mlp`` (784-400-400 for MNIST, 64-400-400 for digits), ``cnn`` (CIFAR-10),
+#: ``vgg16`` (torchvision's VGG-16 conv layers, no pretrained weights, 32x32 input).
+MODELS = ("mlp", "cnn", "vgg16")

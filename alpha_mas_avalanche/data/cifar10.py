@@ -1,5 +1,6 @@
 """Split CIFAR-10: the official batches through Avalanche's ``SplitCIFAR10``, and the JPEG q75
-copy (or any uint8 arrays) built the same way through ``nc_benchmark``."""
+copy (or any uint8 arrays) built the same way through ``nc_benchmark``, held as uint8
+tensors and normalised on the fly (the same values as Avalanche's PIL transforms)."""
 from __future__ import annotations
 
 import functools
@@ -37,9 +38,11 @@ def split_cifar10_jpeg(data_root: str | Path | None, options: dict[str, Any]):
 
 class ArrayImageDataset(Dataset):
     """Images as a uint8 NHWC array with labels; items are ``(PIL image, int)`` like
-    torchvision's ``CIFAR10``, so the same transforms apply."""
+    torchvision's ``CIFAR10``, so the same transforms apply, or with ``as_tensor``
+    ``(uint8 CHW tensor, int)`` for :func:`tensor_train_transform` and
+    :func:`tensor_eval_transform` (no PIL image per read)."""
 
-    def __init__(self, images: np.ndarray, labels: Sequence[int]) -> None:
+    def __init__(self, images: np.ndarray, labels: Sequence[int], *, as_tensor: bool = False) -> None:
         images = np.asarray(images)
         if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] not in (1, 3):
             raise ValueError(
@@ -52,11 +55,15 @@ class ArrayImageDataset(Dataset):
             )
         self.images = images
         self.targets = [int(t) for t in labels]
+        # a CHW view of the same memory (no copy)
+        self.tensors = torch.from_numpy(images).permute(0, 3, 1, 2) if as_tensor else None
 
     def __len__(self) -> int:
         return len(self.targets)
 
     def __getitem__(self, index: int):
+        if self.tensors is not None:
+            return self.tensors[index], self.targets[index]
         from PIL import Image
 
         image = self.images[index]
@@ -111,14 +118,35 @@ def cifar10_benchmark_from_arrays(
     return label_pairs(bm, display_name, "split_cifar10", order)
 
 
-def _cifar10_like_benchmark(x_train, y_train, x_test, y_test, options: dict[str, Any]):
-    from avalanche.benchmarks.classic.ccifar10 import (
-        _default_cifar10_eval_transform,
-        _default_cifar10_train_transform,
-    )
+#: Avalanche's ``SplitCIFAR10`` normalisation (``ccifar10._default_cifar10_*_transform``).
+CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)
 
+
+def tensor_train_transform():
+    """Avalanche's CIFAR-10 train transform (RandomCrop 32 pad 4, RandomHorizontalFlip,
+    ToTensor, Normalize) on uint8 CHW tensors: the same random draws and the same
+    arithmetic, so the same values for the same torch seed."""
+    from torchvision import transforms
+
+    return transforms.Compose([
+        transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip(),
+        *tensor_eval_transform().transforms,
+    ])
+
+
+def tensor_eval_transform():
+    """Avalanche's CIFAR-10 eval transform (ToTensor, Normalize) on uint8 CHW tensors."""
+    from torchvision import transforms
+
+    return transforms.Compose([
+        transforms.ConvertImageDtype(torch.float32),  # x / 255, as ToTensor
+        transforms.Normalize(CIFAR10_MEAN, CIFAR10_STD),
+    ])
+
+
+def _cifar10_like_benchmark(x_train, y_train, x_test, y_test, options: dict[str, Any]):
     return class_split(
-        ArrayImageDataset(x_train, y_train), ArrayImageDataset(x_test, y_test), options,
-        train_transform=_default_cifar10_train_transform,
-        eval_transform=_default_cifar10_eval_transform,
+        ArrayImageDataset(x_train, y_train, as_tensor=True),
+        ArrayImageDataset(x_test, y_test, as_tensor=True), options,
+        train_transform=tensor_train_transform(), eval_transform=tensor_eval_transform(),
     )
