@@ -98,7 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
             "(results labelled 'CIFAR-10 (JPEG q75 copy)'). Options given after a preset or "
             "--config override it. Data: <data-root>/mnist/MNIST/raw/*-ubyte, "
             "<data-root>/cifar10/cifar-10-batches-py/, "
-            "<data-root>/cifar10/lossy_jpeg_fallback/cifar10_jpeg_q75.npz; nothing is downloaded."),
+            "<data-root>/cifar10/lossy_jpeg_fallback/cifar10_jpeg_q75.npz; nothing is downloaded "
+            "unless --download is given."),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     source = parser.add_mutually_exclusive_group()
@@ -115,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--wandb-project", metavar="NAME", help="W&B project")
     parser.add_argument("--data-root", metavar="DIR",
                         help="folder holding mnist/ and cifar10/ (default: $ALPHA_MAS_DATA_ROOT, else ./data)")
+    parser.add_argument("--download", action="store_true",
+                        help="let torchvision download MNIST / CIFAR-10 into --data-root first "
+                             "if missing (needs internet; off by default)")
     parser.add_argument("--device", metavar="DEV", help="torch device, e.g. cpu, cuda, cuda:1")
     parser.add_argument("--benchmark", choices=BENCHMARKS, help="override the benchmark")
     parser.add_argument("--scenario", choices=SCENARIOS,
@@ -282,6 +286,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
     try:
+        if args.download:
+            from alpha_mas_avalanche.data import download
+
+            download(config.benchmark, config.data_root)
         if args.executor == "local":  # the data is on this machine: check it before any worker starts
             check_data(config)
         summary = run_experiment(config, executor=executor)
@@ -300,13 +308,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     table = Path(config.output_dir) / "table.md"
     if table.is_file():
         print(table.read_text())
-    print(f"results in {config.output_dir} ({summary.get('n_runs', 0)} runs)")
-    if summary["failed_runs"]:
-        print(f"compare-baselines: {len(summary['failed_runs'])} run(s) failed twice; their errors "
-              f"are in {Path(config.output_dir) / 'failed'}. Re-run the same command to retry "
-              "them (finished runs are kept).", file=sys.stderr)
-        return 1
-    return 0
+    print(f"results in {config.output_dir}: {summary['counts']}")
+    failed = Path(config.output_dir) / "failed"
+    if summary["config_errors"]:
+        print(f"compare-baselines: {len(summary['config_errors'])} run(s) cannot be built from the "
+              f"config (a bad hyperparameter; errors in {failed}): fix the config, then re-run. "
+              "They were not retried.", file=sys.stderr)
+    transient = [r for r in summary["failed_runs"] if r not in summary["config_errors"]]
+    if transient:
+        print(f"compare-baselines: {len(transient)} run(s) failed twice; their errors are in "
+              f"{failed}. Re-run the same command to retry them (finished runs are kept).",
+              file=sys.stderr)
+    return 1 if summary["failed_runs"] else 0
 
 
 def check_data(config: ExperimentConfig) -> None:

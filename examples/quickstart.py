@@ -45,8 +45,7 @@ def main() -> int:
         try:
             mnist_root = check_mnist(args.data_root)
         except DatasetNotFoundError as err:
-            print(f"quickstart: {err}\nWith internet access, add --download to fetch MNIST "
-                  f"into {resolve_data_root(args.data_root) / 'mnist'}.", file=sys.stderr)
+            print(f"quickstart: {err}", file=sys.stderr)
             return 2
 
     torch.manual_seed(0)

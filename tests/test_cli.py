@@ -52,7 +52,7 @@ print(json.dumps({{"codes": codes, "heavy": [m for m in {HEAVY!r} if m in sys.mo
     (["--quick", "--executor", "ray", "--workers", "2"], "--workers: only with --executor local"),
     (["--quick", "--methods", "mas", "nope"], "--methods: unknown ['nope']"),
     (["--config", "/nonexistent/x.yaml"], "--config /nonexistent/x.yaml: No such file or directory"),
-    ([], "choose a preset (--quick, --full, --cifar) or --config FILE"),
+    ([], "choose a preset (--quick, --full, --cifar, --preset NAME) or --config FILE"),
 ])
 def test_every_argument_error_names_the_flag_typed(argv, message, capsys):
     assert main(argv) == 2

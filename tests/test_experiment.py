@@ -17,11 +17,13 @@ from scipy import stats
 
 from alpha_mas_avalanche.cli import build_parser, main, preset
 from alpha_mas_avalanche.experiment import ExperimentConfig, MethodConfig, execute_run, run_experiment
-from alpha_mas_avalanche.experiment.methods import REGISTRY, build_method
+from alpha_mas_avalanche.experiment.figures import FIGURES
+from alpha_mas_avalanche.experiment.methods import REGISTRY, MethodEntry, build_method, register
 from alpha_mas_avalanche.experiment.report import mean_std_ci, paired_comparisons, runs_table
 from alpha_mas_avalanche.experiment.selection import selection_specs
+from alpha_mas_avalanche.experiment.executors import sequential_executor
 from alpha_mas_avalanche.experiment.specs import final_specs, single_task_specs
-from wandb_records import offline_records
+from wandb_records import offline_history, offline_records
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = dict(benchmark="split_digits", epochs=1, batch_size=32, train_samples_per_task=60,
@@ -55,12 +57,12 @@ def test_harness_writes_table_figures_and_provenance(grid):
     config, summary, out = grid
     assert len(list((out / "runs").glob("*.json"))) == 2 * 2 * 2 + 2 * 2 + 2
     table = (out / "table.md").read_text()
-    for label in ("AlphaMAS λ=N", "AlphaMAS λ=2N", "MAS", "Naive (fine-tuning)"):
+    for label in ("AlphaMAS λ=N", "AlphaMAS λ=2N", "MAS (λ=1, default)", "Naive (fine-tuning)"):
         assert f"| {label} |" in table
-    for name in ("forgetting_per_task", "average_forgetting", "accuracy_per_epoch",
-                 "max_forgetting_per_lambda", "moved_task_per_placement"):
+    for name in FIGURES:  # their content: tests/test_figures.py
         png = (out / "figures" / f"{name}.png").read_bytes()
         assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+        assert (out / "figures" / f"{name}.pdf").read_bytes()[:5] == b"%PDF-"
     assert ExperimentConfig.load(out / "config.yaml") == config
     environment = json.loads((out / "environment.json").read_text())
     assert environment["packages"]["avalanche-lib"] == "0.6.0"
@@ -209,14 +211,38 @@ def read_wandb_summary(run_folder: Path) -> dict:
     return summary
 
 
+def run_header(run_folder: Path):
+    """The ``run`` record of an offline run: its display name and tags."""
+    return next(r.run for r in offline_records(run_folder) if r.WhichOneof("record_type") == "run")
+
+
 def test_wandb_offline_run_folder_holds_the_summary_keys(tmp_path):
-    config = tiny_config(tmp_path, [MethodConfig("alpha_mas")], wandb="offline", name="wb_test")
-    run_experiment(config)
+    config = tiny_config(tmp_path, [MethodConfig("alpha_mas")], wandb="offline", name="wb_test",
+                         epochs=2)
+    summary = run_experiment(config)
     folders = sorted((Path(config.output_dir) / "wandb").glob("offline-run-*"))
     assert len(folders) == 2  # the run + the experiment summary
     summaries = [read_wandb_summary(folder) for folder in folders]
     run_summary = next(s for s in summaries if "final_avg_acc" in s)
+    run_folder = folders[[("final_avg_acc" in s) for s in summaries].index(True)]
     record = _load(Path(config.output_dir) / "runs")[0]
+    header = run_header(run_folder)
+    assert header.display_name == "AlphaMAS λ=N · seed 0 · order 01234"
+    assert list(header.tags) == ["alpha_mas", "lambda_multiplier=1", "seed=0", "order=01234",
+                                 "split_digits", "task-incremental"]
+    history = offline_history(run_folder)
+    # the test accuracy of every seen task after each experience, against the experience step
+    evals = [row for row in history if "eval/acc/mean" in row]
+    assert [row["experience"] for row in evals] == [0, 1, 2, 3, 4]
+    for i, row in enumerate(evals):
+        assert [row[f"eval/acc/task_{k}"] for k in range(i + 1)] == pytest.approx(record["acc_matrix"][i][: i + 1])
+        assert f"eval/acc/task_{i + 1}" not in row and row["_step"] == 2 * i + 1  # last epoch
+    # the held-out accuracy of every seen task after each epoch, against the epoch step
+    heldout = [row for row in history if "heldout/acc/mean" in row]
+    assert [row["_step"] for row in heldout] == list(range(10))
+    for row, point in zip(heldout, record["heldout_per_epoch"]):
+        assert [row[f"heldout/acc/task_{k}"] for k in range(len(point["acc"]))] == pytest.approx(point["acc"])
+        assert row["heldout/acc/mean"] == pytest.approx(np.mean(point["acc"]))
     assert run_summary["final_avg_acc"] == pytest.approx(record["final_avg_acc"])
     assert run_summary["alpha/task4"] == pytest.approx(record["alphas_per_experience"][-1][4])
     assert run_summary["train/penalty"] == pytest.approx(record["penalty_per_epoch"][-1])
@@ -224,7 +250,30 @@ def test_wandb_offline_run_folder_holds_the_summary_keys(tmp_path):
             "accuracy_matrix/nrows"} <= set(run_summary)
     experiment = next(s for s in summaries if "final_avg_acc" not in s)
     assert experiment["AlphaMAS λ=N/final_avg_acc"] == pytest.approx(record["final_avg_acc"])
-    assert "results/nrows" in experiment and "figures/average_forgetting/path" in experiment
+    assert "results/nrows" in experiment
+    drawn = {Path(p).stem for p in summary["figures"]}  # one lambda in one order: neither figure
+    assert drawn == set(FIGURES) - {"order_sensitivity", "max_forgetting_vs_lambda"}
+    assert {f"figures/{name}/path" for name in drawn} <= set(experiment)
+
+
+def test_a_method_that_cannot_be_built_is_a_config_error_and_not_retried(tmp_path, capsys):
+    def bad_builder(params, n_tasks):  # declares no constructor: not checked at load time
+        raise ValueError("test_bad_build: lambda must be positive")
+
+    register(MethodEntry("test_bad_build", "Bad build (test)", "naive", bad_builder))
+    try:
+        config = tiny_config(tmp_path, [MethodConfig("test_bad_build"), MethodConfig("naive")])
+        with pytest.warns(UserWarning, match=r"1 run\(s\) cannot be built from the config"):
+            summary = run_experiment(config, executor=sequential_executor)
+    finally:
+        REGISTRY.pop("test_bad_build")
+    failure = json.loads((Path(config.output_dir) / "failed" /
+                          "final__test_bad_build__default__seed0__order01234.json").read_text())
+    assert failure["config_error"] and failure["attempts"] == 1
+    assert failure["error"].startswith("ConfigError: methods[test_bad_build] with params {}: test_bad_build")
+    assert summary["config_errors"] == summary["failed_runs"] == ["final__test_bad_build__default__seed0__order01234"]
+    assert summary["counts"] == "1 run + 5 single-task references"  # the failed run is no result
+    assert "config error, not retried" in capsys.readouterr().err
 
 
 def test_wandb_failure_keeps_local_results(tmp_path, monkeypatch):

@@ -38,3 +38,15 @@ def offline_records(run_folder: Path) -> Iterator:
             record.ParseFromString(chunk)
             chunk = b""
             yield record
+
+
+def offline_history(run_folder: Path) -> list[dict]:
+    """The run's logged rows (``run.log`` calls), in order: ``{key: value, "_step": step}``."""
+    import json
+
+    rows = []
+    for record in offline_records(run_folder):
+        if record.WhichOneof("record_type") == "history":
+            rows.append({item.key or "/".join(item.nested_key): json.loads(item.value_json)
+                         for item in record.history.item})
+    return rows

@@ -60,6 +60,7 @@ _LAZY = {
     "load_cifar10_jpeg_arrays": "cifar10",
     "TensorClassificationDataset": "digits",
     "DIGITS_TEST_FRACTION": "digits",
+    "download": "fetch",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())
 

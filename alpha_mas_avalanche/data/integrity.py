@@ -19,7 +19,7 @@ CIFAR10_JPEG_FILE = Path("cifar10") / "lossy_jpeg_fallback" / "cifar10_jpeg_q75.
 
 
 class DatasetNotFoundError(FileNotFoundError):
-    """A dataset's files are not where they must be (nothing is downloaded)."""
+    """A dataset's files are not where they must be (nothing is downloaded unless asked)."""
 
 
 class DatasetCorruptError(DatasetNotFoundError):
@@ -40,9 +40,10 @@ def _require_files(paths: Sequence[Path], what: str, how: str) -> None:
         listed = "\n  ".join(str(p) for p in missing)
         raise DatasetNotFoundError(
             f"{what}: missing {len(missing)} file(s):\n  {listed}\n"
-            f"They must be in {missing[0].parent}. {how} Nothing is downloaded at run time; "
+            f"They must be in {missing[0].parent}. {how} Nothing is downloaded unless asked: "
             "pass --data-root / data_root= or set ALPHA_MAS_DATA_ROOT to the folder that "
-            "holds them."
+            "holds them, or (with internet access) add --download to let torchvision fetch "
+            "MNIST / CIFAR-10 there."
         )
 
 

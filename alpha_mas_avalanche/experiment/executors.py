@@ -31,6 +31,7 @@ from multiprocessing.connection import wait
 from typing import Any
 
 from alpha_mas_avalanche.data import DatasetNotFoundError
+from alpha_mas_avalanche.experiment.config import ConfigError
 from alpha_mas_avalanche.experiment.specs import RunSpec
 from alpha_mas_avalanche.experiment.store import RunFailure
 from alpha_mas_avalanche.experiment.train import execute_run
@@ -51,7 +52,8 @@ def sequential_executor(specs: list[RunSpec]) -> Iterator[tuple[RunSpec, dict | 
         except DatasetNotFoundError:
             raise
         except Exception as err:  # noqa: BLE001 - recorded; the grid goes on
-            yield spec, RunFailure(f"{type(err).__name__}: {err}", traceback.format_exc())
+            yield spec, RunFailure(f"{type(err).__name__}: {err}", traceback.format_exc(),
+                                   config_error=isinstance(err, ConfigError))
             continue
         yield spec, record
 
@@ -75,7 +77,8 @@ def _guarded_run(spec: RunSpec) -> tuple[str, Any]:
     except DatasetNotFoundError as err:
         return "fatal", err
     except Exception as err:  # noqa: BLE001 - any run error is recorded, the grid goes on
-        return "error", RunFailure(f"{type(err).__name__}: {err}", traceback.format_exc())
+        return "error", RunFailure(f"{type(err).__name__}: {err}", traceback.format_exc(),
+                                   config_error=isinstance(err, ConfigError))
 
 
 def _result(status: str, payload: Any) -> dict | RunFailure:

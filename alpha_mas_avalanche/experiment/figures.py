@@ -1,117 +1,398 @@
-"""The figures of a comparison (matplotlib PNGs), drawn from the summary :mod:`.report` computes."""
+"""The figures of a comparison, drawn from the summary :mod:`.report` computes; each saved as
+PNG and PDF (vector, for LaTeX).
+
+Every figure names the benchmark, the scenario, the number of seeds and what its error bars
+are (95 % CI of the mean for n >= 3 seeds, else one standard deviation); tasks are named by
+their classes. Each method keeps one colour in every figure: the AlphaMAS rows one warm hue
+family, related baselines light/dark shades of one hue (MAS and Avalanche's MAS, EWC and
+online EWC, SI and Avalanche's SI), Naive and Joint greys.
+"""
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from alpha_mas_avalanche.data import MOVED_PAIR, N_TASKS
+#: registry methods drawn in the AlphaMAS hue family
+ALPHA_FAMILY = ("alpha_mas", "alpha_mas_last_epochs", "alpha_mas_per_task")
+MAS_FAMILY = ("mas", "avalanche_mas")
+BOUNDS = ("naive", "joint")
+#: tab20 index per baseline: dark and light shade of one hue for related methods
+BASELINE_SHADES = {"mas": 0, "avalanche_mas": 1, "ewc": 4, "online_ewc": 5, "si": 8,
+                   "si_avalanche": 9, "l2": 10, "lwf": 12, "ebll": 16, "imm": 18}
+GREYS = {"naive": (0.55, 0.55, 0.55), "joint": (0.15, 0.15, 0.15)}
+LINESTYLES = {"naive": ":", "joint": "--"}
+FIGURES = ("accuracy_matrix", "task_accuracy_over_sequence", "heldout_accuracy_per_epoch",
+           "forgetting_per_task", "average_forgetting", "max_forgetting_vs_lambda",
+           "order_sensitivity")
 
-def write_figures(folder: Path, result: dict[str, Any]) -> list[Path]:
-    """The reference paper's figures, with 95 % CI error bars."""
+
+def method_colours(methods: dict[str, str]) -> dict[str, tuple]:
+    """``{label: RGB(A)}`` for ``{label: registry method}`` (in table order), all distinct."""
     import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    tab20 = matplotlib.colormaps["tab20"].colors
+    family = [label for label, method in methods.items() if method in ALPHA_FAMILY]
+    warm = matplotlib.colormaps["YlOrRd"](np.linspace(0.4, 0.95, max(len(family), 1)))
+    colours: dict[str, tuple] = {label: tuple(warm[i]) for i, label in enumerate(family)}
+    spare = [tab20[i] for i in (11, 13, 17, 19, 15)] + list(matplotlib.colormaps["Dark2"].colors)
+    for label, method in methods.items():
+        if label in colours:
+            continue
+        if method in GREYS:
+            colour = GREYS[method]
+        elif method in BASELINE_SHADES and tab20[BASELINE_SHADES[method]] not in colours.values():
+            colour = tab20[BASELINE_SHADES[method]]
+        else:
+            colour = next(c for c in spare if c not in colours.values())
+        colours[label] = colour
+    return colours
 
+
+def error_of(stat: dict[str, Any]) -> float:
+    """The error bar of a mean: its 95 % CI half-width for n >= 3, else one std (0 if none)."""
+    value = stat.get("ci95") if stat.get("n", 0) >= 3 else stat.get("std")
+    return 0.0 if value is None else float(value)
+
+
+def errors_of(series: dict[str, Any]) -> Any:
+    """The error bars of a ``{"ci95", "std", "n"}`` series (lists or nested lists), as
+    :func:`error_of` chooses them; missing values are 0."""
+    values = series["ci95"] if series["n"] >= 3 else series["std"]
+    return np.array([[0.0 if v is None else v for v in row] if isinstance(row, list)
+                     else 0.0 if row is None else row for row in values], dtype=float)
+
+
+def error_text(n: int) -> str:
+    if n >= 3:
+        return f"mean ± 95 % CI over n = {n} seeds"
+    if n == 2:
+        return "mean ± 1 std over n = 2 seeds (a 95 % CI needs n ≥ 3)"
+    return "n = 1 seed (no error bars)"
+
+
+class Figures:
+    """Draws each figure of ``result`` (the summary of :func:`.report.write_report`)."""
+
+    def __init__(self, result: dict[str, Any]) -> None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        self.plt = plt
+        self.result = result
+        self.summary = result["methods"]
+        self.labels = list(self.summary)
+        self.display = {lb: self.summary[lb].get("display_label", lb) for lb in self.labels}
+        self.method = {lb: self.summary[lb].get("method", "") for lb in self.labels}
+        self.colour = method_colours(self.method)
+        self.tasks = result["task_names"]  # by pair
+        self.order = result["main_task_order"]
+        self.context = (f"{result['benchmark']}, {result['scenario']}-incremental, "
+                        f"{error_text(result['n_seeds'])}")
+
+    # ------------------------------------------------------------------ helpers
+    def _title(self, fig, what: str) -> None:
+        fig.suptitle(f"{what}\n{self.context}", fontsize=10)
+
+    def _legend(self, fig, ax, title=None) -> None:
+        """The legend outside the data, right of the axes, in drawing (= table) order."""
+        handles, labels = ax.get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside right center", fontsize=8, frameon=False,
+                   title=title)
+
+    def _figure(self, *args, **kwargs):
+        return self.plt.subplots(*args, layout="constrained", **kwargs)
+
+    def _panels(self, count: int, width: float, height: float):
+        """A grid of ``count`` small multiples (5 per row), the unused ones hidden; x tick
+        labels on the lowest panel of each column."""
+        ncols = min(5, count)
+        nrows = -(-count // ncols)
+        fig, axes = self._figure(nrows, ncols, figsize=(width * ncols + 1.6, height * nrows + 1.0),
+                                 squeeze=False, sharex=True, sharey=True)
+        for index, ax in enumerate(axes.flat):
+            if index >= count:
+                ax.set_visible(False)
+            elif index + ncols >= count:  # nothing visible below it
+                ax.xaxis.set_tick_params(labelbottom=True)
+        return fig, axes
+
+    def _panel_title(self, ax, label: str) -> None:
+        """The method's label above the panel, framed in the method's colour."""
+        ax.set_title(textwrap.fill(self.display[label], 26), fontsize=8)
+        for spine in ax.spines.values():
+            spine.set_edgecolor(self.colour[label])
+            spine.set_linewidth(2.0)
+
+    def _style(self, label: str) -> dict[str, Any]:
+        return {"color": self.colour[label], "linestyle": LINESTYLES.get(self.method[label], "-")}
+
+    def _task_label(self, position: int) -> str:
+        return self.tasks[self.order[position]]
+
+    # ------------------------------------------------------------------ figures
+    def draw(self, name: str):
+        """The figure ``name`` (one of :data:`FIGURES`), or None where the runs lack its data."""
+        return getattr(self, name)()
+
+    def accuracy_matrix(self):
+        """Heatmap per method: accuracy (%) on each task (column) after each experience (row)."""
+        matrices = self.result.get("accuracy_matrices") or {}
+        labels = [lb for lb in self.labels if lb in matrices]
+        if not labels:
+            return None
+        fig, axes = self._panels(len(labels), 2.4, 2.6)
+        values = [v for lb in labels for row in matrices[lb]["mean"] for v in row if v is not None]
+        vmin = max(0.0, np.floor(min(values) * 20) / 20) * 100
+        names = [self._task_label(p) for p in range(len(self.order))]
+        image = None
+        for ax, label in zip(axes.flat, labels):
+            mean = np.array([[np.nan if v is None else v * 100 for v in row]
+                             for row in matrices[label]["mean"]], dtype=float)
+            image = ax.imshow(mean, vmin=vmin, vmax=100, cmap="viridis", aspect="equal")
+            for (i, j), v in np.ndenumerate(mean):
+                if np.isfinite(v):
+                    ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=6,
+                            color="white" if v < vmin + 0.6 * (100 - vmin) else "black")
+            self._panel_title(ax, label)
+            ax.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
+            ax.set_yticks(range(len(names)), [f"after {n}" for n in names], fontsize=7)
+        fig.supxlabel("task (classes), in training order", fontsize=9)
+        fig.supylabel("after training on", fontsize=9)
+        colourbar = fig.colorbar(image, ax=axes, shrink=0.6)
+        colourbar.set_label("test accuracy (%), mean over seeds")
+        self._title(fig, "Accuracy matrix: accuracy on each task after each experience "
+                         "(Joint: trained on all tasks at once, last row)")
+        return fig
+
+    def task_accuracy_over_sequence(self):
+        """Per method: one line per task, its accuracy after each experience (mean, band)."""
+        matrices = self.result.get("accuracy_matrices") or {}
+        labels = [lb for lb in self.labels if lb in matrices and self.method[lb] != "joint"]
+        if not labels:
+            return None
+        import matplotlib
+
+        fig, axes = self._panels(len(labels), 2.6, 2.2)
+        n_tasks = len(self.order)
+        task_colours = matplotlib.colormaps["viridis"](np.linspace(0.0, 0.85, n_tasks))
+        steps = np.arange(1, n_tasks + 1)
+        for ax, label in zip(axes.flat, labels):
+            mean = matrices[label]["mean"]
+            error = errors_of(matrices[label]) * 100
+            for j in range(n_tasks):
+                xs = steps[j:]
+                ys = np.array([mean[i][j] for i in range(j, n_tasks)], dtype=float) * 100
+                es = error[j:, j]
+                ax.plot(xs, ys, marker="o", markersize=3, color=task_colours[j],
+                        label=self._task_label(j))
+                ax.fill_between(xs, np.clip(ys - es, 0, 100), np.clip(ys + es, 0, 100),
+                                color=task_colours[j], alpha=0.2, linewidth=0)
+            self._panel_title(ax, label)
+            ax.set_xticks(steps, [self._task_label(i) for i in range(n_tasks)], rotation=90, fontsize=7)
+            ax.grid(alpha=0.3)
+        fig.supxlabel("after training on (experience)", fontsize=9)
+        fig.supylabel("test accuracy of the task (%)", fontsize=9)
+        self._legend(fig, axes.flat[0], title="task")
+        self._title(fig, "Accuracy of each task over the sequence (line: mean; shaded: the error "
+                         "stated below)")
+        return fig
+
+    def heldout_accuracy_per_epoch(self):
+        """Mean accuracy over the tasks seen so far after each epoch, task boundaries marked;
+        AlphaMAS and MAS in one panel, the other baselines in a second (bounds in both)."""
+        curves = self.result.get("heldout_curves") or {}
+        labels = [lb for lb in self.labels if lb in curves]
+        if not labels:
+            return None
+        first = [lb for lb in labels if self.method[lb] in ALPHA_FAMILY + MAS_FAMILY + BOUNDS]
+        second = [lb for lb in labels if lb not in first or self.method[lb] in BOUNDS]
+        groups = [first, second] if len(second) > len(set(second) & set(first)) else [labels]
+        fig, axes = self._figure(1, len(groups), figsize=(6.2 * len(groups) + 2.5, 4.6),
+                                 sharey=True, squeeze=False)
+        kind = curves[labels[0]]["kind"]
+        for ax, group in zip(axes.flat, groups):
+            for label in group:
+                self._heldout_line(ax, label, curves[label])
+            self._task_boundaries(ax, next((curves[lb]["experience"] for lb in group
+                                            if self.method[lb] != "joint"), None))
+            ax.set_xlabel("epoch over the task sequence" if kind == "validation" else
+                          "after training on task (experience)")
+            ax.grid(alpha=0.3)
+        axes.flat[0].set_ylabel("validation accuracy, mean over seen tasks (%)" if kind == "validation"
+                                else "test accuracy, mean over seen tasks (%)")
+        if len(groups) == 2:
+            axes.flat[0].set_title("AlphaMAS and MAS", fontsize=9)
+            axes.flat[1].set_title("other baselines", fontsize=9)
+        handles = {}
+        for ax in axes.flat:
+            for handle, text in zip(*ax.get_legend_handles_labels()):
+                handles.setdefault(text, handle)
+        rank = {self.display[lb]: i for i, lb in enumerate(self.labels)}
+        ordered = sorted(handles, key=lambda text: rank.get(text.split(", after its last")[0], 0))
+        fig.legend([handles[t] for t in ordered], ordered, loc="outside right center", fontsize=8,
+                   frameon=False)
+        if kind == "validation":
+            what = ("Held-out accuracy after each epoch: validation split of every task seen so "
+                    "far (dotted lines: task boundaries)")
+        else:
+            what = ("Accuracy on the tasks seen so far after each experience (test stream; these "
+                    "runs predate the per-epoch validation curve)")
+        self._title(fig, what)
+        return fig
+
+    def _heldout_line(self, ax, label: str, curve: dict[str, Any]) -> None:
+        mean = np.array(curve["mean"], dtype=float) * 100
+        error = errors_of(curve) * 100
+        if self.method[label] == "joint":  # all tasks at once: its end point as a reference
+            ax.axhline(mean[-1], label=f"{self.display[label]}, after its last epoch",
+                       linewidth=1.2, **self._style(label))
+            return
+        xs = np.arange(1, len(mean) + 1)
+        ax.plot(xs, mean, marker=".", markersize=4, linewidth=1.2, label=self.display[label],
+                **self._style(label))
+        ax.fill_between(xs, np.clip(mean - error, 0, 100), np.clip(mean + error, 0, 100),
+                        color=self.colour[label], alpha=0.12, linewidth=0)
+
+    def _task_boundaries(self, ax, experience: list[int] | None) -> None:
+        """Dotted lines between the tasks, the task trained in each stretch named on top."""
+        if experience is None:
+            return
+        starts = [k for k in range(1, len(experience)) if experience[k] != experience[k - 1]]
+        for k in starts:
+            ax.axvline(k + 0.5, color="0.6", linewidth=0.8, linestyle=":")
+        edges = [0.5] + [k + 0.5 for k in starts] + [len(experience) + 0.5]
+        top = ax.secondary_xaxis("top")
+        top.set_xticks([(a + b) / 2 for a, b in zip(edges, edges[1:])],
+                       [self._task_label(i) for i in range(len(edges) - 1)], fontsize=8)
+        top.tick_params(length=0)
+        ax.set_xlim(0.5, len(experience) + 0.5)
+
+    def forgetting_per_task(self):
+        """Reference forgetting per task (named by its classes), one bar per method."""
+        fig, ax = self._figure(figsize=(11, 4.2))
+        n_tasks = len(self.tasks)
+        width = 0.84 / max(len(self.labels), 1)
+        for i, label in enumerate(self.labels):
+            per_pair = self.summary[label]["forgetting_ref_per_pair"]
+            means = [(per_pair[str(p)]["mean"] or 0.0) * 100 for p in range(n_tasks)]
+            errors = [error_of(per_pair[str(p)]) * 100 for p in range(n_tasks)]
+            ax.bar(np.arange(n_tasks) + (i + 0.5) * width - 0.42, means, width, yerr=errors,
+                   capsize=1.5, error_kw={"linewidth": 0.7}, color=self.colour[label],
+                   label=self.display[label])
+        ax.set_xticks(np.arange(n_tasks), self.tasks)
+        ax.axhline(0, color="black", linewidth=0.6)
+        ax.set_xlabel("task (classes)")
+        ax.set_ylabel("forgetting (%): single-task acc. − final acc.")
+        ax.grid(axis="y", alpha=0.3)
+        self._legend(fig, ax)
+        self._title(fig, "Forgetting per task (reference definition)")
+        return fig
+
+    def average_forgetting(self):
+        """Average reference forgetting per method (table order, top to bottom), bounds after
+        a gap."""
+        fig, ax = self._figure(figsize=(7.5, 0.32 * len(self.labels) + 1.8))
+        positions, y = [], 0.0
+        for index, label in enumerate(self.labels):
+            if index and self.method[label] in BOUNDS and self.method[self.labels[index - 1]] not in BOUNDS:
+                y += 0.8
+            positions.append(y)
+            y += 1.0
+        stats = [self.summary[lb]["avg_forgetting_ref"] for lb in self.labels]
+        ax.barh(positions, [(s["mean"] or 0.0) * 100 for s in stats],
+                xerr=[error_of(s) * 100 for s in stats], capsize=2,
+                color=[self.colour[lb] for lb in self.labels])
+        ax.set_yticks(positions, [self.display[lb] for lb in self.labels], fontsize=8)
+        ax.invert_yaxis()
+        ax.axvline(0, color="black", linewidth=0.6)
+        ax.set_xlabel("average forgetting (%): single-task acc. − final acc., mean over tasks")
+        ax.grid(axis="x", alpha=0.3)
+        self._title(fig, "Average forgetting over the tasks (reference definition)")
+        return fig
+
+    def max_forgetting_vs_lambda(self):
+        """AlphaMAS's max forgetting against its lambda multiplier; plain MAS as a reference band."""
+        sweep = [(float(self.summary[lb]["params"]["lambda_multiplier"]), lb) for lb in self.labels
+                 if self.method[lb] == "alpha_mas" and "lambda_multiplier" in self.summary[lb].get("params", {})]
+        if len(sweep) < 2:  # a line needs two values of lambda
+            return None
+        sweep.sort()
+        fig, ax = self._figure(figsize=(7, 4.2))
+        xs = np.array([m for m, _ in sweep])
+        stats = [self.summary[lb]["max_forgetting_ref"] for _, lb in sweep]
+        ys = np.array([(s["mean"] or 0.0) * 100 for s in stats])
+        es = np.array([error_of(s) * 100 for s in stats])
+        line_colour = self.colour[sweep[-1][1]]
+        ax.plot(xs, ys, color=line_colour, linewidth=1.5, label="AlphaMAS")
+        ax.fill_between(xs, ys - es, ys + es, color=line_colour, alpha=0.2, linewidth=0)
+        for (m, label), y in zip(sweep, ys):
+            ax.plot([m], [y], marker="o", color=self.colour[label], linestyle="none",
+                    markeredgecolor="black", markeredgewidth=0.5)
+        mas = [lb for lb in self.labels if self.method[lb] == "mas"]
+        if mas:
+            stat = self.summary[mas[0]]["max_forgetting_ref"]
+            mean, error = (stat["mean"] or 0.0) * 100, error_of(stat) * 100
+            ax.axhline(mean, color=self.colour[mas[0]], linestyle="--", linewidth=1.2,
+                       label=self.display[mas[0]])
+            ax.axhspan(mean - error, mean + error, color=self.colour[mas[0]], alpha=0.15, linewidth=0)
+        ax.set_xticks(xs, [("" if m == 1 else f"{m:g}") + "N" for m in xs])
+        ax.set_xlabel("λ (sum of the alphas; N = number of tasks)")
+        ax.set_ylabel("max forgetting over tasks (%), reference def.")
+        ax.grid(alpha=0.3)
+        self._legend(fig, ax)
+        self._title(fig, "Max forgetting vs λ")
+        return fig
+
+    def order_sensitivity(self):
+        """The moved task's final accuracy and forgetting at each position, offset per method."""
+        sensitivity = self.result.get("order_sensitivity") or {}
+        labels = [lb for lb in self.labels if lb in sensitivity]
+        if not labels:
+            return None
+        moved = self.tasks[self.result["moved_pair"]]
+        fig, axes = self._figure(1, 2, figsize=(10, 4))
+        offsets = (np.arange(len(labels)) - (len(labels) - 1) / 2) * min(0.08, 0.5 / len(labels))
+        for offset, label in zip(offsets, labels):
+            per_placement = sensitivity[label]["per_placement"]
+            positions = sorted(per_placement, key=int)
+            for ax, metric in zip(axes, ("final_acc", "forgetting_ref")):
+                stats = [per_placement[p][metric] for p in positions]
+                ax.errorbar([int(p) + offset for p in positions],
+                            [(s["mean"] or 0.0) * 100 for s in stats],
+                            yerr=[error_of(s) * 100 for s in stats], marker="o", markersize=4,
+                            capsize=2, linewidth=0.8, label=self.display[label], **self._style(label))
+        n_positions = len(self.order)
+        for ax, what in zip(axes, (f"final accuracy of {moved} (%)",
+                                   f"forgetting of {moved} (%), reference def.")):
+            ax.set_xticks(range(1, n_positions + 1), [str(p) for p in range(1, n_positions + 1)])
+            ax.set_xlabel(f"position of task {moved} in the sequence")
+            ax.set_ylabel(what)
+            ax.grid(alpha=0.3)
+        self._legend(fig, axes[0])
+        self._title(fig, f"Order sensitivity: task {moved} moved from first to last place")
+        return fig
+
+
+def write_figures(folder: Path, result: dict[str, Any]) -> list[Path]:
+    """Draw every figure the runs have data for; save each as PNG and PDF."""
     folder.mkdir(parents=True, exist_ok=True)
-    summary = result["methods"]
-    labels = list(summary)
+    for stale in [*folder.glob("*.png"), *folder.glob("*.pdf")]:  # figures of earlier designs
+        stale.unlink()
+    figures = Figures(result)
     written: list[Path] = []
-
-    def save(fig, name):
-        path = folder / name
-        fig.tight_layout()
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        written.append(path)
-
-    _forgetting_per_task(plt, save, summary, labels)
-    _average_forgetting(plt, save, summary, labels)
-    _accuracy_per_epoch(plt, save, result["epoch_curves"])
-    _max_forgetting_per_lambda(plt, save, summary, labels)
-    if result["order_sensitivity"]:
-        _moved_task_per_placement(plt, save, result["order_sensitivity"])
+    for name in FIGURES:
+        fig = figures.draw(name)
+        if fig is None:
+            continue
+        for suffix in (".png", ".pdf"):
+            path = folder / f"{name}{suffix}"
+            fig.savefig(path, dpi=150, bbox_inches="tight",
+                        metadata={"CreationDate": None} if suffix == ".pdf" else {"Software": None})
+            written.append(path)
+        figures.plt.close(fig)
     return written
-
-
-def _bars(ax, names, stats_list, scale=100.0):
-    means = [(s["mean"] or 0.0) * scale for s in stats_list]
-    errors = [(s["ci95"] or 0.0) * scale for s in stats_list]
-    ax.bar(range(len(names)), means, yerr=errors, capsize=3)
-    ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
-
-
-def _finish(save, fig, ax, name: str, xlabel: str, ylabel: str, title: str) -> None:
-    """Axis labels, title and a small legend; save as ``name``."""
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.legend(fontsize=7)
-    save(fig, name)
-
-
-def _forgetting_per_task(plt, save, summary: dict, labels: list[str]) -> None:
-    """Reference forgetting per task, one bar per method."""
-    fig, ax = plt.subplots(figsize=(10, 4))
-    width = 0.8 / max(len(labels), 1)
-    for i, label in enumerate(labels):
-        per_pair = summary[label]["forgetting_ref_per_pair"]
-        means = [(per_pair[str(p)]["mean"] or 0.0) * 100 for p in range(N_TASKS)]
-        errors = [(per_pair[str(p)]["ci95"] or 0.0) * 100 for p in range(N_TASKS)]
-        ax.bar(np.arange(N_TASKS) + i * width, means, width, yerr=errors, capsize=2, label=label,
-               color=plt.cm.tab20(i % 20))
-    ax.set_xticks(np.arange(N_TASKS) + 0.4 - width / 2, [f"pair {p}" for p in range(N_TASKS)])
-    ax.set_ylabel("forgetting (reference def., %)")
-    ax.set_title("Forgetting per task (pair k = the reference's task k+1)")
-    ax.legend(fontsize=7, bbox_to_anchor=(1.01, 1), loc="upper left")
-    save(fig, "forgetting_per_task.png")
-
-
-def _bar_figure(plt, save, names: list[str], stats_list: list[dict], figsize: tuple[int, int],
-                ylabel: str, title: str, name: str) -> None:
-    """One bar per name (mean, 95 % CI error bar), saved as ``name``."""
-    fig, ax = plt.subplots(figsize=figsize)
-    _bars(ax, names, stats_list)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    save(fig, name)
-
-
-def _average_forgetting(plt, save, summary: dict, labels: list[str]) -> None:
-    _bar_figure(plt, save, labels, [summary[lb]["avg_forgetting_ref"] for lb in labels], (7, 4),
-                "average forgetting (reference def., %)", "Average forgetting",
-                "average_forgetting.png")
-
-
-def _accuracy_per_epoch(plt, save, curves: dict[str, list]) -> None:
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for label, curve in curves.items():
-        ax.plot(range(1, len(curve) + 1), np.asarray(curve) * 100, marker=".", label=label)
-    _finish(save, fig, ax, "accuracy_per_epoch.png", "epoch (over the whole task sequence)",
-            "training accuracy (%)", "Accuracy per epoch")
-
-
-def _max_forgetting_per_lambda(plt, save, summary: dict, labels: list[str]) -> None:
-    """MAS and AlphaMAS rows only (none: no figure)."""
-    lambda_labels = [lb for lb in labels if lb == "MAS" or lb.startswith("AlphaMAS")]
-    if lambda_labels:
-        _bar_figure(plt, save, lambda_labels,
-                    [summary[lb]["max_forgetting_ref"] for lb in lambda_labels], (6, 4),
-                    "max forgetting over tasks (reference def., %)", "Max forgetting per lambda",
-                    "max_forgetting_per_lambda.png")
-
-
-def _moved_task_per_placement(plt, save, sensitivity: dict[str, Any]) -> None:
-    """The moved pair's final accuracy at each placement, one line per method."""
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for label, entry in sensitivity.items():
-        positions = sorted(entry["per_placement"], key=int)
-        means = [(entry["per_placement"][p]["final_acc"]["mean"] or 0.0) * 100 for p in positions]
-        errors = [(entry["per_placement"][p]["final_acc"]["ci95"] or 0.0) * 100 for p in positions]
-        ax.errorbar([int(p) for p in positions], means, yerr=errors, marker="o", capsize=3,
-                    label=label)
-    _finish(save, fig, ax, "moved_task_per_placement.png",
-            f"position of pair {MOVED_PAIR} in the task sequence", "its final accuracy (%)",
-            "Order sensitivity: moved task")

@@ -147,6 +147,11 @@ def _record_attempt(output_dir: Path, spec: RunSpec, result: RunFailure, attempt
     """Write the failure to ``failed/``, say so; True if the run gets another attempt."""
     attempts[spec.run_id] = attempts.get(spec.run_id, 0) + 1
     record_failure(output_dir, spec, result, attempts[spec.run_id])
+    if result.config_error:  # deterministic: another attempt would fail the same way
+        progress.failed += 1
+        progress.write(f"run {spec.run_id}: config error, not retried ({result.error}); "
+                       f"recorded in {failure_path(output_dir, spec)}; the grid goes on")
+        return False
     if attempts[spec.run_id] < MAX_ATTEMPTS:
         progress.write(f"run {spec.run_id} failed ({result.error}); "
                        "it will be retried once")
@@ -169,7 +174,9 @@ def run_experiment(config: ExperimentConfig, *, executor: Executor | None = None
 
     wandb = WandbSession(config)
     select, singles = selection_specs(config), single_task_specs(config)
-    progress = GridProgress(len(select) + len(singles) + len(final_specs(config)), config.name)
+    n_final = len(final_specs(config))
+    progress = GridProgress(n_final + len(singles) + len(select),
+                            f"{config.name}: {_counts(n_final, len(singles), len(select))}")
     try:
         # validation-grid and single-task reference runs are independent: one phase, so
         # parallel workers stay busy; single-task models are computed once per (seed, pair)
@@ -198,13 +205,35 @@ def run_experiment(config: ExperimentConfig, *, executor: Executor | None = None
             config=config, selection=chosen,
         )
         wandb.log_summary(summary, output_dir)
-    summary.update(failed_runs=failed, waiting_methods=waiting)
+    config_errors = [run_id for run_id in failed if _is_config_error(output_dir, run_id)]
+    summary.update(failed_runs=failed, config_errors=config_errors, waiting_methods=waiting,
+                   counts=_counts(len(finished), len(singles), len(select)))
+    if config_errors:
+        warnings.warn(
+            f"{len(config_errors)} run(s) cannot be built from the config (errors in "
+            f"{output_dir / 'failed'}); fix the method's params and re-run: {config_errors}",
+            stacklevel=2)
+    failed = [run_id for run_id in failed if run_id not in config_errors]
     if failed:
         warnings.warn(
             f"{len(failed)} run(s) failed twice (errors in {output_dir / 'failed'}); they are "
             f"left out of the report{f' and the final runs of {waiting} wait for their validation grid' if waiting else ''}. "
             "Re-run the same command to retry them; finished runs are kept.", stacklevel=2)
     return summary
+
+
+def _counts(final: int, singles: int, select: int) -> str:
+    """``"30 runs + 10 single-task references + 27 validation-grid runs"``: what a grid holds."""
+    def many(count: int, what: str) -> str:
+        return f"{count} {what}{'' if count == 1 else 's'}"
+
+    text = f"{many(final, 'run')} + {many(singles, 'single-task reference')}"
+    return text + (f" + {many(select, 'validation-grid run')}" if select else "")
+
+
+def _is_config_error(output_dir: Path, run_id: str) -> bool:
+    record = read_record(output_dir / "failed" / f"{run_id}.json")
+    return bool(record and record.get("config_error"))
 
 
 def _grow_grids(config: ExperimentConfig, grids: Grids, records: dict[str, dict],
@@ -246,6 +275,7 @@ def report_finished(config: ExperimentConfig) -> dict[str, Any]:
     grids, first = _finished_grids(config, output_dir)
     first.update(_read_finished(singles, output_dir)[0])
     chosen = choose_hyperparameters(config, first, grids)
+    write_json_atomic(output_dir / "selection.json", chosen)
     finished = list(_read_finished(final_specs(config, chosen), output_dir)[0].values())
     if not finished:
         raise ValueError(f"output_dir {output_dir}: no finished final run to report on yet")

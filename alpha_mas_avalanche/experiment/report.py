@@ -9,12 +9,18 @@ Definitions (accuracies in [0, 1]; tables print percent):
   right after learning a task minus after all tasks, averaged over earlier tasks), and the
   maximum of ``ExperienceForgetting``.
 - over seeds: mean, sample std (ddof=1) and the 95 % confidence half-width of the mean
-  from Student's t distribution (n-1 degrees of freedom); none when n < 2.
+  from Student's t distribution (n-1 degrees of freedom); none when n < 2. Tables and
+  figures show the CI for n >= 3 seeds and the std for n = 2 (a t interval with one degree
+  of freedom is 12.7 std wide).
 - AlphaMAS vs MAS: paired t-test (``scipy.stats.ttest_rel``, two-sided) on the seeds both
   ran, in the main task order.
 - order sensitivity: for the moved pair (pair 0, the reference's task (1,2)), its final
   accuracy and reference forgetting per placement (mean over seeds), their spread
   (max - min over placements) and std over placements (ddof=1).
+- importance totals: S_t = sum of a task's MAS importances, per task (training position)
+  from the AlphaMAS/MAS records, and max/min S_t per run.
+- rows: the AlphaMAS rows, the baselines, then the bounds (Naive, Joint); each label says
+  which hyperparameter it ran with (chosen on validation, default, inherited).
 """
 from __future__ import annotations
 
@@ -28,8 +34,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from alpha_mas_avalanche.data import MOVED_PAIR, N_TASKS
-from alpha_mas_avalanche.experiment.figures import write_figures
+from alpha_mas_avalanche.data.names import CIFAR10_CLASS_NAMES, MOVED_PAIR, N_TASKS, pair_classes
+from alpha_mas_avalanche.experiment.figures import ALPHA_FAMILY, BOUNDS, write_figures
+from alpha_mas_avalanche.experiment.methods import REGISTRY
 from alpha_mas_avalanche.experiment.store import sanitize, write_json_atomic
 
 METRICS = {
@@ -42,6 +49,8 @@ METRICS = {
     "train_time_s": "Train time (s)",
 }
 PERCENT = {k for k in METRICS if k != "train_time_s"}
+#: how a hyperparameter is written in a row label
+SYMBOLS = {"lambda_reg": "λ", "ewc_lambda": "λ", "si_lambda": "λ", "alpha": "α"}
 
 
 def mean_std_ci(values: Sequence[float]) -> dict[str, Any]:
@@ -174,63 +183,259 @@ def order_sensitivity(runs_df: pd.DataFrame) -> dict[str, Any]:
     return out
 
 
-def epoch_curves(runs: list[dict], main_order: list[int], labels: list[str]) -> dict[str, list]:
-    """Per label: mean training accuracy per epoch over seeds (main order)."""
-    curves: dict[str, list] = {}
+def table_order(runs: list[dict]) -> list[str]:
+    """Labels in table order: the AlphaMAS rows, the other methods, then the bounds (Naive,
+    Joint); run order within each group."""
+    method = {r["label"]: r["method"] for r in runs}
+    labels = list(dict.fromkeys(r["label"] for r in runs))
+    group = {lb: 0 if method[lb] in ALPHA_FAMILY else 2 if method[lb] in BOUNDS else 1 for lb in labels}
+    return sorted(labels, key=lambda lb: group[lb])
+
+
+def task_name(benchmark: str, pair: int) -> str:
+    """A task named by its classes: ``(1,2)`` for MNIST/digits, ``bird/automobile`` for CIFAR-10."""
+    first, second = pair_classes(benchmark, pair)
+    if benchmark.startswith("split_cifar10"):
+        return f"{CIFAR10_CLASS_NAMES[first]}/{CIFAR10_CLASS_NAMES[second]}"
+    return f"({first},{second})"
+
+
+def _short(value: Any) -> str:
+    """``1e4`` rather than ``10000.0``; ``0.1``, ``1``, ``2.5`` as they are."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if value != 0 and (abs(value) >= 1e4 or abs(value) < 1e-3):
+        mantissa, exponent = f"{value:.0e}".split("e")
+        return f"{mantissa}e{int(exponent)}"
+    return f"{value:g}"
+
+
+def _assignments(params: dict[str, Any]) -> str:
+    return ", ".join(f"{SYMBOLS.get(k, k)}={_short(v)}" for k, v in params.items())
+
+
+def display_label(label: str, method: str, params: dict[str, Any], selection: dict | None) -> str:
+    """The row label with the hyperparameter behind it: ``EWC (λ=1e4 chosen)``,
+    ``EWC (λ=1e7 chosen, at grid edge)``, ``SI (λ=1 used; no effect: ...)``, ``MAS (λ=1,
+    default)`` when a grid exists but was not run; AlphaMAS rows name their λ already."""
+    entry = REGISTRY.get(method)
+    if selection is not None:
+        used = _assignments(selection["chosen"])
+        if selection.get("no_effect", False):
+            return _annotate(label, f"{used} used; no effect: every grid value gave the same "
+                                    "validation score")
+        edge = ", at grid edge" if selection.get("at_grid_edge", False) else ""
+        return _annotate(label, f"{used} chosen{edge}")
+    if entry is None:
+        return label
+    keys = list(entry.select) or list(entry.inherit)
+    values = {k: params.get(k, entry.defaults.get(k)) for k in keys if k in params or k in entry.defaults}
+    if not values:
+        return label
+    how = "inherited" if entry.inherit and not entry.select else "default"
+    return _annotate(label, f"{_assignments(values)}, {how}")
+
+
+def _annotate(label: str, note: str) -> str:
+    """``EWC`` -> ``EWC (note)``; ``MAS (Avalanche)`` -> ``MAS (Avalanche; note)``."""
+    return f"{label[:-1]}; {note})" if label.endswith(")") else f"{label} ({note})"
+
+
+def _sci(value: float) -> str:
+    """Three significant digits, exponent without padding: ``5.82e4``."""
+    text = f"{value:.3g}"
+    if "e" in text:
+        mantissa, exponent = text.split("e")
+        text = f"{mantissa}e{int(exponent)}"
+    return text
+
+
+def accuracy_matrices(runs: list[dict], main_order: list[int], labels: list[str]) -> dict[str, Any]:
+    """Per label (main order): ``mean``/``std``/``ci95`` of each accuracy-matrix cell over
+    seeds (row: after experience i, column: task position j), ``n`` seeds. Joint's single
+    evaluation is its last row."""
+    out: dict[str, Any] = {}
     for label in labels:
-        series = [[p["train_acc"] for p in r["epochs"]] for r in runs
-                  if r["label"] == label and r["task_order"] == main_order and r["epochs"]]
-        if series:
-            length = min(map(len, series))
-            curves[label] = [float(np.mean([s[i] for s in series])) for i in range(length)]
-    return curves
+        matrices = [r["acc_matrix"] for r in runs if r["label"] == label and r["task_order"] == main_order]
+        if not matrices:
+            continue
+        size = len(matrices[0][0])
+        padded = [[[None] * size] * (size - len(m)) + m for m in matrices]
+        cells = [[mean_std_ci([m[i][j] for m in padded]) for j in range(size)] for i in range(size)]
+        out[label] = {key: [[c[key] for c in row] for row in cells] for key in ("mean", "std", "ci95")}
+        out[label]["n"] = len(matrices)
+    return out
+
+
+def _curve(series: list[list[float]]) -> dict[str, Any]:
+    length = min(map(len, series))
+    stats_ = [mean_std_ci([s[k] for s in series]) for k in range(length)]
+    return {key: [s[key] for s in stats_] for key in ("mean", "std", "ci95")} | {"n": len(series)}
+
+
+def heldout_curves(runs: list[dict], main_order: list[int], labels: list[str]) -> dict[str, Any]:
+    """Per label (main order): mean accuracy over the tasks seen so far, after each epoch on
+    the validation splits (``kind="validation"``); for records made before that was
+    measured, after each experience on the test stream (``kind="test"``)."""
+    out: dict[str, Any] = {}
+    for label in labels:
+        chosen = [r for r in runs if r["label"] == label and r["task_order"] == main_order]
+        if not chosen:
+            continue
+        if all(r.get("heldout_per_epoch") for r in chosen):
+            series = [[float(np.mean(p["acc"])) for p in r["heldout_per_epoch"]] for r in chosen]
+            curve = _curve(series)
+            curve.update(kind="validation",
+                         experience=[p["experience"] for p in chosen[0]["heldout_per_epoch"]][:len(curve["mean"])])
+        else:
+            series = [[float(np.mean([a for a in row if a is not None])) for row in r["acc_matrix"]]
+                      for r in chosen]
+            curve = _curve(series)
+            curve.update(kind="test", experience=list(range(len(curve["mean"]))))
+        out[label] = curve
+    return out
+
+
+def importance_totals(runs: list[dict], main_order: list[int], labels: list[str]) -> dict[str, Any]:
+    """Per AlphaMAS/MAS label (main order): each task's importance total S_t (by training
+    position, after the last task; mean over seeds) and max/min S_t (mean of the per-seed
+    ratios): how unequal the tasks' importances are, i.e. what alpha-scaling evens out."""
+    out: dict[str, Any] = {}
+    for label in labels:
+        totals = [r["importance_totals_per_experience"][-1] for r in runs
+                  if r["label"] == label and r["task_order"] == main_order
+                  and r["method"] in ALPHA_FAMILY + ("mas",) and r.get("importance_totals_per_experience")]
+        totals = [t for t in totals if t and all(v is not None and v > 0 for v in t)]
+        if not totals:
+            continue
+        out[label] = {
+            "per_position": [float(np.mean([t[k] for t in totals])) for k in range(len(totals[0]))],
+            "max_over_min": mean_std_ci([max(t) / min(t) for t in totals]),
+            "n": len(totals),
+        }
+    return out
 
 
 # ------------------------------------------------------------------ writing
 def _cell(stat: dict[str, Any], percent: bool) -> str:
+    """``mean ± 95 % CI`` for n >= 3, ``mean ± std`` for n = 2, the mean alone for n = 1."""
     if stat["mean"] is None:
         return "n/a"
     scale = 100.0 if percent else 1.0
     text = f"{stat['mean'] * scale:.2f}"
-    if stat["ci95"] is not None:
-        text += f" ± {stat['ci95'] * scale:.2f}"
+    error = stat["ci95"] if stat["n"] >= 3 else stat["std"]
+    if error is not None:
+        text += f" ± {error * scale:.2f}"
     return text
 
 
-def markdown_table(summary: dict[str, Any], title: str) -> str:
+def _row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def markdown_table(result: dict[str, Any]) -> str:
+    """The main table (bounds at the bottom), the order-sensitivity table and the importance
+    totals table, with what ± means."""
+    summary = result["methods"]
     header = ["Method"] + list(METRICS.values()) + ["n"]
-    lines = [f"**{title}**", "", "| " + " | ".join(header) + " |",
+    lines = [f"**{result['title']}**", "", _row(header),
              "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+    separated = False
     for label, entry in summary.items():
+        if entry["method"] in BOUNDS and not separated:
+            lines.append(_row(["*bounds*"] + [""] * (len(header) - 1)))
+            separated = True
         cells = [_cell(entry[m], m in PERCENT) for m in METRICS]
-        lines.append("| " + " | ".join([label] + cells + [str(entry["final_avg_acc"]["n"])]) + " |")
-    lines += ["", "Mean ± 95 % CI half-width over seeds (Student t); 'ref.' = the reference "
-                  "paper's forgetting (single-task accuracy minus final accuracy); Avalanche "
-                  "forgetting/BWT from its metrics; train time excludes evaluation."]
+        lines.append(_row([entry["display_label"]] + cells + [str(entry["final_avg_acc"]["n"])]))
+    ns = {entry["final_avg_acc"]["n"] for entry in summary.values()}
+    spread = ("95 % CI half-width of the mean (Student t)" if min(ns) >= 3 else
+              "one standard deviation (n = 2: a Student-t interval would be wider than the scale)"
+              if max(ns) <= 2 else "95 % CI half-width (Student t) where n ≥ 3, one std where n = 2")
+    lines += ["", f"Mean ± {spread} over n seeds; 'ref.' = the reference paper's forgetting "
+                  "(single-task accuracy minus final accuracy); Avalanche forgetting/BWT from its "
+                  "metrics; train time excludes evaluation. 'chosen': picked on the validation "
+                  "stream; 'at grid edge': the smallest or largest value of the grid (after any "
+                  "extension of the grid); 'default': the registry value, no grid run."]
+    lines += _order_table(result) + _importance_table(result)
     return "\n".join(lines) + "\n"
+
+
+def _order_table(result: dict[str, Any]) -> list[str]:
+    sensitivity = result["order_sensitivity"]
+    if not sensitivity:
+        return []
+    moved = result["task_names"][result["moved_pair"]]
+    display = {lb: e["display_label"] for lb, e in result["methods"].items()}
+    lines = ["", f"**Order sensitivity: task {moved} moved from first to last place**", "",
+             _row(["Method", "placements", "final acc spread (pp)", "final acc std (pp)",
+                   "forgetting spread (pp)", "forgetting std (pp)"]),
+             "|---|---:|---:|---:|---:|---:|"]
+    for label in [lb for lb in result["methods"] if lb in sensitivity]:
+        entry = sensitivity[label]
+        values = [entry[k] for k in ("final_acc_spread", "final_acc_std", "forgetting_ref_spread",
+                                     "forgetting_ref_std")]
+        lines.append(_row([display[label], str(len(entry["per_placement"]))]
+                          + ["n/a" if v is None else f"{v * 100:.2f}" for v in values]))
+    lines += ["", "Per placement: the moved task's final accuracy and forgetting, mean over seeds; "
+                  "spread = max − min over placements, std over placements (ddof = 1)."]
+    return lines
+
+
+def _importance_table(result: dict[str, Any]) -> list[str]:
+    totals = result["importance_totals"]
+    if not totals:
+        return []
+    names = [result["task_names"][p] for p in result["main_task_order"]]
+    display = {lb: e["display_label"] for lb, e in result["methods"].items()}
+    lines = ["", "**Importance totals S_t = sum of Omega_t per task (training order), mean over "
+                 "seeds**", "", _row(["Method"] + [f"S {n}" for n in names] + ["max/min", "n"]),
+             "|" + "|".join(["---"] + ["---:"] * (len(names) + 2)) + "|"]
+    for label in [lb for lb in result["methods"] if lb in totals]:
+        entry = totals[label]
+        lines.append(_row([display[label]] + [_sci(v) for v in entry["per_position"]]
+                          + [_cell(entry["max_over_min"], False), str(entry["n"])]))
+    lines += ["", "max/min: the largest over the smallest S_t of a run (mean over seeds); "
+                  "alpha-scaling gives every task alpha_t * S_t equal, plain MAS leaves this "
+                  "ratio in the penalty."]
+    return lines
 
 
 def write_report(output_dir: str | Path, runs: list[dict], singles: list[dict], *,
                  config, selection: dict | None = None) -> dict[str, Any]:
     """Write summary.json, runs.csv, per_task.csv, summary.csv, table.md and figures/."""
     output_dir = Path(output_dir)
-    labels = list(dict.fromkeys(r["label"] for r in runs))
+    selection = selection or {}
+    labels = table_order(runs)
     main_order = config.task_orders[0]
     main_key = "".join(map(str, main_order))
     runs_df, per_task_df = runs_table(runs, singles)
     summary = summarize(runs_df, per_task_df, main_key, labels)
-    title = (f"{runs[0]['benchmark_name'] if runs else config.benchmark}, "
-             f"{config.scenario}-incremental, {len(config.seeds)} seed(s), "
+    first = {r["label"]: r for r in runs}
+    for label, entry in summary.items():
+        run = first[label]
+        entry.update(method=run["method"], params=run["params"],
+                     display_label=display_label(label, run["method"], run["params"],
+                                                 selection.get(run["method"])))
+    benchmark = runs[0]["benchmark_name"] if runs else config.benchmark
+    n_seeds = len(config.seeds)
+    title = (f"{benchmark}, {config.scenario}-incremental, {n_seeds} seed(s), "
              f"{config.epochs} epoch(s) per task, task order {main_key}")
     result = {
-        "benchmark": runs[0]["benchmark_name"] if runs else config.benchmark,
+        "benchmark": benchmark,
+        "benchmark_key": config.benchmark,
+        "scenario": config.scenario,
+        "n_seeds": n_seeds,
+        "task_names": [task_name(config.benchmark, p) for p in range(N_TASKS)],
+        "moved_pair": MOVED_PAIR,
         "title": title,
         "main_task_order": main_order,
         "methods": summary,
         "paired_comparisons": paired_comparisons(runs_df, main_key),
         "order_sensitivity": order_sensitivity(runs_df),
-        "epoch_curves": epoch_curves(runs, main_order, labels),
-        "selection": selection or {},
+        "accuracy_matrices": accuracy_matrices(runs, main_order, list(summary)),
+        "heldout_curves": heldout_curves(runs, main_order, list(summary)),
+        "importance_totals": importance_totals(runs, main_order, list(summary)),
+        "selection": selection,
         "n_runs": len(runs),
     }
     write_json_atomic(output_dir / "summary.json", result)
@@ -239,7 +444,7 @@ def write_report(output_dir: str | Path, runs: list[dict], singles: list[dict], 
     flat = [{"label": label, "metric": metric, **entry[metric]}
             for label, entry in summary.items() for metric in METRICS]
     pd.DataFrame(flat).to_csv(output_dir / "summary.csv", index=False, na_rep="")
-    (output_dir / "table.md").write_text(markdown_table(summary, title))
+    (output_dir / "table.md").write_text(markdown_table(result))
     result["figures"] = [str(p) for p in write_figures(output_dir / "figures", result)]
     write_json_atomic(output_dir / "summary.json", sanitize(result))
     return result

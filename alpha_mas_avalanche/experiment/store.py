@@ -29,11 +29,13 @@ RESUMABLE_KEYS = ("output_dir", "wandb", "wandb_project", "data_root", "device",
 
 @dataclass
 class RunFailure:
-    """A run that raised (``error``: one line, ``traceback``) or whose worker was lost."""
+    """A run that raised (``error``: one line, ``traceback``) or whose worker was lost;
+    ``config_error``: it cannot be built from its config (never retried)."""
 
     error: str
     traceback: str = ""
     worker_lost: bool = False
+    config_error: bool = False
 
 
 def sanitize(value: Any) -> Any:
@@ -189,6 +191,7 @@ def record_failure(output_dir: Path, spec: RunSpec, failure: RunFailure, attempt
     write_json_atomic(failure_path(output_dir, spec), {
         "run_id": spec.run_id, "failed": True, "error": failure.error,
         "traceback": failure.traceback, "worker_lost": failure.worker_lost,
+        "config_error": failure.config_error,
         "attempts": attempt, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "spec": asdict(spec), "format": RESULT_FORMAT,
     })

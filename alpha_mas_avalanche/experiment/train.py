@@ -12,6 +12,8 @@ import numpy as np
 import torch
 
 from alpha_mas_avalanche.data import N_TASKS, make_benchmark
+from alpha_mas_avalanche.experiment.config import ConfigError
+from alpha_mas_avalanche.experiment.heldout import HeldOutAccuracy
 from alpha_mas_avalanche.experiment.methods import build_method, method_label
 from alpha_mas_avalanche.experiment.metrics import (
     TrainingRecorder,
@@ -97,12 +99,16 @@ def _strategy(kind: str, model, optimizer, spec: RunSpec, plugins: list, evaluat
 
 def _sequence(spec: RunSpec) -> dict[str, Any]:
     bm = _benchmark_for(spec)
-    kind, plugins = build_method(spec.method, spec.params, N_TASKS)
+    try:
+        kind, plugins = build_method(spec.method, spec.params, N_TASKS)
+    except (TypeError, ValueError) as err:  # the same every time: not worth a retry
+        raise ConfigError(f"methods[{spec.method}] with params {spec.params}: {err}") from err
     eval_stream = bm.valid_stream if spec.eval_stream == "valid" else bm.test_stream
     n_exps = len(bm.train_stream)
     model, optimizer, evaluator, recorder = _training_parts(
         spec, bm, plugins, spec.epochs * (1 if kind == "joint" else n_exps))
-    strategy = _strategy(kind, model, optimizer, spec, plugins + [recorder], evaluator)
+    heldout = HeldOutAccuracy(bm.valid_stream, spec.eval_batch_size, joint=kind == "joint")
+    strategy = _strategy(kind, model, optimizer, spec, plugins + [recorder, heldout], evaluator)
     try:
         rows, train_time = _train_and_evaluate(kind, strategy, bm, eval_stream, evaluator, spec.seed)
     finally:
@@ -130,6 +136,8 @@ def _sequence(spec: RunSpec) -> dict[str, Any]:
         "avalanche_bwt": metric_value(last, f"StreamBWT/eval_phase/{stream}_stream"),
         "avalanche_forgetting_by_exp": per_exp(last, "ExperienceForgetting", stream, n_exps),
         "epochs": epoch_curve(evaluator.get_all_metrics(), spec.epochs),
+        # after every epoch: accuracy on the validation split of each task seen so far
+        "heldout_per_epoch": heldout.points,
         "penalty_per_epoch": recorder.penalty_per_epoch,
         "alphas_per_experience": recorder.alphas,
         "importance_totals_per_experience": recorder.totals,

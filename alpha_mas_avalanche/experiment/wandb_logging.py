@@ -1,9 +1,13 @@
 """Weights & Biases logging of a comparison (optional; results never depend on it).
 
 One W&B run per finished run (method, hyperparameters, seed, task order), grouped by the
-experiment name, with the config, per-epoch metrics, alphas and penalty over time and the
-accuracy matrix as a ``wandb.Table``; one ``summary`` run with the final tables and
-figures. Every W&B run is finished (``wandb.finish``), also when logging raises. A W&B
+experiment name, named readably (``AlphaMAS λ=2N · seed 0 · order 01234``) and tagged with
+the method, each hyperparameter, the seed, the order and the benchmark; it logs against the
+epoch step the training accuracy, loss and penalty and the held-out accuracy of every task
+seen so far (``heldout/acc/task_k``, ``heldout/acc/mean``), against the ``experience`` step
+the test accuracy of every seen task after each experience (``eval/acc/task_k``,
+``eval/acc/mean``; k = position in the run's task order), the alphas, and the accuracy
+matrix as a ``wandb.Table``. One ``summary`` run holds the final tables and the figures. Every W&B run is finished (``wandb.finish``), also when logging raises. A W&B
 failure never stops the experiment: one warning says what happened, W&B logging is off for
 the rest of the experiment (so an unreachable server costs one ``init_timeout``, not one
 per run; set ``WANDB_INIT_TIMEOUT`` to shorten it), local results are kept.
@@ -16,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from alpha_mas_avalanche.experiment.config import ExperimentConfig
+from alpha_mas_avalanche.experiment.methods import REGISTRY
 
 
 class WandbSession:
@@ -58,16 +63,26 @@ class WandbSession:
             probe.unlink(missing_ok=True)
         self._folder_checked = True
 
-    def _start(self, name: str, job_type: str, extra_config: dict[str, Any]):
+    def _start(self, name: str, job_type: str, extra_config: dict[str, Any],
+               tags: list[str] | None = None):
         import wandb
 
         self._check_folder()
         return wandb.init(
             project=self.config.wandb_project, group=self.config.name, name=name,
             job_type=job_type, mode=self.config.wandb, dir=str(self.config.output_dir),
-            config={"experiment": self.config.to_dict(), **extra_config},
+            config={"experiment": self.config.to_dict(), **extra_config}, tags=tags,
             reinit="create_new", settings=wandb.Settings(silent=True),
         )
+
+    def run_tags(self, record: dict[str, Any]) -> list[str]:
+        """Method, each hyperparameter, seed, task order, benchmark and scenario."""
+        params = [f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                  for k, v in sorted(effective_params(record).items())
+                  if isinstance(v, (bool, int, float, str))]
+        return [record["method"], *params, f"seed={record['seed']}",
+                "order=" + "".join(map(str, record["task_order"])), self.config.benchmark,
+                f"{self.config.scenario}-incremental"]
 
     def log_run(self, spec, record: dict[str, Any]) -> None:
         """One W&B run for a finished run's record."""
@@ -77,18 +92,15 @@ class WandbSession:
         try:
             import wandb
 
-            run = self._start(record["run_id"], "run", {
+            run = self._start(run_name(record), "run", {
                 "method": record["method"], "label": record["label"], "params": record["params"],
                 "seed": record["seed"], "task_order": record["task_order"],
-            })
-            penalty = record.get("penalty_per_epoch") or []
-            for point in record["epochs"]:
-                values = {"train/acc": point["train_acc"], "train/experience": point["experience"]}
-                if point["train_loss"] is not None:
-                    values["train/loss"] = point["train_loss"]
-                if point["epoch"] < len(penalty) and penalty[point["epoch"]] is not None:
-                    values["train/penalty"] = penalty[point["epoch"]]
-                run.log(values, step=point["epoch"])
+                "task_classes": record.get("task_classes"), "run_id": record["run_id"],
+            }, tags=self.run_tags(record))
+            run.define_metric("experience")
+            run.define_metric("eval/*", step_metric="experience")
+            for step, values in epoch_rows(record).items():
+                run.log(values, step=step)
             for i, alphas in enumerate(record.get("alphas_per_experience") or []):
                 run.log({f"alpha/task{k}": a for k, a in enumerate(alphas)}
                         | {"alpha/after_experience": i})
@@ -125,7 +137,8 @@ class WandbSession:
                 keys = list(summary["paired_comparisons"][0])
                 tables["paired_comparisons"] = wandb.Table(
                     columns=keys, data=[[c[k] for k in keys] for c in summary["paired_comparisons"]])
-            images = {f"figures/{Path(p).stem}": wandb.Image(str(p)) for p in summary.get("figures", [])}
+            images = {f"figures/{Path(p).stem}": wandb.Image(str(p))
+                      for p in summary.get("figures", []) if Path(p).suffix == ".png"}
             run.log({**tables, **images})
             run.summary.update({f"{label}/{m}": entry[m]["mean"]
                                 for label, entry in summary["methods"].items() for m in metrics
@@ -143,3 +156,46 @@ class WandbSession:
             run.finish(exit_code=0 if self.enabled else 1)
         except Exception as err:  # noqa: BLE001
             self._warn("finish", err)
+
+
+def epoch_rows(record: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    """What a run logs per epoch step: training accuracy/loss/penalty, the held-out accuracy
+    of each seen task, and, at the last epoch of each experience, the test accuracy of each
+    seen task with its ``experience`` index."""
+    penalty = record.get("penalty_per_epoch") or []
+    heldout = {p["epoch"]: p["acc"] for p in record.get("heldout_per_epoch") or []}
+    last_epoch = {p["experience"]: p["epoch"] for p in record["epochs"]}
+    evaluated = {epoch: i for i, epoch in last_epoch.items() if i < len(record["acc_matrix"])}
+    rows: dict[int, dict[str, Any]] = {}
+    for point in record["epochs"]:
+        epoch = point["epoch"]
+        values: dict[str, Any] = {"train/acc": point["train_acc"], "train/experience": point["experience"]}
+        if point["train_loss"] is not None:
+            values["train/loss"] = point["train_loss"]
+        if epoch < len(penalty) and penalty[epoch] is not None:
+            values["train/penalty"] = penalty[epoch]
+        if heldout.get(epoch):
+            values.update({f"heldout/acc/task_{k}": a for k, a in enumerate(heldout[epoch])})
+            values["heldout/acc/mean"] = sum(heldout[epoch]) / len(heldout[epoch])
+        if epoch in evaluated:
+            row = [a for a in record["acc_matrix"][evaluated[epoch]] if a is not None]
+            values.update({f"eval/acc/task_{k}": a for k, a in enumerate(row)})
+            values.update({"eval/acc/mean": sum(row) / len(row), "experience": evaluated[epoch]})
+        rows[epoch] = values
+    return rows
+
+
+def effective_params(record: dict[str, Any]) -> dict[str, Any]:
+    """The run's hyperparameters over its registry defaults (what the plugin ran with)."""
+    entry = REGISTRY.get(record["method"])
+    return {**(entry.defaults if entry else {}), **record["params"]}
+
+
+def run_name(record: dict[str, Any]) -> str:
+    """``EWC (ewc_lambda=10000) · seed 0 · order 01234``; AlphaMAS rows carry λ in the label."""
+    params = {k: v for k, v in effective_params(record).items()
+              if not (record["method"] == "alpha_mas" and k == "lambda_multiplier")}
+    shown = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
+    order = "".join(map(str, record["task_order"]))
+    return (f"{record['label']}{f' ({shown})' if shown else ''} · seed {record['seed']} "
+            f"· order {order}")
