@@ -10,6 +10,11 @@ CIFAR-10 (JPEG q75 copy); the model is ``make_model("cnn", ...)`` with its 5 tas
     python benchmarks/cnn_throughput.py                    # everything, 1 thread
     python benchmarks/cnn_throughput.py --sections train eval --rounds 7
     python benchmarks/cnn_throughput.py --width 16          # also a CNN of half the width
+    python benchmarks/cnn_throughput.py --sections width --width 16 --pairs 0 2 --epochs 3
+
+The ``width`` section is not a timing: it trains the present CNN and the ``--width`` one on
+whole single tasks of Split CIFAR-10 (JPEG q75 copy, the harness's data path) and prints
+their test accuracies (issue 13: a narrower CNN only if within 2 pp).
 
 The run-cost estimate at the end uses this run's medians for the grid of issue 13
 (5 tasks x 9,000 training, 1,000 validation and 2,000 test images, at 3 and 5 epochs).
@@ -37,7 +42,7 @@ from speed_common import data_root, interleaved_medians, median, print_table, ta
 MEAN = torch.tensor([0.4914, 0.4822, 0.4465]).view(1, 3, 1, 1)
 STD = torch.tensor([0.2023, 0.1994, 0.2010]).view(1, 3, 1, 1)
 TASKS, TRAIN, VALID, TEST = 5, 9000, 1000, 2000
-SECTIONS = ("train", "compile", "eval", "importance", "heldout", "data")
+SECTIONS = ("train", "compile", "eval", "importance", "heldout", "data", "width")
 
 
 def cifar_uint8(n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -288,12 +293,51 @@ def data_section(x8, y, args, out: dict) -> None:
                                "uint8": ips[f"{kind} reads, uint8 tensors (now)"]}
 
 
+def width_section(args) -> None:
+    """Single-task test accuracy of width 32 (``make_model``) and ``--width``: Avalanche
+    Naive, Adam 1e-3, batch 64, ``--epochs`` epochs on all training images of each pair in
+    ``--pairs`` (90 %; 10 % held out), tested on the pair's 2,000 test images."""
+    from avalanche.training import Naive
+    from avalanche.training.determinism.rng_manager import RNGManager
+
+    from alpha_mas_avalanche.data import make_benchmark
+    bm = make_benchmark("split_cifar10_jpeg", seed=args.seed, data_root=data_root())
+    rows = []
+    for pair in args.pairs:
+        accuracy = {}
+        for width in (32, args.width):
+            RNGManager.set_random_seeds(args.seed)
+            model = cnn(width, channels_last=True)
+            strategy = Naive(model=model, optimizer=torch.optim.Adam(model.parameters(), lr=1e-3),
+                             criterion=nn.CrossEntropyLoss(), train_mb_size=64,
+                             train_epochs=args.epochs, eval_mb_size=128, evaluator=None)
+            start = time.perf_counter()
+            strategy.train(bm.train_stream[pair], num_workers=0)
+            seconds = time.perf_counter() - start
+            model.eval()
+            correct = total = 0
+            with torch.no_grad():
+                for x, y, t in DataLoader(bm.test_stream[pair].dataset.eval(), batch_size=500):
+                    correct += int((model(x, t).argmax(1) == y).sum())
+                    total += len(y)
+            accuracy[width] = correct / total
+            rows.append([pair, bm.task_classes[pair], width, sum(p.numel() for p in model.trunk.parameters()),
+                         len(bm.train_stream[pair].dataset), total, f"{100 * accuracy[width]:.2f}",
+                         f"{seconds:.0f}"])
+        rows.append([pair, "", f"{args.width} - 32", "", "", "",
+                     f"{100 * (accuracy[args.width] - accuracy[32]):+.2f} pp", ""])
+    print(f"\n### Single-task test accuracy, seed {args.seed}, {args.epochs} epoch(s), batch 64, Adam 1e-3\n")
+    print_table(["pair", "classes", "width", "trunk parameters", "train images", "test images",
+                 "test acc %", "train s"], rows)
+
+
 def cost_section(out: dict, args) -> None:
     """Minutes per run of the issue's grid from this run's medians (one process, --threads):
     model time per image plus data time per image, for each kind of pass."""
     needed = (("train", 128), "eval", "importance", "data_train", "data_eval")
     if any(k not in out for k in needed):
-        print("\n(cost estimate skipped: it needs the train, eval, importance and data sections)")
+        if out:
+            print("\n(no cost estimate: it needs the train, eval, importance and data sections)")
         return
     tr, ev, imp = out[("train", 128)], out["eval"], out["importance"]
     dt, de = out["data_train"], out["data_eval"]
@@ -335,11 +379,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--sections", nargs="+", default=list(SECTIONS), choices=SECTIONS)
+    parser.add_argument("--sections", nargs="+", default=list(SECTIONS[:-1]), choices=SECTIONS,
+                        help="default: all but width (an accuracy run, minutes)")
     parser.add_argument("--train-batches", nargs="+", type=int, default=[64, 128])
     parser.add_argument("--eval-batches", nargs="+", type=int, default=[128, 512, 1000])
     parser.add_argument("--importance-images", type=int, default=256)
     parser.add_argument("--width", type=int, default=32, help="also time a CNN of this width")
+    parser.add_argument("--pairs", nargs="+", type=int, default=[0], help="width section: task positions")
+    parser.add_argument("--epochs", type=int, default=3, help="width section: epochs per task")
+    parser.add_argument("--seed", type=int, default=0, help="width section: seed")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -361,6 +409,8 @@ def main() -> None:
     if "data" in args.sections:
         data_section(x8, y, args, out)
     cost_section(out, args)
+    if "width" in args.sections and args.width != 32:
+        width_section(args)
     print(f"\nload average at the end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 
