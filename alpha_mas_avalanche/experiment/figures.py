@@ -296,7 +296,7 @@ class Figures:
     def average_forgetting(self):
         """Average reference forgetting per method (table order, top to bottom), bounds after
         a gap."""
-        fig, ax = self._figure(figsize=(7.5, 0.32 * len(self.labels) + 1.8))
+        fig, ax = self._figure(figsize=(11, 0.32 * len(self.labels) + 1.8))
         positions, y = [], 0.0
         for index, label in enumerate(self.labels):
             if index and self.method[label] in BOUNDS and self.method[self.labels[index - 1]] not in BOUNDS:
@@ -328,7 +328,7 @@ class Figures:
         ys = np.array([(s["mean"] or 0.0) * 100 for s in stats])
         es = np.array([error_of(s) * 100 for s in stats])
         line_colour = self.colour[sweep[-1][1]]
-        ax.plot(xs, ys, color=line_colour, linewidth=1.5, label="AlphaMAS")
+        ax.plot(xs, ys, color=line_colour, linewidth=1.5, label="AlphaMAS (shaded: its error)")
         ax.fill_between(xs, ys - es, ys + es, color=line_colour, alpha=0.2, linewidth=0)
         for (m, label), y in zip(sweep, ys):
             ax.plot([m], [y], marker="o", color=self.colour[label], linestyle="none",
@@ -339,7 +339,9 @@ class Figures:
             mean, error = (stat["mean"] or 0.0) * 100, error_of(stat) * 100
             ax.axhline(mean, color=self.colour[mas[0]], linestyle="--", linewidth=1.2,
                        label=self.display[mas[0]])
-            ax.axhspan(mean - error, mean + error, color=self.colour[mas[0]], alpha=0.15, linewidth=0)
+            for bound in (mean - error, mean + error):  # its error: thin lines, not a second fill
+                ax.axhline(bound, color=self.colour[mas[0]], linestyle=":", linewidth=0.9,
+                           label=f"{self.display[mas[0]]}: mean ± error" if bound < mean else None)
         ax.set_xticks(xs, [("" if m == 1 else f"{m:g}") + "N" for m in xs])
         ax.set_xlabel("λ (sum of the alphas; N = number of tasks)")
         ax.set_ylabel("max forgetting over tasks (%), reference def.")
@@ -349,31 +351,29 @@ class Figures:
         return fig
 
     def order_sensitivity(self):
-        """The moved task's final accuracy and forgetting at each position, offset per method."""
+        """The moved task's final accuracy at each position, a small offset per method (its
+        reference forgetting moves by the same amounts: the single-task accuracy it is
+        measured against does not depend on the order)."""
         sensitivity = self.result.get("order_sensitivity") or {}
         labels = [lb for lb in self.labels if lb in sensitivity]
         if not labels:
             return None
         moved = self.tasks[self.result["moved_pair"]]
-        fig, axes = self._figure(1, 2, figsize=(10, 4))
+        fig, ax = self._figure(figsize=(7.5, 4.2))
         offsets = (np.arange(len(labels)) - (len(labels) - 1) / 2) * min(0.08, 0.5 / len(labels))
         for offset, label in zip(offsets, labels):
             per_placement = sensitivity[label]["per_placement"]
             positions = sorted(per_placement, key=int)
-            for ax, metric in zip(axes, ("final_acc", "forgetting_ref")):
-                stats = [per_placement[p][metric] for p in positions]
-                ax.errorbar([int(p) + offset for p in positions],
-                            [(s["mean"] or 0.0) * 100 for s in stats],
-                            yerr=[error_of(s) * 100 for s in stats], marker="o", markersize=4,
-                            capsize=2, linewidth=0.8, label=self.display[label], **self._style(label))
+            stats = [per_placement[p]["final_acc"] for p in positions]
+            ax.errorbar([int(p) + offset for p in positions], [(s["mean"] or 0.0) * 100 for s in stats],
+                        yerr=[error_of(s) * 100 for s in stats], marker="o", markersize=4,
+                        capsize=2, linewidth=0.8, label=self.display[label], **self._style(label))
         n_positions = len(self.order)
-        for ax, what in zip(axes, (f"final accuracy of {moved} (%)",
-                                   f"forgetting of {moved} (%), reference def.")):
-            ax.set_xticks(range(1, n_positions + 1), [str(p) for p in range(1, n_positions + 1)])
-            ax.set_xlabel(f"position of task {moved} in the sequence")
-            ax.set_ylabel(what)
-            ax.grid(alpha=0.3)
-        self._legend(fig, axes[0])
+        ax.set_xticks(range(1, n_positions + 1), [str(p) for p in range(1, n_positions + 1)])
+        ax.set_xlabel(f"position of task {moved} in the sequence")
+        ax.set_ylabel(f"final accuracy of {moved} (%)")
+        ax.grid(alpha=0.3)
+        self._legend(fig, ax)
         self._title(fig, f"Order sensitivity: task {moved} moved from first to last place")
         return fig
 
