@@ -64,7 +64,7 @@ def test_class_incremental_has_one_task_and_global_class_ids():
 
 
 @pytest.mark.parametrize("bad", [dict(task_order=[0, 1, 2, 3]), dict(task_order=[0, 0, 1, 2, 3]),
-                                 dict(validation_size=0.0), dict(scenario="domain"),
+                                 dict(validation_size=0.0), dict(scenario="online"),
                                  dict(train_samples_per_task=0)])
 def test_invalid_arguments_name_the_parameter(bad):
     name = next(iter(bad))
