@@ -76,6 +76,7 @@ def preset(name: str, scenario: str = "task") -> ExperimentConfig:
         return ExperimentConfig(
             name="cifar10_jpeg", benchmark="split_cifar10_jpeg", methods=_methods(True, orders),
             epochs=5, batch_size=64, seeds=[0, 1, 2, 3, 4], selection_seeds=[0, 1],
+            eval_batch_size=128,  # 1.6x faster CNN evaluation than 512 (benchmarks/cnn_throughput.py)
             output_dir="results/cifar10_jpeg")
     raise ValueError(f"preset: expected one of {list(PRESETS)}, got {name!r}")
 
