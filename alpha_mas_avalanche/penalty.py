@@ -55,6 +55,22 @@ def alpha_weights(totals: Sequence[float], lambda_reg: float) -> list[float]:
     return [lambda_reg * r / norm for r in relative_inverse]
 
 
+@torch.no_grad()
+def add_quadratic_gradient_(thetas: Sequence[Tensor], weights: Sequence[Tensor],
+                            centers: Sequence[Tensor], coefficient: float) -> float:
+    """Add ``coefficient * 2 weight (theta - center)`` to each ``theta.grad`` (creating it
+    where it is None) with fused ``torch._foreach_*`` ops; return
+    ``sum weight (theta - center)^2``. The gradient step of every quadratic penalty here."""
+    for p in thetas:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+    diffs = torch._foreach_sub(thetas, centers)
+    torch._foreach_addcmul_([p.grad for p in thetas], weights, diffs, value=2.0 * coefficient)
+    torch._foreach_mul_(diffs, diffs)
+    torch._foreach_mul_(diffs, weights)  # weight (theta - center)^2
+    return float(torch.stack([d.sum() for d in diffs]).sum())
+
+
 class ConsolidatedPenalty:
     """``sum_t alpha_t * sum_ij Omega_t[ij] (theta_ij - anchor_t[ij])^2`` in constant memory.
 
@@ -205,18 +221,9 @@ class ConsolidatedPenalty:
         terms = list(self._terms(params))
         if not terms:
             return 0.0
-        thetas, weights, centers = zip(*terms)
-        for p in thetas:
-            if p.grad is None:
-                p.grad = torch.zeros_like(p)
         scale = self.scale
-        diffs = torch._foreach_sub(thetas, centers)
-        torch._foreach_addcmul_([p.grad for p in thetas], weights, diffs,
-                                value=2.0 * scale * factor)
-        torch._foreach_mul_(diffs, diffs)
-        torch._foreach_mul_(diffs, weights)  # weight (theta - center)^2
-        quad = torch.stack([d.sum() for d in diffs]).sum()
-        return scale * (float(quad) + self.offset)
+        quad = add_quadratic_gradient_(*zip(*terms), coefficient=scale * factor)
+        return scale * (quad + self.offset)
 
     @property
     def max_curvature(self) -> float:

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor
 
+from alpha_mas_avalanche.penalty import add_quadratic_gradient_
 from alpha_mas_avalanche.validation import check_finite_float
 
 
@@ -130,15 +131,8 @@ class SynapticIntelligence:
         terms = list(self._terms(params))
         if not terms:
             return 0.0
-        thetas, weights, anchors = zip(*terms)
-        for p in thetas:
-            if p.grad is None:
-                p.grad = torch.zeros_like(p)
-        diffs = torch._foreach_sub(thetas, anchors)
-        torch._foreach_addcmul_([p.grad for p in thetas], weights, diffs, value=2.0 * self.strength * factor)
-        torch._foreach_mul_(diffs, diffs)
-        torch._foreach_mul_(diffs, weights)
-        return self.strength * float(torch.stack([d.sum() for d in diffs]).sum())
+        return self.strength * add_quadratic_gradient_(*zip(*terms),
+                                                      coefficient=self.strength * factor)
 
     # -------------------------------------------------------------------- state
     def state_dict(self) -> dict:
