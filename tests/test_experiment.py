@@ -140,6 +140,23 @@ def test_paired_comparison_is_scipy_paired_t_test(grid):
     t_hand = d.mean() / (d.std(ddof=1) / math.sqrt(len(d)))
     assert result["t_statistic"] == pytest.approx(t_hand)
     assert result["p_value"] == pytest.approx(2 * stats.t.sf(abs(t_hand), len(d) - 1))
+    # table.md prints the same difference and p in its paired table
+    row = next(line for line in (out / "table.md").read_text().splitlines()
+               if line.startswith("| AlphaMAS λ=2N |") and "(p " in line)
+    assert f"{100 * d.mean():+.2f} (p {result['p_value']:.3f})" in row
+
+
+def test_paired_comparison_covers_every_alpha_mas_method(grid):
+    """The per-task ablation (and any ``alpha_mas*`` variant) is compared with MAS too."""
+    _, _, out = grid
+    runs_df, _ = runs_table(_load(out / "runs"), _load(out / "single_task"))
+    ablation = runs_df[runs_df.label == "AlphaMAS λ=2N"].copy()
+    ablation["method"], ablation["label"] = "alpha_mas_per_task", "ablation"
+    both = pd.concat([runs_df, ablation], ignore_index=True)
+    compared = {c["alpha_mas"]: c for c in paired_comparisons(both, "01234")
+                if c["metric"] == "final_avg_acc"}
+    assert set(compared) == {"AlphaMAS λ=N", "AlphaMAS λ=2N", "ablation"}
+    assert compared["ablation"]["mean_difference"] == compared["AlphaMAS λ=2N"]["mean_difference"]
 
 
 def test_mean_std_ci_by_hand():

@@ -255,3 +255,7 @@ def test_row_labels_say_which_hyperparameter_ran():
         "SI (λ=1 used; no effect: every grid value gave the same validation score)")
     assert display_label("MAS (Avalanche)", "avalanche_mas", {}, None) == "MAS (Avalanche; λ=1, default)"
     assert display_label("EBLL", "ebll", {}, None) == "EBLL"
+    # a value set in the config is "fixed", not the registry default; 3 significant digits
+    assert display_label("Online EWC", "online_ewc", {"ewc_lambda": 38850.0}, None) == (
+        "Online EWC (λ=3.88e4, fixed)")
+    assert display_label("EWC", "ewc", {"ewc_lambda": 1e6}, None) == "EWC (λ=1e6, fixed)"

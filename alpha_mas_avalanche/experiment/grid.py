@@ -191,6 +191,8 @@ def run_experiment(config: ExperimentConfig, *, executor: Executor | None = None
         waiting = sorted({s.method for s in select if s.run_id not in first}
                          | ({m.name for m in config.methods} - {s.method for s in final}))
         final = [s for s in final if s.method not in waiting]
+        # methods inheriting a choice (the ablation) were not countable before it was made
+        progress.add(max(0, len(final) - n_final))
         run_records = run_phase(final, output_dir, executor, on_result=wandb.log_run,
                                 progress=progress)
     finally:

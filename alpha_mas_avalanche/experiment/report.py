@@ -135,13 +135,15 @@ def summarize(runs_df: pd.DataFrame, per_task_df: pd.DataFrame, main_order: str,
 
 
 def paired_comparisons(runs_df: pd.DataFrame, main_order: str) -> list[dict[str, Any]]:
-    """Each AlphaMAS row vs plain MAS on the seeds both ran: paired t-test per metric."""
+    """Each AlphaMAS row (every ``alpha_mas*`` method: the lambda sweep, the per-task
+    ablation, the importance variants) vs plain MAS on the seeds both ran: paired t-test
+    per metric."""
     main = runs_df[runs_df.task_order == main_order]
     baseline = main[main.method == "mas"]
     if baseline.empty:
         return []
     results = []
-    for label in sorted(main[main.method == "alpha_mas"].label.unique()):
+    for label in sorted(main[main.method.str.startswith("alpha_mas")].label.unique()):
         ours = main[main.label == label].set_index("seed")
         base = baseline.set_index("seed")
         seeds = sorted(set(ours.index) & set(base.index))
@@ -206,8 +208,9 @@ def _short(value: Any) -> str:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return str(value)
     if value != 0 and (abs(value) >= 1e4 or abs(value) < 1e-3):
-        mantissa, exponent = f"{value:.0e}".split("e")
-        return f"{mantissa}e{int(exponent)}"
+        mantissa, exponent = f"{value:.3g}".split("e") if "e" in f"{value:.3g}" else \
+            f"{value:.2e}".split("e")
+        return f"{float(mantissa):g}e{int(exponent)}"
     return f"{value:g}"
 
 
@@ -218,7 +221,8 @@ def _assignments(params: dict[str, Any]) -> str:
 def display_label(label: str, method: str, params: dict[str, Any], selection: dict | None) -> str:
     """The row label with the hyperparameter behind it: ``EWC (λ=1e4 chosen)``,
     ``EWC (λ=1e7 chosen, at grid edge)``, ``SI (λ=1 used; no effect: ...)``, ``MAS (λ=1,
-    default)`` when a grid exists but was not run; AlphaMAS rows name their λ already."""
+    default)`` when a grid exists but was not run (``fixed`` when the config set a value
+    other than the registry's); AlphaMAS rows name their λ already."""
     entry = REGISTRY.get(method)
     if selection is not None:
         used = _assignments(selection["chosen"])
@@ -233,7 +237,8 @@ def display_label(label: str, method: str, params: dict[str, Any], selection: di
     values = {k: params.get(k, entry.defaults.get(k)) for k in keys if k in params or k in entry.defaults}
     if not values:
         return label
-    how = "inherited" if entry.inherit and not entry.select else "default"
+    how = ("inherited" if entry.inherit and not entry.select else
+           "default" if all(v == entry.defaults.get(k) for k, v in values.items()) else "fixed")
     return _annotate(label, f"{_assignments(values)}, {how}")
 
 
@@ -361,8 +366,37 @@ def markdown_table(result: dict[str, Any]) -> str:
                   "metrics; train time excludes evaluation. 'chosen': picked on the validation "
                   "stream; 'at grid edge': the smallest or largest value of the grid (after any "
                   "extension of the grid); 'default': the registry value, no grid run."]
-    lines += _order_table(result) + _importance_table(result)
+    lines += _paired_table(result) + _order_table(result) + _importance_table(result)
     return "\n".join(lines) + "\n"
+
+
+def _paired_table(result: dict[str, Any]) -> list[str]:
+    comparisons = result["paired_comparisons"]
+    if not comparisons:
+        return []
+    display = {lb: e["display_label"] for lb, e in result["methods"].items()}
+    names = {"final_avg_acc": "final avg acc", "avg_forgetting_ref": "avg forgetting, ref.",
+             "max_forgetting_ref": "max forgetting, ref."}
+    by_label: dict[str, dict[str, dict]] = {}
+    for c in comparisons:
+        by_label.setdefault(c["alpha_mas"], {})[c["metric"]] = c
+    lines = ["", f"**AlphaMAS − {comparisons[0]['baseline']}, paired over seeds (pp; two-sided "
+                 "paired t-test, p beside each)**", "",
+             _row(["Method"] + list(names.values()) + ["n"]), "|---|---:|---:|---:|---:|"]
+    for label in [lb for lb in display if lb in by_label]:
+        metrics, cells = by_label[label], []
+        for metric in names:
+            c = metrics.get(metric)
+            if c is None or c["mean_difference"] is None:
+                cells.append("n/a")
+                continue
+            p = "n/a" if c["p_value"] is None else f"{c['p_value']:.3f}"
+            cells.append(f"{100 * c['mean_difference']:+.2f} (p {p})")
+        n = next(iter(metrics.values()))["n_seeds"]
+        lines.append(_row([display.get(label, label)] + cells + [str(n)]))
+    lines += ["", "Forgetting: positive = AlphaMAS forgets more. p is n/a where every seed gave "
+                  "the same difference or fewer than 2 seeds were paired."]
+    return lines
 
 
 def _order_table(result: dict[str, Any]) -> list[str]:
