@@ -103,10 +103,12 @@ def test_grid_extensions_must_be_a_non_negative_int():
         _config([1.0, 10.0], extensions=-1)
 
 
-def test_a_real_digits_grid_grows_at_its_edge_and_flags_avalanche_si_as_no_effect(tmp_path):
+def test_a_real_digits_grid_grows_at_its_edge_and_flags_avalanche_si_as_no_effect(tmp_path, capfd):
     """Real runs: MAS's two-value grid has its best at an edge, so it grows one decade (the
-    bound); Avalanche's SI gives the same validation score at every strength on CPU."""
+    bound); Avalanche's SI gives the same validation score at every strength on CPU. The
+    progress bar's total ends equal to the runs made (the grown grid and the ablation too)."""
     import json
+    import re
 
     from alpha_mas_avalanche.experiment.grid import report_finished, run_experiment
 
@@ -117,6 +119,9 @@ def test_a_real_digits_grid_grows_at_its_edge_and_flags_avalanche_si_as_no_effec
                  MethodConfig("alpha_mas_per_task"),
                  MethodConfig("si_avalanche", select={"si_lambda": [1.0, 100.0]})])
     summary = run_experiment(config, report=False)
+    made = len(list((tmp_path / "out").glob("*/*.json")))
+    assert made == 3 + 2 + 5 + 3  # MAS grid grown to 3, SI's 2, 5 single-task, 3 final
+    assert re.findall(r"(\d+)/(\d+) \[", capfd.readouterr().err)[-1] == (str(made), str(made))
     selection = json.loads((tmp_path / "out" / "selection.json").read_text())
     mas = selection["mas"]
     assert len(mas["grid"]["lambda_reg"]) == 3 and not mas["no_effect"]
