@@ -72,6 +72,19 @@ def test_identical_scores_mean_no_effect_and_no_extension():
     assert choose_hyperparameters(config, records)["mas"]["no_effect"] is True
 
 
+def test_a_tie_goes_to_the_value_later_in_the_grid():
+    """As on Split CIFAR-10, where MAS at 0.01 and 0.1 tied at 85.72 %: the later (stronger)
+    value wins, whether it is written first or last in the config and whatever its text."""
+    tied = {0.01: 0.8572, 0.1: 0.8572, 1.0: 0.8172, 10.0: 0.8373}
+    config = _config([0.01, 0.1, 1.0, 10.0])
+    _, records, _ = _run_until_settled(config, lambda lam, seed: tied[lam])
+    assert choose_hyperparameters(config, records)["mas"]["chosen"] == {"lambda_reg": 0.1}
+    # 5 and 10 tie: grid order, not the text ("5.0" sorts after "10.0"), decides
+    config = _config([1.0, 5.0, 10.0, 20.0], extensions=0)
+    _, records, _ = _run_until_settled(config, lambda lam, seed: 0.5 if lam in (5.0, 10.0) else 0.4)
+    assert choose_hyperparameters(config, records)["mas"]["chosen"] == {"lambda_reg": 10.0}
+
+
 def test_a_report_on_a_stopped_grid_uses_only_finished_extensions():
     config = _config([0.1, 1.0, 10.0])
     records = _records(config, initial_grids(config), lambda lam, seed: lam)  # best at 10

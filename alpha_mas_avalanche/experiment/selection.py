@@ -70,7 +70,11 @@ def _scores(config: ExperimentConfig, name: str, grid: dict[str, list],
 
 
 def _best(scores: dict[str, float]) -> dict[str, Any]:
-    return json.loads(max(scores, key=lambda key: (scores[key], key)))
+    """The highest score; a tie goes to the combination listed later in the grid (``scores``
+    is in grid order, and grids stay sorted as they grow: the stronger value for the
+    registry's increasing strength grids)."""
+    position = {key: i for i, key in enumerate(scores)}
+    return json.loads(max(scores, key=lambda key: (scores[key], position[key])))
 
 
 def _extensible(values: list) -> bool:
