@@ -159,6 +159,45 @@ def test_paired_comparison_covers_every_alpha_mas_method(grid):
     assert compared["ablation"]["mean_difference"] == compared["AlphaMAS λ=2N"]["mean_difference"]
 
 
+def test_placement_spread_is_paired_per_seed_and_stated_as_a_claim(grid):
+    """Per seed, the moved pair's final-accuracy spread over placements, by hand; AlphaMAS vs
+    MAS by scipy's paired t-test; the claim sentence in table.md carries the same numbers."""
+    _, summary, out = grid
+    runs = _load(out / "runs")
+
+    def spread(label, seed):
+        accs = [r["final_acc_by_pair"]["0"] for r in runs if r["label"] == label and r["seed"] == seed]
+        assert len(accs) == 2  # two placements
+        return max(accs) - min(accs)
+
+    ours = np.array([spread("AlphaMAS λ=2N", s) for s in (0, 1)])
+    base = np.array([spread("MAS", s) for s in (0, 1)])
+    result = next(c for c in summary["placement_spread_comparisons"] if c["alpha_mas"] == "AlphaMAS λ=2N")
+    assert result["n_seeds"] == 2
+    assert result["alpha_mas_mean"] == pytest.approx(ours.mean())
+    assert result["baseline_mean"] == pytest.approx(base.mean())
+    assert result["mean_difference"] == pytest.approx((ours - base).mean())
+    if np.ptp(ours - base) > 0:
+        assert result["p_value"] == pytest.approx(stats.ttest_rel(ours, base).pvalue)
+    sentence = next(c for c in summary["seed_claims"]
+                    if c.startswith("AlphaMAS λ=2N has less spread over placements"))
+    assert f"difference {100 * result['mean_difference']:+.2f} pp" in sentence
+    assert f"- {sentence}" in (out / "table.md").read_text()
+
+
+def test_claim_verdicts_follow_sign_and_significance():
+    from alpha_mas_avalanche.experiment.report import _verdict
+
+    def c(diff, p):
+        return {"mean_difference": diff, "p_value": p}
+
+    assert _verdict([c(-0.02, 0.01), c(-0.05, 0.04)]) == "confirmed"
+    assert _verdict([c(-0.02, 0.01), c(-0.05, 0.2)]) == "not confirmed"
+    assert _verdict([c(-0.02, 0.01), c(+0.05, 0.03)]) == "contradicted"
+    assert _verdict([c(-0.02, None)]) == "not confirmed"  # identical differences: no test
+    assert _verdict([]) == "not confirmed"
+
+
 def test_mean_std_ci_by_hand():
     out = mean_std_ci([0.5, 0.7, 0.9, float("nan"), None])
     assert out["n"] == 3 and out["mean"] == pytest.approx(0.7)

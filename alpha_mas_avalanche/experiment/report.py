@@ -16,7 +16,11 @@ Definitions (accuracies in [0, 1]; tables print percent):
   ran, in the main task order.
 - order sensitivity: for the moved pair (pair 0, the reference's task (1,2)), its final
   accuracy and reference forgetting per placement (mean over seeds), their spread
-  (max - min over placements) and std over placements (ddof=1).
+  (max - min over placements) and std over placements (ddof=1); and per seed the spread of
+  its final accuracy, AlphaMAS vs MAS by paired t-test.
+- seed claims: per AlphaMAS row, "lower average and maximum forgetting than MAS" and "less
+  spread over placements": confirmed (every difference negative at p < 0.05),
+  contradicted (one positive at p < 0.05) or not confirmed.
 - importance totals: S_t = sum of a task's MAS importances, per task (training position)
   from the AlphaMAS/MAS records, and max/min S_t per run.
 - rows: the AlphaMAS rows, the baselines, then the bounds (Naive, Joint); each label says
@@ -152,10 +156,7 @@ def paired_comparisons(runs_df: pd.DataFrame, main_order: str) -> list[dict[str,
             b = base.loc[seeds, metric].astype(float).to_numpy()
             ok = np.isfinite(a) & np.isfinite(b)
             a, b = a[ok], b[ok]
-            statistic = p_value = None
-            if a.size >= 2 and np.ptp(a - b) > 0:
-                test = stats.ttest_rel(a, b)
-                statistic, p_value = float(test.statistic), float(test.pvalue)
+            statistic, p_value = _paired_test(a, b)
             results.append({
                 "alpha_mas": label, "baseline": baseline.label.iloc[0], "metric": metric,
                 "n_seeds": int(a.size), "mean_difference": float(np.mean(a - b)) if a.size else None,
@@ -163,6 +164,101 @@ def paired_comparisons(runs_df: pd.DataFrame, main_order: str) -> list[dict[str,
                 "t_statistic": statistic, "p_value": p_value,
             })
     return results
+
+
+def _paired_test(a: np.ndarray, b: np.ndarray) -> tuple[float | None, float | None]:
+    """(t, p) of scipy's two-sided paired t-test; (None, None) for fewer than 2 pairs or
+    identical differences (t undefined)."""
+    if a.size >= 2 and np.ptp(a - b) > 0:
+        test = stats.ttest_rel(a, b)
+        return float(test.statistic), float(test.pvalue)
+    return None, None
+
+
+def placement_spread_comparisons(runs_df: pd.DataFrame) -> list[dict[str, Any]]:
+    """Each AlphaMAS row run in several placements vs MAS: per seed, the spread (max − min
+    over placements) of the moved pair's final accuracy; paired t-test over the seeds both
+    ran in every placement."""
+    def spreads(rows: pd.DataFrame) -> pd.Series:
+        placements = rows.task_order.nunique()
+        complete = rows.groupby("seed").filter(lambda g: g.task_order.nunique() == placements)
+        return complete.groupby("seed").moved_pair_final_acc.agg(lambda v: v.max() - v.min())
+
+    baseline = runs_df[runs_df.method == "mas"]
+    if baseline.task_order.nunique() < 2:
+        return []
+    base = spreads(baseline)
+    results = []
+    for label in runs_df[runs_df.method.str.startswith("alpha_mas")].label.unique():
+        rows = runs_df[runs_df.label == label]
+        if rows.task_order.nunique() < 2:
+            continue
+        ours = spreads(rows)
+        seeds = sorted(set(ours.index) & set(base.index))
+        a, b = ours.loc[seeds].to_numpy(float), base.loc[seeds].to_numpy(float)
+        statistic, p_value = _paired_test(a, b)
+        results.append({
+            "alpha_mas": label, "baseline": baseline.label.iloc[0],
+            "metric": "moved_pair_final_acc_spread", "n_seeds": len(seeds),
+            "alpha_mas_mean": float(a.mean()) if a.size else None,
+            "baseline_mean": float(b.mean()) if b.size else None,
+            "mean_difference": float(np.mean(a - b)) if a.size else None,
+            "test": "paired t-test (scipy.stats.ttest_rel, two-sided)",
+            "t_statistic": statistic, "p_value": p_value,
+        })
+    return results
+
+
+#: significance level of the seed claims' verdicts
+CLAIM_ALPHA = 0.05
+
+
+def _verdict(comparisons: list[dict]) -> str:
+    """"confirmed" when every difference is negative (AlphaMAS lower) at p < CLAIM_ALPHA,
+    "contradicted" when any is positive at p < CLAIM_ALPHA, else "not confirmed"."""
+    def significant(c: dict) -> bool:
+        return c["p_value"] is not None and c["p_value"] < CLAIM_ALPHA
+
+    if any(significant(c) and c["mean_difference"] > 0 for c in comparisons):
+        return "contradicted"
+    if comparisons and all(significant(c) and c["mean_difference"] < 0 for c in comparisons):
+        return "confirmed"
+    return "not confirmed"
+
+
+def _difference(c: dict) -> str:
+    p = "n/a" if c["p_value"] is None else f"{c['p_value']:.3f}"
+    return f"{100 * c['mean_difference']:+.2f} pp, p = {p}"
+
+
+def seed_claims(paired: list[dict], spread: list[dict], labels: list[str]) -> list[str]:
+    """One sentence per AlphaMAS row (in ``labels``' order) and claim: (1) lower average and
+    maximum forgetting than MAS; (2) less spread over placements; confirmed / not confirmed /
+    contradicted."""
+    sentences = []
+    by_label: dict[str, dict[str, dict]] = {}
+    for c in paired:
+        by_label.setdefault(c["alpha_mas"], {})[c["metric"]] = c
+    for label in [lb for lb in labels if lb in by_label]:
+        metrics = by_label[label]
+        pair = [metrics[m] for m in ("avg_forgetting_ref", "max_forgetting_ref")
+                if m in metrics and metrics[m]["mean_difference"] is not None]
+        if len(pair) < 2:
+            continue
+        sentences.append(
+            f"{label} has lower average and maximum forgetting than {pair[0]['baseline']}: "
+            f"**{_verdict(pair)}** (average {_difference(pair[0])}; maximum "
+            f"{_difference(pair[1])}; {pair[0]['n_seeds']} seeds).")
+    rank = {lb: i for i, lb in enumerate(labels)}
+    for c in sorted(spread, key=lambda c: rank.get(c["alpha_mas"], len(rank))):
+        if c["mean_difference"] is None:
+            continue
+        sentences.append(
+            f"{c['alpha_mas']} has less spread over placements than {c['baseline']}: "
+            f"**{_verdict([c])}** (the moved task's final-accuracy spread "
+            f"{100 * c['alpha_mas_mean']:.2f} against {100 * c['baseline_mean']:.2f} pp, "
+            f"difference {_difference(c)}; {c['n_seeds']} seeds).")
+    return sentences
 
 
 def order_sensitivity(runs_df: pd.DataFrame) -> dict[str, Any]:
@@ -366,7 +462,8 @@ def markdown_table(result: dict[str, Any]) -> str:
                   "metrics; train time excludes evaluation. 'chosen': picked on the validation "
                   "stream; 'at grid edge': the smallest or largest value of the grid (after any "
                   "extension of the grid); 'default': the registry value, no grid run."]
-    lines += _paired_table(result) + _order_table(result) + _importance_table(result)
+    lines += (_paired_table(result) + _claims(result) + _order_table(result)
+              + _importance_table(result))
     return "\n".join(lines) + "\n"
 
 
@@ -397,6 +494,14 @@ def _paired_table(result: dict[str, Any]) -> list[str]:
     lines += ["", "Forgetting: positive = AlphaMAS forgets more. p is n/a where every seed gave "
                   "the same difference or fewer than 2 seeds were paired."]
     return lines
+
+
+def _claims(result: dict[str, Any]) -> list[str]:
+    if not result["seed_claims"]:
+        return []
+    return (["", f"**Seed claims** (paired over seeds, two-sided t-test; confirmed / "
+                 f"contradicted at p < {CLAIM_ALPHA}):", ""]
+            + [f"- {sentence}" for sentence in result["seed_claims"]])
 
 
 def _order_table(result: dict[str, Any]) -> list[str]:
@@ -478,6 +583,7 @@ def write_report(output_dir: str | Path, runs: list[dict], singles: list[dict], 
         "main_task_order": main_order,
         "methods": summary,
         "paired_comparisons": paired_comparisons(runs_df, main_key),
+        "placement_spread_comparisons": placement_spread_comparisons(runs_df),
         "order_sensitivity": order_sensitivity(runs_df),
         "accuracy_matrices": accuracy_matrices(runs, main_order, list(summary)),
         "heldout_curves": heldout_curves(runs, main_order, list(summary)),
@@ -485,6 +591,8 @@ def write_report(output_dir: str | Path, runs: list[dict], singles: list[dict], 
         "selection": selection,
         "n_runs": len(runs),
     }
+    result["seed_claims"] = seed_claims(result["paired_comparisons"],
+                                        result["placement_spread_comparisons"], list(summary))
     write_json_atomic(output_dir / "summary.json", result)
     runs_df.to_csv(output_dir / "runs.csv", index=False, na_rep="")
     per_task_df.to_csv(output_dir / "per_task.csv", index=False, na_rep="")
