@@ -226,6 +226,14 @@ def _verdict(comparisons: list[dict]) -> str:
     return "not confirmed"
 
 
+def _by_label(comparisons: list[dict]) -> dict[str, dict[str, dict]]:
+    """``{AlphaMAS label: {metric: comparison}}``."""
+    out: dict[str, dict[str, dict]] = {}
+    for c in comparisons:
+        out.setdefault(c["alpha_mas"], {})[c["metric"]] = c
+    return out
+
+
 def _difference(c: dict) -> str:
     p = "n/a" if c["p_value"] is None else f"{c['p_value']:.3f}"
     return f"{100 * c['mean_difference']:+.2f} pp, p = {p}"
@@ -236,9 +244,7 @@ def seed_claims(paired: list[dict], spread: list[dict], labels: list[str]) -> li
     maximum forgetting than MAS; (2) less spread over placements; confirmed / not confirmed /
     contradicted."""
     sentences = []
-    by_label: dict[str, dict[str, dict]] = {}
-    for c in paired:
-        by_label.setdefault(c["alpha_mas"], {})[c["metric"]] = c
+    by_label = _by_label(paired)
     for label in [lb for lb in labels if lb in by_label]:
         metrics = by_label[label]
         pair = [metrics[m] for m in ("avg_forgetting_ref", "max_forgetting_ref")
@@ -304,8 +310,7 @@ def _short(value: Any) -> str:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return str(value)
     if value != 0 and (abs(value) >= 1e4 or abs(value) < 1e-3):
-        mantissa, exponent = f"{value:.3g}".split("e") if "e" in f"{value:.3g}" else \
-            f"{value:.2e}".split("e")
+        mantissa, exponent = f"{value:.2e}".split("e")
         return f"{float(mantissa):g}e{int(exponent)}"
     return f"{value:g}"
 
@@ -474,9 +479,7 @@ def _paired_table(result: dict[str, Any]) -> list[str]:
     display = {lb: e["display_label"] for lb, e in result["methods"].items()}
     names = {"final_avg_acc": "final avg acc", "avg_forgetting_ref": "avg forgetting, ref.",
              "max_forgetting_ref": "max forgetting, ref."}
-    by_label: dict[str, dict[str, dict]] = {}
-    for c in comparisons:
-        by_label.setdefault(c["alpha_mas"], {})[c["metric"]] = c
+    by_label = _by_label(comparisons)
     lines = ["", f"**AlphaMAS − {comparisons[0]['baseline']}, paired over seeds (pp; two-sided "
                  "paired t-test, p beside each)**", "",
              _row(["Method"] + list(names.values()) + ["n"]), "|---|---:|---:|---:|---:|"]
