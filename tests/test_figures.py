@@ -245,6 +245,13 @@ def test_table_bounds_last_chosen_value_std_note_and_small_tables(grid):
     assert first == pytest.approx(np.mean([t[0] for t in totals]), rel=5e-3)
 
 
+def test_error_text_of_a_partial_grid_says_each_row_follows_its_own_n():
+    from alpha_mas_avalanche.experiment.figures import error_text
+
+    assert error_text(5, 5) == error_text(5) == "mean ± 95 % CI over n = 5 seeds"
+    assert error_text(1, 2).startswith("1-2 seeds per row (a partial grid)")
+
+
 def test_row_labels_say_which_hyperparameter_ran():
     assert display_label("EWC", "ewc", {"ewc_lambda": 1e4},
                          {"chosen": {"ewc_lambda": 1e4}}) == "EWC (λ=1e4 chosen)"

@@ -65,7 +65,12 @@ def errors_of(series: dict[str, Any]) -> Any:
                      else 0.0 if row is None else row for row in values], dtype=float)
 
 
-def error_text(n: int) -> str:
+def error_text(n: int, most: int | None = None) -> str:
+    """What the error bars are for rows of ``n`` seeds (``n``-``most`` when rows differ, as
+    in a partial grid: each row's bar follows its own n)."""
+    if most is not None and most != n:
+        return (f"{n}-{most} seeds per row (a partial grid): mean ± 95 % CI where n ≥ 3, "
+                "± 1 std where n = 2, no bar where n = 1")
     if n >= 3:
         return f"mean ± 95 % CI over n = {n} seeds"
     if n == 2:
@@ -92,7 +97,7 @@ class Figures:
         self.tasks = result["task_names"]  # by pair
         self.order = result["main_task_order"]
         self.context = (f"{result['benchmark']}, {result['scenario']}-incremental, "
-                        f"{error_text(result['n_seeds'])}")
+                        f"{error_text(*result.get('n_seeds_per_row', [result['n_seeds']]))}")
 
     # ------------------------------------------------------------------ helpers
     def _title(self, fig, what: str) -> None:

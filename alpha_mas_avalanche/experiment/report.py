@@ -234,6 +234,10 @@ def _by_label(comparisons: list[dict]) -> dict[str, dict[str, dict]]:
     return out
 
 
+def _seeds(n: int) -> str:
+    return f"{n} seed{'' if n == 1 else 's'}"
+
+
 def _difference(c: dict) -> str:
     p = "n/a" if c["p_value"] is None else f"{c['p_value']:.3f}"
     return f"{100 * c['mean_difference']:+.2f} pp, p = {p}"
@@ -254,7 +258,7 @@ def seed_claims(paired: list[dict], spread: list[dict], labels: list[str]) -> li
         sentences.append(
             f"{label} has lower average and maximum forgetting than {pair[0]['baseline']}: "
             f"**{_verdict(pair)}** (average {_difference(pair[0])}; maximum "
-            f"{_difference(pair[1])}; {pair[0]['n_seeds']} seeds).")
+            f"{_difference(pair[1])}; {_seeds(pair[0]['n_seeds'])}).")
     rank = {lb: i for i, lb in enumerate(labels)}
     for c in sorted(spread, key=lambda c: rank.get(c["alpha_mas"], len(rank))):
         if c["mean_difference"] is None:
@@ -263,7 +267,7 @@ def seed_claims(paired: list[dict], spread: list[dict], labels: list[str]) -> li
             f"{c['alpha_mas']} has less spread over placements than {c['baseline']}: "
             f"**{_verdict([c])}** (the moved task's final-accuracy spread "
             f"{100 * c['alpha_mas_mean']:.2f} against {100 * c['baseline_mean']:.2f} pp, "
-            f"difference {_difference(c)}; {c['n_seeds']} seeds).")
+            f"difference {_difference(c)}; {_seeds(c['n_seeds'])}).")
     return sentences
 
 
@@ -573,13 +577,18 @@ def write_report(output_dir: str | Path, runs: list[dict], singles: list[dict], 
                                                  selection.get(run["method"])))
     benchmark = runs[0]["benchmark_name"] if runs else config.benchmark
     n_seeds = len(config.seeds)
-    title = (f"{benchmark}, {config.scenario}-incremental, {n_seeds} seed(s), "
+    finished = sorted({entry["final_avg_acc"]["n"] for entry in summary.values()})
+    seeds_text = (f"{n_seeds} seed(s)" if finished == [n_seeds] else
+                  f"{finished[0]} of {n_seeds} seeds finished" if len(finished) == 1 else
+                  f"{finished[0]}-{finished[-1]} of {n_seeds} seeds finished per row")
+    title = (f"{benchmark}, {config.scenario}-incremental, {seeds_text}, "
              f"{config.epochs} epoch(s) per task, task order {main_key}")
     result = {
         "benchmark": benchmark,
         "benchmark_key": config.benchmark,
         "scenario": config.scenario,
         "n_seeds": n_seeds,
+        "n_seeds_per_row": [finished[0], finished[-1]],
         "task_names": [task_name(config.benchmark, p) for p in range(N_TASKS)],
         "moved_pair": MOVED_PAIR,
         "title": title,
