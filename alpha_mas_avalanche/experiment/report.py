@@ -238,9 +238,12 @@ def _seeds(n: int) -> str:
     return f"{n} seed{'' if n == 1 else 's'}"
 
 
+def _p_text(c: dict) -> str:
+    return "n/a" if c["p_value"] is None else f"{c['p_value']:.3f}"
+
+
 def _difference(c: dict) -> str:
-    p = "n/a" if c["p_value"] is None else f"{c['p_value']:.3f}"
-    return f"{100 * c['mean_difference']:+.2f} pp, p = {p}"
+    return f"{100 * c['mean_difference']:+.2f} pp, p = {_p_text(c)}"
 
 
 def seed_claims(paired: list[dict], spread: list[dict], labels: list[str]) -> list[str]:
@@ -494,8 +497,7 @@ def _paired_table(result: dict[str, Any]) -> list[str]:
             if c is None or c["mean_difference"] is None:
                 cells.append("n/a")
                 continue
-            p = "n/a" if c["p_value"] is None else f"{c['p_value']:.3f}"
-            cells.append(f"{100 * c['mean_difference']:+.2f} (p {p})")
+            cells.append(f"{100 * c['mean_difference']:+.2f} (p {_p_text(c)})")
         n = next(iter(metrics.values()))["n_seeds"]
         lines.append(_row([display.get(label, label)] + cells + [str(n)]))
     lines += ["", "Forgetting: positive = AlphaMAS forgets more. p is n/a where every seed gave "
