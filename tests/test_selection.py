@@ -134,7 +134,11 @@ def test_a_real_digits_grid_grows_at_its_edge_and_flags_avalanche_si_as_no_effec
     summary = run_experiment(config, report=False)
     made = len(list((tmp_path / "out").glob("*/*.json")))
     assert made == 3 + 2 + 5 + 3  # MAS grid grown to 3, SI's 2, 5 single-task, 3 final
-    assert re.findall(r"(\d+)/(\d+) \[", capfd.readouterr().err)[-1] == (str(made), str(made))
+    err = capfd.readouterr().err
+    assert re.findall(r"(\d+)/(\d+) \[", err)[-1] == (str(made), str(made))
+    # and its description counts the same runs: 3 final, 5 single-task, 5 validation
+    assert err.rsplit("\r", 1)[-1].startswith(
+        "compare_baselines: 3 runs + 5 single-task references + 5 validation-grid runs")
     selection = json.loads((tmp_path / "out" / "selection.json").read_text())
     mas = selection["mas"]
     assert len(mas["grid"]["lambda_reg"]) == 3 and not mas["no_effect"]

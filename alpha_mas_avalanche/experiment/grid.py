@@ -52,9 +52,12 @@ class GridProgress:
         self.bar = tqdm(total=total, desc=desc, unit="run", position=0, dynamic_ncols=True)
         self.failed = 0
 
-    def add(self, count: int) -> None:
-        """``count`` more runs in the grid (a validation grid that grew)."""
+    def add(self, count: int, desc: str | None = None) -> None:
+        """``count`` more runs in the grid (a validation grid that grew, the ablation's
+        runs once its choice is made); ``desc`` replaces the bar's description."""
         self.bar.total += count
+        if desc is not None:
+            self.bar.set_description(desc, refresh=False)
         self.bar.refresh()
 
     def skip(self, count: int) -> None:
@@ -192,7 +195,8 @@ def run_experiment(config: ExperimentConfig, *, executor: Executor | None = None
                          | ({m.name for m in config.methods} - {s.method for s in final}))
         final = [s for s in final if s.method not in waiting]
         # methods inheriting a choice (the ablation) were not countable before it was made
-        progress.add(max(0, len(final) - n_final))
+        progress.add(max(0, len(final) - n_final), desc=f"{config.name}: " + _counts(
+            max(n_final, len(final)), len(singles), len(select)))
         run_records = run_phase(final, output_dir, executor, on_result=wandb.log_run,
                                 progress=progress)
     finally:
