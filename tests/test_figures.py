@@ -266,3 +266,21 @@ def test_row_labels_say_which_hyperparameter_ran():
     assert display_label("Online EWC", "online_ewc", {"ewc_lambda": 38850.0}, None) == (
         "Online EWC (λ=3.88e4, fixed)")
     assert display_label("EWC", "ewc", {"ewc_lambda": 1e6}, None) == "EWC (λ=1e6, fixed)"
+
+
+def test_error_bars_are_ci_for_three_seeds_std_for_two_and_absent_for_one():
+    """A one-seed row draws no bar and no cap (NaN), as the titles say: not a zero-width one."""
+    from alpha_mas_avalanche.experiment.figures import error_of, errors_of
+
+    assert error_of({"mean": 0.5, "std": 0.1, "ci95": 0.3, "n": 3}) == 0.3
+    assert error_of({"mean": 0.5, "std": 0.1, "ci95": 0.9, "n": 2}) == 0.1
+    assert np.isnan(error_of({"mean": 0.5, "std": 0.0, "ci95": None, "n": 1}))
+    assert np.isnan(error_of({"mean": None, "std": None, "ci95": None, "n": 0}))
+    assert errors_of({"std": [0.1, 0.2], "ci95": [0.4, None], "n": 3}).tolist()[0] == 0.4
+    assert np.isnan(errors_of({"std": [0.1, 0.2], "ci95": [0.4, None], "n": 3})[1])
+    assert np.isnan(errors_of({"std": [[0.0, 0.0]], "ci95": [[None, None]], "n": 1})).all()
+    fig, ax = matplotlib.pyplot.subplots()
+    bars = ax.bar([0, 1], [1.0, 2.0], yerr=[error_of({"std": 0.0, "n": 1}), 0.3], capsize=2)
+    caps = bars.errorbar.lines[1]
+    assert [np.isfinite(np.ma.filled(np.ma.asarray(c.get_ydata(), dtype=float), np.nan)).sum() for c in caps] == [1, 1]  # only the 2nd bar's caps
+    matplotlib.pyplot.close(fig)

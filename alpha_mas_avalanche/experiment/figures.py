@@ -52,17 +52,19 @@ def method_colours(methods: dict[str, str]) -> dict[str, tuple]:
 
 
 def error_of(stat: dict[str, Any]) -> float:
-    """The error bar of a mean: its 95 % CI half-width for n >= 3, else one std (0 if none)."""
+    """The error bar of a mean: its 95 % CI half-width for n >= 3, one std for n = 2, NaN
+    (matplotlib draws no bar, no cap) for one seed or none."""
     value = stat.get("ci95") if stat.get("n", 0) >= 3 else stat.get("std")
-    return 0.0 if value is None else float(value)
+    return float("nan") if value is None or stat.get("n", 0) < 2 else float(value)
 
 
 def errors_of(series: dict[str, Any]) -> Any:
     """The error bars of a ``{"ci95", "std", "n"}`` series (lists or nested lists), as
-    :func:`error_of` chooses them; missing values are 0."""
+    :func:`error_of` chooses them; NaN (nothing drawn) where missing or n < 2."""
     values = series["ci95"] if series["n"] >= 3 else series["std"]
-    return np.array([[0.0 if v is None else v for v in row] if isinstance(row, list)
-                     else 0.0 if row is None else row for row in values], dtype=float)
+    return np.array([[np.nan if v is None else v for v in row] if isinstance(row, list)
+                     else np.nan if row is None else row for row in values],
+                    dtype=float) + (np.nan if series["n"] < 2 else 0.0)
 
 
 def error_text(n: int, most: int | None = None) -> str:
@@ -344,7 +346,7 @@ class Figures:
             mean, error = (stat["mean"] or 0.0) * 100, error_of(stat) * 100
             ax.axhline(mean, color=self.colour[mas[0]], linestyle="--", linewidth=1.2,
                        label=self.display[mas[0]])
-            for bound in (mean - error, mean + error):  # its error: thin lines, not a second fill
+            for bound in (mean - error, mean + error) if np.isfinite(error) else ():  # thin lines
                 ax.axhline(bound, color=self.colour[mas[0]], linestyle=":", linewidth=0.9,
                            label=f"{self.display[mas[0]]}: mean ± error" if bound < mean else None)
         ax.set_xticks(xs, [("" if m == 1 else f"{m:g}") + "N" for m in xs])
