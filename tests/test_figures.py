@@ -282,5 +282,6 @@ def test_error_bars_are_ci_for_three_seeds_std_for_two_and_absent_for_one():
     fig, ax = matplotlib.pyplot.subplots()
     bars = ax.bar([0, 1], [1.0, 2.0], yerr=[error_of({"std": 0.0, "n": 1}), 0.3], capsize=2)
     caps = bars.errorbar.lines[1]
-    assert [np.isfinite(np.ma.filled(np.ma.asarray(c.get_ydata(), dtype=float), np.nan)).sum() for c in caps] == [1, 1]  # only the 2nd bar's caps
+    drawn = [np.ma.filled(np.ma.asarray(c.get_ydata(), dtype=float), np.nan) for c in caps]
+    assert [np.isfinite(y).sum() for y in drawn] == [1, 1]  # only the 2nd bar's caps
     matplotlib.pyplot.close(fig)

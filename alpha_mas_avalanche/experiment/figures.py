@@ -61,10 +61,8 @@ def error_of(stat: dict[str, Any]) -> float:
 def errors_of(series: dict[str, Any]) -> Any:
     """The error bars of a ``{"ci95", "std", "n"}`` series (lists or nested lists), as
     :func:`error_of` chooses them; NaN (nothing drawn) where missing or n < 2."""
-    values = series["ci95"] if series["n"] >= 3 else series["std"]
-    return np.array([[np.nan if v is None else v for v in row] if isinstance(row, list)
-                     else np.nan if row is None else row for row in values],
-                    dtype=float) + (np.nan if series["n"] < 2 else 0.0)
+    errors = np.array(series["ci95"] if series["n"] >= 3 else series["std"], dtype=float)
+    return errors if series["n"] >= 2 else np.full_like(errors, np.nan)  # None -> NaN
 
 
 def error_text(n: int, most: int | None = None) -> str:
