@@ -7,6 +7,7 @@ import multiprocessing
 import os
 import random
 import signal
+import subprocess
 import time
 import warnings
 from pathlib import Path
@@ -16,7 +17,7 @@ import torch
 
 from alpha_mas_avalanche.experiment import ExperimentConfig, MethodConfig, run_experiment
 from alpha_mas_avalanche.experiment.specs import final_specs, single_task_specs
-from alpha_mas_avalanche.experiment.store import read_record
+from alpha_mas_avalanche.experiment.store import git_state, read_record
 
 TINY = dict(benchmark="split_digits", epochs=1, batch_size=32, train_samples_per_task=60,
             eval_samples_per_task=40)
@@ -101,12 +102,27 @@ def test_read_record_accepts_only_complete_records_of_this_run(tmp_path):
     assert read_record(tmp_path / "absent.json") is None
 
 
+def test_config_and_records_are_replaced_never_rewritten_in_place(tmp_path):
+    """A resumed grid reads config.yaml back first: written in place, a kill between the
+    truncation and the write left it empty and the next resume refused the folder. Each
+    save must land as a new file (the old one stays whole under a second link to it)."""
+    first = ExperimentConfig(**TINY, methods=[MethodConfig("naive")], output_dir=str(tmp_path))
+    second = ExperimentConfig(**{**first.to_dict(), "seeds": [3, 4]})
+    target = tmp_path / "config.yaml"
+    first.save(target)
+    os.link(target, tmp_path / "old_link")
+    second.save(target)
+    assert ExperimentConfig.load(tmp_path / "old_link").to_dict() == first.to_dict()
+    assert ExperimentConfig.load(target).to_dict() == second.to_dict()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml", "old_link"]
+
+
 # ------------------------------------------------------------------- SIGKILL
-def _grid_child(config_path: str) -> None:
+def _grid_child(config_path: str, stderr_path: str) -> None:
     os.setsid()  # its own process group: a kill reaches any worker it starts
     torch.set_num_threads(1)
-    devnull = open(os.devnull, "w")
-    os.dup2(devnull.fileno(), 2)
+    stderr = open(stderr_path, "w")  # kept: a child that dies by itself says why
+    os.dup2(stderr.fileno(), 2)
     warnings.simplefilter("ignore")
     run_experiment(ExperimentConfig.load(config_path))
 
@@ -160,7 +176,9 @@ def test_grid_killed_at_random_moments_loses_nothing(tmp_path, one_thread):
     kills, lost, seen = 0, 0, {}
     deadline = time.monotonic() + 150
     while kills < KILLS and time.monotonic() < deadline:
-        process = context.Process(target=_grid_child, args=(str(tmp_path / "grid.yaml"),))
+        stderr_path = tmp_path / f"child{kills}.stderr"
+        process = context.Process(target=_grid_child,
+                                  args=(str(tmp_path / "grid.yaml"), str(stderr_path)))
         process.start()
         process.join(max(0.5, rng.uniform(0.01, 0.05) * grid_seconds))
         if process.is_alive():
@@ -169,7 +187,8 @@ def test_grid_killed_at_random_moments_loses_nothing(tmp_path, one_thread):
         elif process.exitcode == 0:
             break  # the grid finished before this kill
         else:
-            pytest.fail(f"the grid died by itself (exit code {process.exitcode})")
+            pytest.fail(f"the grid died by itself (exit code {process.exitcode}); its "
+                        f"stderr ends:\n{stderr_path.read_text()[-3000:]}")
         now = result_files(out)
         lost += sum(1 for name, content in seen.items() if now.get(name) != content)
         seen.update({n: c for n, c in now.items() if not n.split("/")[1].startswith(".")})
@@ -190,3 +209,32 @@ def test_grid_killed_at_random_moments_loses_nothing(tmp_path, one_thread):
     for name, content in result_files(ref_out).items():
         assert without_times(json.loads(final[name])) == without_times(json.loads(content))
     assert numeric_summary(out) == numeric_summary(ref_out)
+
+
+def test_reading_the_git_state_writes_nothing_to_the_repository(tmp_path):
+    """environment_info runs in every grid; a plain `git status` there refreshes the index
+    under .git/index.lock, and a grid SIGKILLed at that moment left the lock behind (seen:
+    the user's next `git commit` refused). The read must leave .git untouched."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git = ["git", "-C", str(repo), "-c", "user.email=t@t", "-c", "user.name=t"]
+    subprocess.run(git + ["init", "-q"], check=True)
+    (repo / "tracked.txt").write_text("a\n")
+    subprocess.run(git + ["add", "tracked.txt"], check=True)
+    subprocess.run(git + ["commit", "-qm", "one"], check=True)
+    later = time.time() + 5  # same content, newer mtime: the index's stat data is stale
+    os.utime(repo / "tracked.txt", (later, later))
+    index = (repo / ".git" / "index").read_bytes()
+
+    commit, dirty = git_state(repo)
+
+    head = subprocess.run(git + ["rev-parse", "HEAD"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    assert (commit, dirty) == (head, False)
+    assert (repo / ".git" / "index").read_bytes() == index  # not refreshed, not locked
+    (repo / "tracked.txt").write_text("b\n")
+    assert git_state(repo) == (head, True)
+    assert git_state(tmp_path) == (None, None)  # not a repository
+    subprocess.run(["git", "-C", str(repo), "status", "--porcelain"], check=True,
+                   capture_output=True)  # the control: a plain status does rewrite it
+    assert (repo / ".git" / "index").read_bytes() != index

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from alpha_mas_avalanche.data.names import BENCHMARKS, N_TASKS, SCENARIOS, check_task_order
+from alpha_mas_avalanche.experiment.atomic import write_text_atomic
 from alpha_mas_avalanche.experiment.methods import REGISTRY, accepted_params, build_method, get_entry
 from alpha_mas_avalanche.model_names import MODELS
 from alpha_mas_avalanche.validation import (
@@ -172,7 +173,8 @@ class ExperimentConfig:
         return cls(**copy.deepcopy(data))
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True))
+        """Write the config as YAML, atomically: a resumed grid reads it back."""
+        write_text_atomic(path, yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True))
 
     @classmethod
     def load(cls, path: str | Path) -> ExperimentConfig:

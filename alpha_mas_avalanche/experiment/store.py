@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import platform
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from alpha_mas_avalanche.experiment.atomic import write_text_atomic
 from alpha_mas_avalanche.experiment.config import ExperimentConfig
 
 if TYPE_CHECKING:
@@ -56,51 +56,7 @@ def sanitize(value: Any) -> Any:
 
 def write_json_atomic(path: str | Path, data: Any) -> None:
     """Write ``data`` as JSON to ``path`` atomically (temporary file + ``os.replace``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as handle:
-        json.dump(sanitize(data), handle, indent=1, allow_nan=False)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    _fsync_directory(path.parent)  # the rename itself survives a machine crash
-    _remove_stale_temporaries(path)
-
-
-def _fsync_directory(folder: Path) -> None:
-    try:
-        descriptor = os.open(folder, os.O_RDONLY)
-    except OSError:  # e.g. a platform without directory descriptors
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
-
-
-def _remove_stale_temporaries(path: Path) -> None:
-    """Delete ``path``'s temporary files left by writers that were killed (dead pids)."""
-    import glob
-
-    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
-        pid = tmp.name[len(path.name) + 2: -len(".tmp")]
-        if pid.isdigit() and not _process_alive(int(pid)):
-            tmp.unlink(missing_ok=True)
-
-
-def _process_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # exists, owned by someone else
-        return True
-    return True
+    write_text_atomic(path, json.dumps(sanitize(data), indent=1, allow_nan=False))
 
 
 def _reject_constant(name: str) -> None:
@@ -140,6 +96,21 @@ def spec_path(output_dir: Path, spec: RunSpec) -> Path:
     return output_dir / folder / f"{spec.run_id}.json"
 
 
+def git_state(repo: Path) -> tuple[str | None, bool | None]:
+    """``repo``'s HEAD commit and whether its work tree differs (None, None outside git).
+    Read only: ``--no-optional-locks`` keeps git status from refreshing the index, so a
+    run killed meanwhile leaves no ``.git/index.lock`` behind."""
+    try:
+        commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True,
+                                text=True, timeout=10, check=True).stdout.strip()
+        status = subprocess.run(["git", "--no-optional-locks", "-C", str(repo), "status",
+                                 "--porcelain"],
+                                capture_output=True, text=True, timeout=10, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None, None
+    return commit, bool(status.strip())
+
+
 def environment_info() -> dict[str, Any]:
     """Package versions, Python, platform and the project's git commit."""
     from importlib import metadata
@@ -151,16 +122,7 @@ def environment_info() -> dict[str, Any]:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
             versions[package] = None
-    repo = Path(__file__).resolve().parents[2]
-    commit, dirty = None, None
-    try:
-        commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True,
-                                text=True, timeout=10, check=True).stdout.strip()
-        status = subprocess.run(["git", "-C", str(repo), "status", "--porcelain"],
-                                capture_output=True, text=True, timeout=10, check=True).stdout
-        dirty = bool(status.strip())
-    except (OSError, subprocess.SubprocessError):
-        pass
+    commit, dirty = git_state(Path(__file__).resolve().parents[2])
     return {
         "packages": versions, "python": sys.version, "platform": platform.platform(),
         "git_commit": commit, "git_dirty": dirty, "torch_threads": torch.get_num_threads(),
