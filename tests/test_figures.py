@@ -4,6 +4,8 @@ bars and colours against numbers computed here from the run files; and the held-
 per-epoch evaluation against Avalanche's own evaluator."""
 from __future__ import annotations
 
+import copy
+import io
 import json
 from pathlib import Path
 
@@ -122,6 +124,39 @@ def test_accuracy_matrix_heatmaps_show_the_runs_mean_per_cell(grid):
                                   for j in range(5)] for i in range(5)])
         np.testing.assert_allclose(shown, expected, atol=1e-9, equal_nan=True)
         assert tick_texts(ax) == TASKS
+
+
+def two_panels_long_names(summary: dict) -> dict:
+    """The summary without Joint and Naive, with CIFAR-length task names: the 2-panel layout
+    in which a figure-wide x label once touched the rotated tick labels."""
+    result = copy.deepcopy(summary)
+    result["methods"] = dict([(label, row) for label, row in result["methods"].items()
+                              if row["method"] not in ("naive", "joint")][:2])
+    result["task_names"] = ["bird/automobile", "cat/deer", "dog/frog", "horse/ship",
+                            "truck/airplane"]
+    return result
+
+
+def test_accuracy_matrix_title_names_joint_only_when_a_joint_run_is_drawn(grid):
+    _, summary, figures, drawn, _ = grid
+    assert "(Joint: trained on all tasks at once, last row)" in drawn["accuracy_matrix"]._suptitle.get_text()
+    fig = Figures(two_panels_long_names(summary)).accuracy_matrix()
+    assert len(visible_panels(fig)) == 2
+    assert "Joint" not in fig._suptitle.get_text()
+    figures.plt.close(fig)
+
+
+@pytest.mark.parametrize("name", ["accuracy_matrix", "task_accuracy_over_sequence"])
+def test_figure_wide_x_label_clears_every_tick_label(grid, name):
+    _, summary, figures, drawn, _ = grid
+    for fig in (drawn[name], Figures(two_panels_long_names(summary)).draw(name)):
+        fig.savefig(io.BytesIO(), dpi=150, bbox_inches="tight")  # lays the figure out as saved
+        renderer = fig.canvas.get_renderer()
+        label_top = fig._supxlabel.get_window_extent(renderer).y1
+        ticks = [t.get_window_extent(renderer).y0 for ax in visible_panels(fig)
+                 for t in ax.get_xticklabels() if t.get_visible() and t.get_text()]
+        assert ticks and label_top < min(ticks), (name, label_top, min(ticks))
+    figures.plt.close(fig)
 
 
 def test_task_accuracy_lines_follow_each_task_from_its_experience_on(grid):
