@@ -15,25 +15,20 @@ from __future__ import annotations
 import argparse
 
 import torch
-from avalanche.models import avalanche_forward
 from avalanche.training import Naive
-from torch.utils.data import DataLoader
 
 from alpha_mas_avalanche.data import make_benchmark
+from alpha_mas_avalanche.experiment.heldout import dataset_accuracy
 from alpha_mas_avalanche.experiment.train import seed_everything
 from alpha_mas_avalanche.models import make_model
 from alpha_mas_avalanche.plugins import L2Plugin
 
 
 def accuracy(model: torch.nn.Module, dataset) -> float:
-    """Top-1 accuracy of ``model`` (with its task labels) on ``dataset``."""
+    """Top-1 accuracy of ``model`` in eval mode on ``dataset`` with its eval transforms
+    (no random crop or flip), as the harness's held-out evaluation."""
     model.eval()
-    correct = total = 0
-    with torch.no_grad():
-        for x, y, t in DataLoader(dataset, batch_size=512):
-            correct += int((avalanche_forward(model, x, t).argmax(1) == y).sum())
-            total += len(y)
-    return correct / total
+    return dataset_accuracy(model, dataset.eval(), batch_size=512, device="cpu")
 
 
 def drift_over_second_task(bm, lambda_reg: float, seed: int) -> None:
