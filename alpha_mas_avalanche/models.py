@@ -125,18 +125,20 @@ HEADS = {"task": MultiHeadNet, "class": SingleHeadNet, "domain": SharedHeadNet}
 
 def make_model(name: str, *, input_shape: tuple[int, ...], scenario: str = "task",
                hidden_size: int = 400) -> nn.Module:
-    """``"mlp"`` (two hidden layers of ``hidden_size``), ``"cnn"`` (the small CIFAR-10 CNN,
+    """``"mlp"`` (two hidden layers of ``hidden_size``), ``"mlp256"`` (two hidden layers of
+    256, whatever ``hidden_size``), ``"cnn"`` (the small CIFAR-10 CNN,
     256 features) or ``"vgg16"`` (torchvision's VGG-16 conv layers, 512 features) for
     ``input_shape`` (C, H, W; 32x32 for the conv nets); multi-head for ``scenario="task"``,
     single growing head for ``"class"``, one fixed 2-output head for ``"domain"``."""
     check_choice("name", name, MODELS)
     check_choice("scenario", scenario, tuple(HEADS))
     check_positive_int("hidden_size", hidden_size)
-    if name == "mlp":
+    if name in ("mlp", "mlp256"):
         size = 1
         for dim in input_shape:
             size *= int(dim)
-        trunk, width = mlp_trunk(size, hidden_size), hidden_size
+        width = 256 if name == "mlp256" else hidden_size
+        trunk = mlp_trunk(size, width)
     else:
         if tuple(input_shape[1:]) != (32, 32):
             raise ValueError(

@@ -13,7 +13,10 @@ When a task arrives every ``alpha_t`` changes, but only through the common facto
 ``scale``, which is recomputed from the totals: re-weighting stays exact.
 
 Plain MAS (every ``alpha_t = lambda``) is the same quadratic with ``weight = sum_t Omega_t``
-and ``scale = lambda``. No Avalanche in this module.
+and ``scale = lambda``. With ``anchor="latest"`` the center is replaced by the latest task's
+parameters at every task (the offset drops to 0): ``sum_t alpha_t Omega_t (theta - theta*_T)^2``,
+the penalty of Aljundi et al.'s MAS reference code (summed Omega, one anchor). No Avalanche
+in this module.
 """
 from __future__ import annotations
 
@@ -26,6 +29,9 @@ from torch import Tensor
 from alpha_mas_avalanche.validation import check_choice, check_finite_float
 
 LAMBDA_MODES = ("fixed", "per_task")
+#: ``per_task``: each task's importance pulls towards that task's parameters; ``latest``: all
+#: of them pull towards the latest task's parameters (MAS reference code).
+ANCHORS = ("per_task", "latest")
 
 
 def check_task_total(total: float, task: int | str = "new") -> float:
@@ -79,14 +85,18 @@ class ConsolidatedPenalty:
         lambda_mode: ``"fixed"``: ``sum_t alpha_t = lambda``; ``"per_task"``:
             ``sum_t alpha_t = lambda * number of tasks``. Only used with alpha-scaling.
         alpha_scaling: ``False`` gives plain MAS, every ``alpha_t = lambda``.
+        anchor: ``"per_task"`` (each ``anchor_t`` kept, in the weighted center) or
+            ``"latest"`` (every term centred on the latest task's anchor), see :data:`ANCHORS`.
     """
 
     def __init__(
-        self, lambda_reg: float = 1.0, lambda_mode: str = "fixed", alpha_scaling: bool = True
+        self, lambda_reg: float = 1.0, lambda_mode: str = "fixed", alpha_scaling: bool = True,
+        anchor: str = "per_task",
     ) -> None:
         self.lambda_reg = check_finite_float("lambda_reg", lambda_reg, positive=True)
         self.lambda_mode = check_choice("lambda_mode", lambda_mode, LAMBDA_MODES)
         self.alpha_scaling = check_choice("alpha_scaling", alpha_scaling, (True, False))
+        self.anchor = check_choice("anchor", anchor, ANCHORS)
         self.weight: dict[str, Tensor] = {}
         self.center: dict[str, Tensor] = {}
         self.offset = 0.0
@@ -156,7 +166,10 @@ class ConsolidatedPenalty:
         for name, omega in importance.items():
             w_new = omega.detach() * factor
             a_new = anchor[name].detach().to(w_new.dtype)
-            if name in self.weight:
+            if name in self.weight and self.anchor == "latest":
+                w_old, _ = self._expanded(name, w_new)
+                updates[name] = (w_old + w_new, a_new.clone())
+            elif name in self.weight:
                 w_old, c_old = self._expanded(name, w_new)
                 w_sum = w_old + w_new
                 positive = w_sum > 0
@@ -169,6 +182,8 @@ class ConsolidatedPenalty:
                 updates[name] = (w_sum, center)
             else:
                 updates[name] = (w_new.clone(), a_new.clone())
+        if self.anchor == "latest":  # one center: no spread of centers to carry
+            new_offset = 0.0
         if not math.isfinite(new_offset):
             raise ValueError(f"task {task}: the consolidated penalty would overflow; refusing it")
         for name, (w, c) in updates.items():
@@ -240,6 +255,7 @@ class ConsolidatedPenalty:
             "lambda_reg": self.lambda_reg,
             "lambda_mode": self.lambda_mode,
             "alpha_scaling": self.alpha_scaling,
+            "anchor": self.anchor,
             "weight": {n: t.clone() for n, t in self.weight.items()},
             "center": {n: t.clone() for n, t in self.center.items()},
             "offset": self.offset,
@@ -247,7 +263,8 @@ class ConsolidatedPenalty:
         }
 
     def load_state_dict(self, state: Mapping) -> None:
-        fresh = ConsolidatedPenalty(state["lambda_reg"], state["lambda_mode"], state["alpha_scaling"])
+        fresh = ConsolidatedPenalty(state["lambda_reg"], state["lambda_mode"], state["alpha_scaling"],
+                                    state.get("anchor", "per_task"))
         if set(state["weight"]) != set(state["center"]):
             raise ValueError("state: 'weight' and 'center' must name the same parameters")
         self.__dict__.update(fresh.__dict__)

@@ -96,7 +96,10 @@ class ExperimentConfig:
 
     ``model=None`` picks the reference model (MLP 2x400 for MNIST/digits, CNN for
     CIFAR-10). ``train_samples_per_task``/``eval_samples_per_task`` take seeded random
-    subsets (None: all data). ``selection_seeds`` (None: the first seed) are the seeds of
+    subsets (None: all data). ``first_task_epochs``/``first_task_lr``/``first_task_batch_size``
+    (None: as every task) train the first experience, and every model trained from scratch
+    (the single-task references), with another schedule, as the MAS reference code does
+    (10 epochs at lr 0.01, batch 200, then 20 at lr 0.001, batch 150). ``selection_seeds`` (None: the first seed) are the seeds of
     the validation-grid runs. ``grid_extensions``: how many decades a validation grid may
     grow on each side when its best value is at an edge (0: never).
     """
@@ -110,6 +113,9 @@ class ExperimentConfig:
     lr: float = 1e-3
     optimizer: str = "adam"
     batch_size: int = 128
+    first_task_epochs: int | None = None
+    first_task_lr: float | None = None
+    first_task_batch_size: int | None = None
     eval_batch_size: int = 512
     seeds: list[int] = field(default_factory=lambda: [0])
     task_orders: list[list[int]] = field(default_factory=lambda: [[0, 1, 2, 3, 4]])
@@ -140,6 +146,11 @@ class ExperimentConfig:
         check_finite_float("lr", self.lr, positive=True)
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
         check_positive_int("batch_size", self.batch_size)
+        for key in ("first_task_epochs", "first_task_batch_size"):
+            if getattr(self, key) is not None:
+                check_positive_int(key, getattr(self, key), extra="or None (as every task)")
+        if self.first_task_lr is not None:
+            check_finite_float("first_task_lr", self.first_task_lr, positive=True)
         check_positive_int("eval_batch_size", self.eval_batch_size)
         self.seeds = _check_seeds("seeds", self.seeds)
         if self.selection_seeds is not None:

@@ -199,6 +199,14 @@ def _plain_mas(params: dict[str, Any], n_tasks: int) -> list:
     return [AlphaMASPlugin(alpha_scaling=False, **params)]
 
 
+@_takes("alpha_mas_avalanche.plugins.alpha_mas", "AlphaMASPlugin",
+        fixed=("alpha_scaling", "anchor", "lambda_mode"))
+def _reference_code_mas(params: dict[str, Any], n_tasks: int) -> list:
+    from alpha_mas_avalanche.plugins.alpha_mas import AlphaMASPlugin
+
+    return [AlphaMASPlugin(alpha_scaling=False, anchor="latest", **params)]
+
+
 def _plugin(module: str, cls: str, **fixed: Any) -> Callable[[dict[str, Any], int], list]:
     @_takes(module, cls, fixed=tuple(fixed))
     def build(params: dict[str, Any], n_tasks: int) -> list:
@@ -248,6 +256,15 @@ register(MethodEntry(
     select={"lambda_reg": REG_GRID},
     provenance="plain MAS with per-task anchors (the reference baseline, alpha_t = lambda); "
                "lambda chosen on the validation stream from the grid.",
+))
+register(MethodEntry(
+    "mas_reference", "MAS (reference code)", "naive", _reference_code_mas,
+    defaults={"lambda_reg": 1.0},
+    select={"lambda_reg": REG_GRID},
+    provenance="MAS as Aljundi et al.'s reference code runs it (MAS_based_Training.py, "
+               "'standard' accumulation): each task's Omega added to the stored sum, one "
+               "anchor, the latest task's parameters; importance exact per sample in eval "
+               "mode (theirs: |batch gradient|); lambda chosen on the validation stream.",
 ))
 register(MethodEntry(
     "avalanche_mas", "MAS (Avalanche)", "naive",

@@ -3,6 +3,7 @@ and :class:`TrainingRecorder` (penalty per epoch, alphas and importance totals p
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from avalanche.core import SupervisedPlugin
@@ -53,8 +54,10 @@ def per_exp(metrics: dict[str, Any], prefix: str, stream: str, n_exps: int) -> l
     return out
 
 
-def epoch_curve(all_metrics: dict[str, tuple[list, list]], epochs: int) -> list[dict[str, Any]]:
-    """Training accuracy and loss per epoch, over the whole sequence, in order."""
+def epoch_curve(all_metrics: dict[str, tuple[list, list]],
+                epochs: Sequence[int]) -> list[dict[str, Any]]:
+    """Training accuracy and loss per epoch, over the whole sequence, in order
+    (``epochs[i]``: the epochs of experience ``i``)."""
     points: dict[str, list[tuple[int, float]]] = {"acc": [], "loss": []}
     for name, (xs, ys) in all_metrics.items():
         if name.startswith("Top1_Acc_Epoch/train_phase/"):
@@ -63,8 +66,10 @@ def epoch_curve(all_metrics: dict[str, tuple[list, list]], epochs: int) -> list[
             points["loss"] += list(zip(xs, ys))
     acc = sorted(points["acc"])
     loss = dict(sorted(points["loss"]))
+    experience_of = [i for i, n in enumerate(epochs) for _ in range(n)]
     return [
-        {"epoch": k, "experience": k // epochs, "train_acc": float(y), "train_loss": loss.get(x)}
+        {"epoch": k, "experience": experience_of[k] if k < len(experience_of) else len(epochs) - 1,
+         "train_acc": float(y), "train_loss": loss.get(x)}
         for k, (x, y) in enumerate(acc)
     ]
 

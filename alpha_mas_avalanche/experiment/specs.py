@@ -33,6 +33,9 @@ class RunSpec:
     device: str
     seed: int
     task_order: list[int]
+    first_task_epochs: int | None = None
+    first_task_lr: float | None = None
+    first_task_batch_size: int | None = None
     method: str = "naive"
     params: dict[str, Any] = field(default_factory=dict)
     eval_stream: str = "test"
@@ -54,8 +57,15 @@ class RunSpec:
 
         keys = ("model", "epochs", "lr", "optimizer", "batch_size", "validation_size",
                 "train_samples_per_task", "eval_samples_per_task")
-        text = json.dumps({k: getattr(self, k) for k in keys}, sort_keys=True)
+        settings = {k: getattr(self, k) for k in keys}
+        for key in FIRST_TASK_KEYS:  # only where set: the keys of earlier grids stay the same
+            if getattr(self, key) is not None:
+                settings[key] = getattr(self, key)
+        text = json.dumps(settings, sort_keys=True)
         return hashlib.sha1(text.encode()).hexdigest()[:10]
+
+
+FIRST_TASK_KEYS = ("first_task_epochs", "first_task_lr", "first_task_batch_size")
 
 
 def _slug(value: Any) -> str:
@@ -73,7 +83,7 @@ def base_spec(config: ExperimentConfig, seed: int, order: list[int], **more: Any
         train_samples_per_task=config.train_samples_per_task,
         eval_samples_per_task=config.eval_samples_per_task,
         data_root=config.data_root, device=config.device, seed=seed, task_order=list(order),
-        **more,
+        **{key: getattr(config, key) for key in FIRST_TASK_KEYS}, **more,
     )
 
 

@@ -57,6 +57,26 @@ def _benchmark_for(spec: RunSpec):
                              spec.train_samples_per_task, spec.eval_samples_per_task)
 
 
+def task_schedule(spec: RunSpec, first: bool) -> tuple[int, float, int]:
+    """``(epochs, lr, batch size)`` of an experience: the ``first_task_*`` settings where set
+    for the first experience (and for any model trained from scratch), else the run's."""
+    if not first:
+        return spec.epochs, spec.lr, spec.batch_size
+    return (spec.epochs if spec.first_task_epochs is None else spec.first_task_epochs,
+            spec.lr if spec.first_task_lr is None else spec.first_task_lr,
+            spec.batch_size if spec.first_task_batch_size is None else spec.first_task_batch_size)
+
+
+def _apply_schedule(strategy, spec: RunSpec, first: bool) -> int:
+    """Set the strategy's epochs, mini-batch size and learning rate for the next experience;
+    return its epochs."""
+    epochs, lr, batch_size = task_schedule(spec, first)
+    strategy.train_epochs, strategy.train_mb_size = epochs, batch_size
+    for group in strategy.optimizer.param_groups:
+        group["lr"] = lr
+    return epochs
+
+
 def _training_parts(spec: RunSpec, bm, plugins: list, progress_total: int):
     seed_everything(spec.seed)
     input_shape = tuple(bm.train_stream[0].dataset[0][0].shape)
@@ -105,12 +125,13 @@ def _sequence(spec: RunSpec) -> dict[str, Any]:
         raise ConfigError(f"methods[{spec.method}] with params {spec.params}: {err}") from err
     eval_stream = bm.valid_stream if spec.eval_stream == "valid" else bm.test_stream
     n_exps = len(bm.train_stream)
-    model, optimizer, evaluator, recorder = _training_parts(
-        spec, bm, plugins, spec.epochs * (1 if kind == "joint" else n_exps))
+    epochs = [spec.epochs] if kind == "joint" else \
+        [task_schedule(spec, i == 0)[0] for i in range(n_exps)]
+    model, optimizer, evaluator, recorder = _training_parts(spec, bm, plugins, sum(epochs))
     heldout = HeldOutAccuracy(bm.valid_stream, spec.eval_batch_size, joint=kind == "joint")
     strategy = _strategy(kind, model, optimizer, spec, plugins + [recorder, heldout], evaluator)
     try:
-        rows, train_time = _train_and_evaluate(kind, strategy, bm, eval_stream, evaluator, spec.seed)
+        rows, train_time = _train_and_evaluate(kind, strategy, bm, eval_stream, evaluator, spec)
     finally:
         recorder.close()
     last = evaluator.get_last_metrics()
@@ -135,7 +156,7 @@ def _sequence(spec: RunSpec) -> dict[str, Any]:
         "avalanche_forgetting": metric_value(last, f"StreamForgetting/eval_phase/{stream}_stream"),
         "avalanche_bwt": metric_value(last, f"StreamBWT/eval_phase/{stream}_stream"),
         "avalanche_forgetting_by_exp": per_exp(last, "ExperienceForgetting", stream, n_exps),
-        "epochs": epoch_curve(evaluator.get_all_metrics(), spec.epochs),
+        "epochs": epoch_curve(evaluator.get_all_metrics(), epochs),
         # after every epoch: accuracy on the validation split of each task seen so far
         "heldout_per_epoch": heldout.points,
         "penalty_per_epoch": recorder.penalty_per_epoch,
@@ -146,7 +167,7 @@ def _sequence(spec: RunSpec) -> dict[str, Any]:
 
 
 def _train_and_evaluate(kind: str, strategy, bm, eval_stream, evaluator,
-                        seed: int) -> tuple[list[dict[int, float]], float]:
+                        spec: RunSpec) -> tuple[list[dict[int, float]], float]:
     """Train on the sequence (or jointly); the accuracy per position after each experience
     (``rows``) and the time spent training."""
     train_time = 0.0
@@ -159,8 +180,9 @@ def _train_and_evaluate(kind: str, strategy, bm, eval_stream, evaluator,
         rows.append(exp_accuracies(evaluator.get_last_metrics()))
     else:
         for i, experience in enumerate(bm.train_stream):
+            _apply_schedule(strategy, spec, i == 0)
             # same minibatch order for every method, whatever RNG its plugin draws
-            seed_everything(experience_seed(seed, i))
+            seed_everything(experience_seed(spec.seed, i))
             start = time.perf_counter()
             strategy.train(experience, num_workers=0)
             train_time += time.perf_counter() - start
@@ -172,8 +194,10 @@ def _train_and_evaluate(kind: str, strategy, bm, eval_stream, evaluator,
 def _single_task(spec: RunSpec) -> dict[str, Any]:
     bm = _benchmark_for(spec)
     eval_stream = bm.valid_stream if spec.eval_stream == "valid" else bm.test_stream
-    model, optimizer, evaluator, recorder = _training_parts(spec, bm, [], spec.epochs)
+    model, optimizer, evaluator, recorder = _training_parts(
+        spec, bm, [], task_schedule(spec, True)[0])
     strategy = _strategy("naive", model, optimizer, spec, [recorder], evaluator)
+    _apply_schedule(strategy, spec, True)  # trained from scratch, as the first task
     try:
         strategy.train(bm.train_stream[spec.pair], num_workers=0)
         strategy.eval(eval_stream[spec.pair: spec.pair + 1], num_workers=0)

@@ -76,6 +76,10 @@ class AlphaMASPlugin(SupervisedPlugin):
             includes the penalty. If a later plugin replaces ``strategy.loss`` by a loss
             that does not pass through it, the gradient is added in ``after_backward``
             instead, with a warning.
+        anchor: ``"per_task"`` (default): task ``t``'s term pulls towards ``theta*_t``, the
+            parameters after task ``t``; ``"latest"``: every term pulls towards the latest
+            task's parameters, as in Aljundi et al.'s MAS reference code (whose "MAS" is
+            ``alpha_scaling=False, anchor="latest"``: summed Omega, one anchor).
 
     Experiences whose importance is zero for every parameter (the outputs do not depend
     on the trained parameters, e.g. iCaRL's nearest-mean classifier, StreamingLDA) are
@@ -109,9 +113,10 @@ class AlphaMASPlugin(SupervisedPlugin):
         importance_from: str = "after_training",
         importance_epochs: int = 1,
         penalty_gradient: str = "analytic",
+        anchor: str = "per_task",
     ) -> None:
         super().__init__()
-        self.penalty = ConsolidatedPenalty(lambda_reg, lambda_mode, alpha_scaling)
+        self.penalty = ConsolidatedPenalty(lambda_reg, lambda_mode, alpha_scaling, anchor)
         self.exact_importance = check_choice("exact_importance", exact_importance, (True, False))
         if importance_data is not None and not callable(importance_data):
             raise ValueError(
