@@ -22,7 +22,7 @@ from pathlib import Path
 
 import yaml
 
-from alpha_mas_avalanche.data.names import BENCHMARKS, SCENARIOS, placements
+from alpha_mas_avalanche.data.names import BENCHMARKS, LONG_STREAMS, SCENARIOS, placements
 from alpha_mas_avalanche.experiment.config import WANDB_MODES, ExperimentConfig, MethodConfig
 from alpha_mas_avalanche.experiment.methods import REGISTRY, available_methods
 from alpha_mas_avalanche.validation import check_finite_float, check_non_negative_int, check_positive_int
@@ -32,7 +32,7 @@ FLAGS = {"output_dir": "--output", "wandb": "--wandb", "wandb_project": "--wandb
          "data_root": "--data-root", "device": "--device", "benchmark": "--benchmark",
          "seeds": "--seeds", "epochs": "--epochs", "train_samples_per_task": "--train-samples",
          "scenario": "--scenario"}
-PRESETS = ("quick", "full", "cifar", "hsu2018", "mas_demo")
+PRESETS = ("quick", "full", "cifar", "hsu2018", "mas_demo", *LONG_STREAMS)
 
 BASELINES = ("naive", "joint", "mas", "alpha_mas_per_task", "avalanche_mas", "ewc",
              "online_ewc", "si", "si_avalanche", "l2", "lwf", "ebll", "imm")
@@ -80,7 +80,24 @@ def preset(name: str, scenario: str = "task") -> ExperimentConfig:
             output_dir="results/cifar10_jpeg")
     if name == "mas_demo":
         return mas_demo()
+    if name in LONG_STREAMS:
+        return long_stream(name)
     raise ValueError(f"preset: expected one of {list(PRESETS)}, got {name!r}")
+
+
+def long_stream(benchmark: str) -> ExperimentConfig:
+    """A long domain-incremental stream (permuted or rotated MNIST, 10 or 20 tasks) sized
+    for a CPU: 2,000 training images per task (plus 223 for validation), 1,000 test images,
+    the MLP 2x400 with one 10-way head, Adam at lr 1e-3, batch 128, 5 epochs per task; every
+    method, strengths chosen on the validation stream, 5 seeds."""
+    methods = _methods(True, [list(range(LONG_STREAMS[benchmark]))])
+    for method in methods:
+        method.task_orders = None
+    return ExperimentConfig(
+        name=benchmark, benchmark=benchmark, scenario="domain", model="mlp", methods=methods,
+        epochs=5, batch_size=128, lr=1e-3, seeds=[0, 1, 2, 3, 4], selection_seeds=[0, 1],
+        train_samples_per_task=2000, eval_samples_per_task=1000,
+        output_dir=f"results/{benchmark}")
 
 
 def mas_demo() -> ExperimentConfig:
@@ -131,7 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "(32x32, 4 epochs, pairs (0,1)...(8,9); with --scenario domain for "
                              "their incremental-domain column); mas_demo = the MNIST protocol "
                              "of Aljundi et al.'s MAS reference code (MLP 2x256, SGD, task 1 10 "
-                             "epochs at lr 0.01, then 20 at lr 0.001)")
+                             "epochs at lr 0.01, then 20 at lr 0.001); permuted_mnist, "
+                             "rotated_mnist (10 tasks) and their _20 variants = long "
+                             "domain-incremental streams, 2,000 images per task")
     source.add_argument("--config", metavar="FILE", help="experiment config (YAML, see docs/harness.md)")
     parser.add_argument("--output", metavar="DIR", help="results folder (default: the preset's or config's)")
     parser.add_argument("--wandb", choices=WANDB_MODES, help="W&B mode (default: the config's, else disabled)")

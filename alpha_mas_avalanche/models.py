@@ -124,15 +124,17 @@ HEADS = {"task": MultiHeadNet, "class": SingleHeadNet, "domain": SharedHeadNet}
 
 
 def make_model(name: str, *, input_shape: tuple[int, ...], scenario: str = "task",
-               hidden_size: int = 400) -> nn.Module:
+               hidden_size: int = 400, classes_per_task: int = CLASSES_PER_TASK) -> nn.Module:
     """``"mlp"`` (two hidden layers of ``hidden_size``), ``"mlp256"`` (two hidden layers of
     256, whatever ``hidden_size``), ``"cnn"`` (the small CIFAR-10 CNN,
     256 features) or ``"vgg16"`` (torchvision's VGG-16 conv layers, 512 features) for
     ``input_shape`` (C, H, W; 32x32 for the conv nets); multi-head for ``scenario="task"``,
-    single growing head for ``"class"``, one fixed 2-output head for ``"domain"``."""
+    single growing head for ``"class"``, one fixed head for ``"domain"``; each head starts
+    with ``classes_per_task`` outputs (2 on the pair splits, 10 on permuted/rotated MNIST)."""
     check_choice("name", name, MODELS)
     check_choice("scenario", scenario, tuple(HEADS))
     check_positive_int("hidden_size", hidden_size)
+    check_positive_int("classes_per_task", classes_per_task)
     if name in ("mlp", "mlp256"):
         size = 1
         for dim in input_shape:
@@ -147,7 +149,7 @@ def make_model(name: str, *, input_shape: tuple[int, ...], scenario: str = "task
             trunk, width = cnn_trunk(int(input_shape[0]), 256), 256
         else:
             trunk, width = vgg16_trunk(int(input_shape[0])), 512
-    return HEADS[scenario](trunk, width)
+    return HEADS[scenario](trunk, width, classes_per_task)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -1,6 +1,7 @@
-"""Benchmarks of the reference protocol: Split MNIST, Split CIFAR-10 and offline Split digits.
+"""Benchmarks: Split MNIST, Split CIFAR-10 and offline Split digits (five two-class tasks),
+and the long domain-incremental streams, permuted and rotated MNIST (10 or 20 ten-class tasks).
 
-Every benchmark has five two-class tasks, a ``train_stream``, a ``valid_stream`` carved
+Every benchmark has a ``train_stream``, a ``valid_stream`` carved
 from the training data with Avalanche's ``benchmark_with_validation_stream`` (used for
 every hyperparameter choice) and a ``test_stream``. Task-incremental (multi-head,
 ``return_task_id=True``) is the default; class-incremental is an option.
@@ -11,7 +12,7 @@ called, and :class:`DatasetNotFoundError` says which files are missing and how t
 Modules: :mod:`.names` (benchmark names, pairs, task orders), :mod:`.integrity` (file
 checks and errors), :mod:`.benchmark` (``make_benchmark``), :mod:`.streams` (validation
 stream, subsets, shared options), one per family (:mod:`.mnist`, :mod:`.cifar10`,
-:mod:`.digits`). The names and checks import neither torch nor Avalanche; the benchmark
+:mod:`.digits`, :mod:`.long_streams`). The names and checks import neither torch nor Avalanche; the benchmark
 builders are imported on first use.
 """
 from __future__ import annotations

@@ -4,9 +4,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from alpha_mas_avalanche.data.names import BENCHMARKS, DISPLAY_NAMES, SCENARIOS, check_task_order
+from alpha_mas_avalanche.data.names import (
+    BENCHMARKS,
+    DISPLAY_NAMES,
+    LONG_STREAMS,
+    SCENARIOS,
+    check_scenario,
+    check_task_order,
+    n_tasks,
+)
 from alpha_mas_avalanche.data.cifar10 import split_cifar10, split_cifar10_jpeg
 from alpha_mas_avalanche.data.digits import split_digits
+from alpha_mas_avalanche.data.long_streams import long_stream
 from alpha_mas_avalanche.data.mnist import split_mnist
 from alpha_mas_avalanche.data.streams import label_pairs, scenario_options, with_validation
 from alpha_mas_avalanche.validation import check_choice
@@ -33,7 +42,8 @@ def make_benchmark(
             experience: the label is the position within the pair).
         data_root: folder holding ``mnist/`` and ``cifar10/`` (see :func:`resolve_data_root`).
         seed: seeds the validation split and the optional subsets.
-        task_order: permutation of the pair indices (0 = the reference's first pair).
+        task_order: permutation of the task indices (0 = the reference's first pair; on
+            the long streams, 0..n-1 = the permutations or angles in their order).
         validation_size: fraction of each training experience moved to ``valid_stream``.
         train_samples_per_task, eval_samples_per_task: optional seeded random subsets
             (for quick runs and tests); ``None`` keeps everything.
@@ -43,8 +53,15 @@ def make_benchmark(
     """
     check_choice("name", name, BENCHMARKS)
     check_choice("scenario", scenario, SCENARIOS)
-    order = check_task_order(task_order)
+    check_scenario(name, scenario)
+    order = check_task_order(task_order, n_tasks(name))
     _check_sizes(validation_size, train_samples_per_task, eval_samples_per_task)
+    if name in LONG_STREAMS:
+        base = long_stream(name, data_root, seed, order, validation_size,
+                           train_samples_per_task, eval_samples_per_task)
+        bm = with_validation(base, order, validation_size, seed, train_samples_per_task,
+                             eval_samples_per_task)
+        return label_pairs(bm, DISPLAY_NAMES[name], name, order)
     options = scenario_options(name, order, scenario, seed)
     if name in ("split_mnist", "split_mnist_hsu2018"):
         base = split_mnist(data_root, options, padded=name == "split_mnist_hsu2018")
@@ -69,3 +86,4 @@ def _check_sizes(validation_size: float, train_samples: int | None,
                          ("eval_samples_per_task", eval_samples)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise ValueError(f"{label}: expected an int >= 1 or None (all samples), got {value!r}")
+

@@ -12,14 +12,22 @@ LABEL_ORDER = (0, 1, 2, 3, 4, 5, 6, 7, 8, 9)
 CIFAR10_CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer",
                        "dog", "frog", "horse", "ship", "truck")
 N_TASKS = 5
+#: Long streams, domain-incremental (one shared 10-way head): every task is all of MNIST
+#: under its own pixel permutation, or rotated by its own angle; name -> number of tasks.
+LONG_STREAMS = {"permuted_mnist": 10, "permuted_mnist_20": 20,
+                "rotated_mnist": 10, "rotated_mnist_20": 20}
 BENCHMARKS = ("split_mnist", "split_cifar10", "split_cifar10_jpeg", "split_digits",
-              "split_mnist_hsu2018")
+              "split_mnist_hsu2018", *LONG_STREAMS)
 DISPLAY_NAMES = {
     "split_mnist": "Split MNIST",
     "split_cifar10": "Split CIFAR-10",
     "split_cifar10_jpeg": "CIFAR-10 (JPEG q75 copy)",
     "split_digits": "Split digits (scikit-learn, 8x8)",
     "split_mnist_hsu2018": "Split MNIST, Hsu et al. 2018 protocol (32x32, pairs (0,1)...(8,9))",
+    "permuted_mnist": "Permuted MNIST (10 tasks)",
+    "permuted_mnist_20": "Permuted MNIST (20 tasks)",
+    "rotated_mnist": "Rotated MNIST (10 tasks, 0-162 degrees)",
+    "rotated_mnist_20": "Rotated MNIST (20 tasks, 0-171 degrees)",
 }
 #: Benchmark -> its class order (pair k = classes 2k, 2k+1 of it).
 CLASS_ORDERS = {"split_mnist": MNIST_CLASS_ORDER, "split_digits": MNIST_CLASS_ORDER,
@@ -32,6 +40,24 @@ SCENARIOS = ("task", "class", "domain")
 MOVED_PAIR = 0
 
 
+def n_tasks(name: str) -> int:
+    """The number of tasks of benchmark ``name``."""
+    return LONG_STREAMS.get(name, N_TASKS)
+
+
+def classes_per_task(name: str) -> int:
+    """Outputs of one task's head: 10 on the long streams, 2 on the pair splits."""
+    return 10 if name in LONG_STREAMS else 2
+
+
+def check_scenario(name: str, scenario: str) -> str:
+    """The long streams are domain-incremental only."""
+    if name in LONG_STREAMS and scenario != "domain":
+        raise ValueError(f"scenario: {name} is domain-incremental (one shared 10-way head); "
+                         f"expected 'domain', got {scenario!r}")
+    return scenario
+
+
 def class_order(name: str, task_order: Sequence[int] | None = None) -> list[int]:
     """The ``fixed_class_order`` giving pairs in ``task_order`` (pair indices 0..4)."""
     base = CLASS_ORDERS[name]
@@ -39,14 +65,14 @@ def class_order(name: str, task_order: Sequence[int] | None = None) -> list[int]
     return [c for k in order for c in base[2 * k: 2 * k + 2]]
 
 
-def check_task_order(task_order: Sequence[int] | None) -> list[int]:
-    """A permutation of the pair indices ``0..4`` (None: the reference order)."""
+def check_task_order(task_order: Sequence[int] | None, n: int = N_TASKS) -> list[int]:
+    """A permutation of the task (pair) indices ``0..n-1`` (None: the reference order)."""
     if task_order is None:
-        return list(range(N_TASKS))
+        return list(range(n))
     order = list(task_order)
-    if sorted(order) != list(range(N_TASKS)) or any(isinstance(k, bool) for k in order):
+    if sorted(order) != list(range(n)) or any(isinstance(k, bool) for k in order):
         raise ValueError(
-            f"task_order: expected a permutation of the pair indices 0..{N_TASKS - 1}, "
+            f"task_order: expected a permutation of the task indices 0..{n - 1}, "
             f"got {task_order!r}"
         )
     return [int(k) for k in order]

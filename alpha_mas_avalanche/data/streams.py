@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from alpha_mas_avalanche.data.names import N_TASKS, class_order, pair_classes
+from alpha_mas_avalanche.data.names import LONG_STREAMS, N_TASKS, class_order, pair_classes
 
 
 def scenario_options(benchmark: str, order: list[int], scenario: str, seed: int) -> dict[str, Any]:
@@ -44,7 +44,8 @@ def label_pairs(bm, display_name: str, benchmark: str, order: Sequence[int]):
     """Set ``display_name``, ``task_pairs`` and ``task_classes`` on ``bm``; return it."""
     bm.display_name = display_name
     bm.task_pairs = order
-    bm.task_classes = [pair_classes(benchmark, k) for k in order]
+    bm.task_classes = [tuple(range(10)) if benchmark in LONG_STREAMS else pair_classes(benchmark, k)
+                       for k in order]
     return bm
 
 

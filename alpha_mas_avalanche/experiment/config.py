@@ -13,7 +13,14 @@ from typing import Any
 
 import yaml
 
-from alpha_mas_avalanche.data.names import BENCHMARKS, N_TASKS, SCENARIOS, check_task_order
+from alpha_mas_avalanche.data.names import (
+    BENCHMARKS,
+    N_TASKS,
+    SCENARIOS,
+    check_scenario,
+    check_task_order,
+    n_tasks,
+)
 from alpha_mas_avalanche.experiment.atomic import write_text_atomic
 from alpha_mas_avalanche.experiment.methods import REGISTRY, accepted_params, build_method, get_entry
 from alpha_mas_avalanche.model_names import MODELS
@@ -32,7 +39,8 @@ class ConfigError(ValueError):
     attempt, so it is reported as a config error and never retried."""
 OPTIMIZERS = ("adam", "sgd")
 DEFAULT_MODEL = {"split_mnist": "mlp", "split_digits": "mlp", "split_mnist_hsu2018": "mlp",
-                 "split_cifar10": "cnn", "split_cifar10_jpeg": "cnn"}
+                 "split_cifar10": "cnn", "split_cifar10_jpeg": "cnn", "permuted_mnist": "mlp",
+                 "permuted_mnist_20": "mlp", "rotated_mnist": "mlp", "rotated_mnist_20": "mlp"}
 
 
 @dataclass
@@ -118,7 +126,7 @@ class ExperimentConfig:
     first_task_batch_size: int | None = None
     eval_batch_size: int = 512
     seeds: list[int] = field(default_factory=lambda: [0])
-    task_orders: list[list[int]] = field(default_factory=lambda: [[0, 1, 2, 3, 4]])
+    task_orders: list[list[int]] | None = None
     validation_size: float = 0.1
     train_samples_per_task: int | None = None
     eval_samples_per_task: int | None = None
@@ -134,6 +142,7 @@ class ExperimentConfig:
         self.methods = [m if isinstance(m, MethodConfig) else _method_from(m) for m in self.methods]
         check_choice("benchmark", self.benchmark, BENCHMARKS)
         check_choice("scenario", self.scenario, SCENARIOS)
+        check_scenario(self.benchmark, self.scenario)
         if self.model is None:
             self.model = DEFAULT_MODEL[self.benchmark]
         check_choice("model", self.model, MODELS)
@@ -156,7 +165,13 @@ class ExperimentConfig:
         if self.selection_seeds is not None:
             self.selection_seeds = _check_seeds("selection_seeds", self.selection_seeds)
         check_non_negative_int("grid_extensions", self.grid_extensions)
-        self.task_orders = _check_orders("task_orders", self.task_orders)
+        n = n_tasks(self.benchmark)
+        if self.task_orders is None:
+            self.task_orders = [list(range(n))]
+        self.task_orders = _check_orders("task_orders", self.task_orders, n)
+        for method in self.methods:
+            if method.task_orders is not None:
+                _check_orders(f"methods[{method.name}].task_orders", method.task_orders, n)
         check_finite_float("validation_size", self.validation_size)
         if not 0 < self.validation_size < 1:
             raise ValueError(f"validation_size: expected a fraction in (0, 1), got {self.validation_size!r}")
@@ -308,13 +323,15 @@ def _check_seeds(name: str, seeds: Any) -> list[int]:
     return list(seeds)
 
 
-def _check_orders(name: str, orders: Any) -> list[list[int]]:
+def _check_orders(name: str, orders: Any, n: int | None = None) -> list[list[int]]:
+    """Task orders: permutations of ``0..n-1`` (``n`` None: of their own length)."""
     if not isinstance(orders, list) or not orders:
         raise ValueError(f"{name}: expected a non-empty list of task orders")
     checked = []
     for order in orders:
         try:
-            checked.append(check_task_order(order))
+            length = n if n is not None else len(order) if isinstance(order, (list, tuple)) else N_TASKS
+            checked.append(check_task_order(order, length))
         except ValueError as err:
             raise ValueError(f"{name}: {err}") from err
     return checked

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
-from alpha_mas_avalanche.data import N_TASKS
+from alpha_mas_avalanche.data.names import n_tasks
 from alpha_mas_avalanche.experiment.config import ExperimentConfig
 from alpha_mas_avalanche.experiment.methods import get_entry
 
@@ -137,7 +137,8 @@ def final_specs(config: ExperimentConfig, chosen: dict[str, dict] | None = None)
 
 def single_task_specs(config: ExperimentConfig) -> list[RunSpec]:
     """The reference forgetting's single-task models: one per (seed, pair)."""
+    n = n_tasks(config.benchmark)
     return [
-        base_spec(config, seed, list(range(N_TASKS)), phase="single_task", pair=pair)
-        for seed in config.seeds for pair in range(N_TASKS)
+        base_spec(config, seed, list(range(n)), phase="single_task", pair=pair)
+        for seed in config.seeds for pair in range(n)
     ]

@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from alpha_mas_avalanche.data import N_TASKS, make_benchmark
+from alpha_mas_avalanche.data import make_benchmark
+from alpha_mas_avalanche.data.names import classes_per_task, n_tasks
 from alpha_mas_avalanche.experiment.config import ConfigError
 from alpha_mas_avalanche.experiment.heldout import HeldOutAccuracy
 from alpha_mas_avalanche.experiment.methods import build_method, method_label
@@ -80,7 +81,8 @@ def _apply_schedule(strategy, spec: RunSpec, first: bool) -> int:
 def _training_parts(spec: RunSpec, bm, plugins: list, progress_total: int):
     seed_everything(spec.seed)
     input_shape = tuple(bm.train_stream[0].dataset[0][0].shape)
-    model = make_model(spec.model, input_shape=input_shape, scenario=spec.scenario)
+    model = make_model(spec.model, input_shape=input_shape, scenario=spec.scenario,
+                       classes_per_task=classes_per_task(spec.benchmark))
     if spec.optimizer == "adam":
         optimizer = torch.optim.Adam(model.parameters(), lr=spec.lr)
     else:
@@ -120,7 +122,7 @@ def _strategy(kind: str, model, optimizer, spec: RunSpec, plugins: list, evaluat
 def _sequence(spec: RunSpec) -> dict[str, Any]:
     bm = _benchmark_for(spec)
     try:
-        kind, plugins = build_method(spec.method, spec.params, N_TASKS)
+        kind, plugins = build_method(spec.method, spec.params, n_tasks(spec.benchmark))
     except (TypeError, ValueError) as err:  # the same every time: not worth a retry
         raise ConfigError(f"methods[{spec.method}] with params {spec.params}: {err}") from err
     eval_stream = bm.valid_stream if spec.eval_stream == "valid" else bm.test_stream
