@@ -32,7 +32,7 @@ FLAGS = {"output_dir": "--output", "wandb": "--wandb", "wandb_project": "--wandb
          "data_root": "--data-root", "device": "--device", "benchmark": "--benchmark",
          "seeds": "--seeds", "epochs": "--epochs", "train_samples_per_task": "--train-samples",
          "scenario": "--scenario"}
-PRESETS = ("quick", "full", "cifar", "hsu2018", "mas_demo", *LONG_STREAMS)
+PRESETS = ("quick", "full", "cifar", "hsu2018", "mas_demo", "split_mnist_scaled", *LONG_STREAMS)
 
 BASELINES = ("naive", "joint", "mas", "alpha_mas_per_task", "avalanche_mas", "ewc",
              "online_ewc", "si", "si_avalanche", "l2", "lwf", "ebll", "imm")
@@ -82,6 +82,12 @@ def preset(name: str, scenario: str = "task") -> ExperimentConfig:
         return mas_demo()
     if name in LONG_STREAMS:
         return long_stream(name)
+    if name == "split_mnist_scaled":
+        # the --full protocol on pairs whose input scales differ (1, 0.1, 3, 0.3, 10), one order
+        return ExperimentConfig(
+            name="split_mnist_scaled", benchmark="split_mnist_scaled",
+            methods=_methods(True, [orders[0]]), epochs=5, batch_size=128, seeds=[0, 1, 2, 3, 4],
+            selection_seeds=[0, 1], output_dir="results/split_mnist_scaled")
     raise ValueError(f"preset: expected one of {list(PRESETS)}, got {name!r}")
 
 
@@ -150,7 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "of Aljundi et al.'s MAS reference code (MLP 2x256, SGD, task 1 10 "
                              "epochs at lr 0.01, then 20 at lr 0.001); permuted_mnist, "
                              "rotated_mnist (10 tasks) and their _20 variants = long "
-                             "domain-incremental streams, 2,000 images per task")
+                             "domain-incremental streams, 2,000 images per task; "
+                             "split_mnist_scaled = --full's protocol, one order, on pairs whose "
+                             "inputs are scaled by 1, 0.1, 3, 0.3, 10)")
     source.add_argument("--config", metavar="FILE", help="experiment config (YAML, see docs/harness.md)")
     parser.add_argument("--output", metavar="DIR", help="results folder (default: the preset's or config's)")
     parser.add_argument("--wandb", choices=WANDB_MODES, help="W&B mode (default: the config's, else disabled)")
@@ -368,6 +376,8 @@ def check_data(config: ExperimentConfig) -> None:
     from alpha_mas_avalanche import data
 
     checks = {"split_mnist": data.check_mnist, "split_mnist_hsu2018": data.check_mnist,
+              "split_mnist_scaled": data.check_mnist,
+              **{name: data.check_mnist for name in LONG_STREAMS},
               "split_cifar10": data.check_cifar10,
               "split_cifar10_jpeg": data.check_cifar10_jpeg}
     if config.benchmark in checks:

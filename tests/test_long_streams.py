@@ -94,3 +94,20 @@ def test_every_method_runs_on_a_slice_of_permuted_mnist(data_root):
         if name == "alpha_mas":  # lambda = 1.5 N with N = 10 tasks
             alphas = record["alphas_per_experience"][-1]
             assert len(alphas) == 10 and math.isclose(sum(alphas), 15.0, rel_tol=1e-9)
+
+
+def test_scaled_split_mnist_multiplies_each_pairs_inputs_by_its_scale(data_root):
+    from alpha_mas_avalanche.data.names import SCALED_MNIST_SCALES
+
+    options = dict(scenario="task", data_root=data_root, seed=3, task_order=[4, 0, 1, 2, 3],
+                   train_samples_per_task=50, eval_samples_per_task=20)
+    plain = make_benchmark("split_mnist", **options)
+    scaled = make_benchmark("split_mnist_scaled", **options)
+    for position, pair in enumerate([4, 0, 1, 2, 3]):
+        for stream in ("train_stream", "valid_stream", "test_stream"):
+            a = getattr(plain, stream)[position].dataset
+            b = getattr(scaled, stream)[position].dataset
+            xa = torch.stack([x for x, _, _ in a])
+            xb = torch.stack([x for x, _, _ in b])
+            assert torch.equal(xb, xa * SCALED_MNIST_SCALES[pair])
+            assert [y for _, y, _ in a] == [y for _, y, _ in b]

@@ -8,6 +8,7 @@ from alpha_mas_avalanche.data.names import (
     BENCHMARKS,
     DISPLAY_NAMES,
     LONG_STREAMS,
+    SCALED_MNIST_SCALES,
     SCENARIOS,
     check_scenario,
     check_task_order,
@@ -63,7 +64,7 @@ def make_benchmark(
                              eval_samples_per_task)
         return label_pairs(bm, DISPLAY_NAMES[name], name, order)
     options = scenario_options(name, order, scenario, seed)
-    if name in ("split_mnist", "split_mnist_hsu2018"):
+    if name in ("split_mnist", "split_mnist_hsu2018", "split_mnist_scaled"):
         base = split_mnist(data_root, options, padded=name == "split_mnist_hsu2018")
     elif name == "split_cifar10":
         base = split_cifar10(data_root, options)
@@ -72,7 +73,10 @@ def make_benchmark(
     else:
         base = split_digits(options)
     bm = with_validation(base, order, validation_size, seed, train_samples_per_task,
-                         eval_samples_per_task, precompute=name in ("split_mnist", "split_mnist_hsu2018", "split_digits"))
+                         eval_samples_per_task,
+                         precompute=name in ("split_mnist", "split_mnist_hsu2018", "split_mnist_scaled",
+                                             "split_digits"),
+                         input_scales=SCALED_MNIST_SCALES if name == "split_mnist_scaled" else None)
     return label_pairs(bm, DISPLAY_NAMES[name], name, order)
 
 

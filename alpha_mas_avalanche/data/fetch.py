@@ -6,9 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from alpha_mas_avalanche.data.integrity import DatasetNotFoundError, resolve_data_root
+from alpha_mas_avalanche.data.names import LONG_STREAMS
 
 #: benchmark -> (torchvision dataset, folder under the data root)
 SOURCES = {"split_mnist": ("MNIST", "mnist"), "split_mnist_hsu2018": ("MNIST", "mnist"),
+           "split_mnist_scaled": ("MNIST", "mnist"),
+           **{name: ("MNIST", "mnist") for name in LONG_STREAMS},
            "split_cifar10": ("CIFAR10", "cifar10")}
 
 

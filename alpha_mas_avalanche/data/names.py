@@ -16,14 +16,18 @@ N_TASKS = 5
 #: under its own pixel permutation, or rotated by its own angle; name -> number of tasks.
 LONG_STREAMS = {"permuted_mnist": 10, "permuted_mnist_20": 20,
                 "rotated_mnist": 10, "rotated_mnist_20": 20}
+#: Split MNIST with the inputs of pair k multiplied by ``SCALED_MNIST_SCALES[k]``: tasks whose
+#: importance totals S_t differ by design (about 100x), where alpha-scaling has room to act.
+SCALED_MNIST_SCALES = (1.0, 0.1, 3.0, 0.3, 10.0)
 BENCHMARKS = ("split_mnist", "split_cifar10", "split_cifar10_jpeg", "split_digits",
-              "split_mnist_hsu2018", *LONG_STREAMS)
+              "split_mnist_hsu2018", "split_mnist_scaled", *LONG_STREAMS)
 DISPLAY_NAMES = {
     "split_mnist": "Split MNIST",
     "split_cifar10": "Split CIFAR-10",
     "split_cifar10_jpeg": "CIFAR-10 (JPEG q75 copy)",
     "split_digits": "Split digits (scikit-learn, 8x8)",
     "split_mnist_hsu2018": "Split MNIST, Hsu et al. 2018 protocol (32x32, pairs (0,1)...(8,9))",
+    "split_mnist_scaled": "Split MNIST, input scale per pair (1, 0.1, 3, 0.3, 10)",
     "permuted_mnist": "Permuted MNIST (10 tasks)",
     "permuted_mnist_20": "Permuted MNIST (20 tasks)",
     "rotated_mnist": "Rotated MNIST (10 tasks, 0-162 degrees)",
@@ -32,7 +36,7 @@ DISPLAY_NAMES = {
 #: Benchmark -> its class order (pair k = classes 2k, 2k+1 of it).
 CLASS_ORDERS = {"split_mnist": MNIST_CLASS_ORDER, "split_digits": MNIST_CLASS_ORDER,
                 "split_cifar10": CIFAR10_CLASS_ORDER, "split_cifar10_jpeg": CIFAR10_CLASS_ORDER,
-                "split_mnist_hsu2018": LABEL_ORDER}
+                "split_mnist_hsu2018": LABEL_ORDER, "split_mnist_scaled": MNIST_CLASS_ORDER}
 #: task: multi-head with task labels; class: one growing head; domain: one shared 2-output
 #: head, the label being the position within the pair, no task labels.
 SCENARIOS = ("task", "class", "domain")

@@ -49,14 +49,15 @@ def label_pairs(bm, display_name: str, benchmark: str, order: Sequence[int]):
     return bm
 
 
-def as_tensor_dataset(dataset):
+def as_tensor_dataset(dataset, scale: float = 1.0):
     """The same samples with their (deterministic) transforms applied once, as an Avalanche
     tensor dataset with the same targets and task labels.
 
     Avalanche reads a dataset one sample at a time through its transform chain (for
     MNIST: PIL image -> ToTensor -> Normalize on every read), which dominated a Split MNIST
     run's time. Only for datasets whose train and eval transforms are equal and
-    deterministic (MNIST, digits): the values are those every read would give.
+    deterministic (MNIST, digits): the values are those every read would give, times
+    ``scale``.
     """
     from avalanche.benchmarks.utils import _make_taskaware_tensor_classification_dataset
     from torch.utils.data import DataLoader
@@ -69,15 +70,16 @@ def as_tensor_dataset(dataset):
         targets.append(y)
         tasks.append(t)
     return _make_taskaware_tensor_classification_dataset(
-        torch.cat(inputs), torch.cat(targets), task_labels=torch.cat(tasks).tolist()
+        torch.cat(inputs) * scale, torch.cat(targets), task_labels=torch.cat(tasks).tolist()
     )
 
 
 def with_validation(base, order: list[int], validation_size: float, seed: int,
                      train_samples: int | None, eval_samples: int | None,
-                     precompute: bool = False):
+                     precompute: bool = False, input_scales: Sequence[float] | None = None):
     """Avalanche's validation split, optional seeded subsets, task labels and classes;
-    with ``precompute`` the deterministic transforms are applied once (:func:`as_tensor_dataset`)."""
+    with ``precompute`` the deterministic transforms are applied once (:func:`as_tensor_dataset`),
+    and the inputs of pair k multiplied by ``input_scales[k]`` where given."""
     from avalanche.benchmarks.scenarios.dataset_scenario import benchmark_from_datasets
     from avalanche.benchmarks.scenarios.supervised import with_classes_timeline
     from avalanche.benchmarks.scenarios.task_aware import with_task_labels
@@ -90,7 +92,9 @@ def with_validation(base, order: list[int], validation_size: float, seed: int,
         if limit is not None and len(dataset) > limit:
             generator = np.random.default_rng([seed, stream_id, pair])
             dataset = dataset.subset(np.sort(generator.permutation(len(dataset))[:limit]).tolist())
-        return as_tensor_dataset(dataset) if precompute else dataset
+        if not precompute:
+            return dataset
+        return as_tensor_dataset(dataset, 1.0 if input_scales is None else input_scales[pair])
 
     streams = {
         name: [subset(stream_id, pair, e.dataset, limit) for pair, e in zip(order, stream)]

@@ -39,7 +39,7 @@ class ConfigError(ValueError):
     attempt, so it is reported as a config error and never retried."""
 OPTIMIZERS = ("adam", "sgd")
 DEFAULT_MODEL = {"split_mnist": "mlp", "split_digits": "mlp", "split_mnist_hsu2018": "mlp",
-                 "split_cifar10": "cnn", "split_cifar10_jpeg": "cnn", "permuted_mnist": "mlp",
+                 "split_mnist_scaled": "mlp", "split_cifar10": "cnn", "split_cifar10_jpeg": "cnn", "permuted_mnist": "mlp",
                  "permuted_mnist_20": "mlp", "rotated_mnist": "mlp", "rotated_mnist_20": "mlp"}
 
 
