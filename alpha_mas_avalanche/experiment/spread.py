@@ -1,0 +1,178 @@
+"""Where alpha-scaling can act: per results folder, the spread of the importance totals S_t
+against AlphaMAS − MAS (paired over seeds), and the mechanism's correlations over tasks.
+
+Alpha-scaling equalises ``alpha_t * S_t``, so it can only matter where the S_t differ. For
+every folder holding final runs of MAS and AlphaMAS (λ = N) in its main task order:
+
+- ``spread``: max/min of a run's S_t, median over AlphaMAS's seeds;
+- AlphaMAS − MAS and the per-task ablation − MAS, paired over seeds, for the final average
+  accuracy and the maximum forgetting (accuracy right after training a task minus its final
+  accuracy, the largest over the tasks), with 95 % t-intervals;
+- Spearman correlations over (task, seed) of AlphaMAS's runs: S_t against the task's accuracy
+  right after training it, and alpha_t (after the last task) against the task's forgetting
+  (the last task, whose forgetting is 0 by construction, left out).
+
+``python -m alpha_mas_avalanche.experiment.spread results`` writes ``results/alpha_map/``.
+No Avalanche, no torch.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+from scipy import stats
+
+#: (series label, method, params that pick its row) compared with plain MAS
+SERIES = (("AlphaMAS λ=N", "alpha_mas", {"lambda_multiplier": 1.0}),
+          ("AlphaMAS (per-task, MAS's λ)", "alpha_mas_per_task", {}))
+METRICS = {"final_avg_acc": "final average accuracy", "max_forgetting": "maximum forgetting"}
+
+
+def task_forgetting(acc_matrix: list[list[float | None]]) -> list[float]:
+    """Accuracy right after training each task minus its final accuracy, every task but the last."""
+    last = acc_matrix[-1]
+    return [acc_matrix[t][t] - last[t] for t in range(len(acc_matrix) - 1)]
+
+
+def _main_order(folder: Path) -> list[int] | None:
+    config = folder / "config.yaml"
+    if not config.is_file():
+        return None
+    orders = (yaml.safe_load(config.read_text()) or {}).get("task_orders")
+    return list(orders[0]) if orders else None
+
+
+def _matches(record: dict, method: str, params: dict[str, Any]) -> bool:
+    return record["method"] == method and all(
+        float(record["params"].get(k, np.nan)) == v for k, v in params.items())
+
+
+def folder_runs(folder: Path) -> pd.DataFrame:
+    """One row per final sequential run of ``folder``'s main task order."""
+    order = _main_order(folder)
+    rows = []
+    for path in sorted((folder / "runs").glob("final__*.json")):
+        record = json.loads(path.read_text())
+        if record.get("task_order") != order or len(record.get("acc_matrix", [])) < 2:
+            continue
+        totals = (record.get("importance_totals_per_experience") or [[]])[-1]
+        forgetting = task_forgetting(record["acc_matrix"])
+        rows.append({
+            "record": record, "method": record["method"], "seed": record["seed"],
+            "final_avg_acc": record["final_avg_acc"], "max_forgetting": max(forgetting),
+            "spread": max(totals) / min(totals) if totals and min(totals) > 0 else None,
+            "benchmark": record["benchmark_name"],
+        })
+    return pd.DataFrame(rows)
+
+
+def paired(a: pd.DataFrame, b: pd.DataFrame, metric: str) -> dict[str, Any] | None:
+    """Mean of ``a - b`` over the seeds both hold, its 95 % t-interval and the t-test's p."""
+    joined = a.set_index("seed")[metric].to_frame("a").join(
+        b.set_index("seed")[metric].to_frame("b"), how="inner").dropna()
+    diff = (joined.a - joined.b).to_numpy(dtype=float)
+    if len(diff) < 2:
+        return None
+    sem = stats.sem(diff)
+    half = float(stats.t.ppf(0.975, len(diff) - 1) * sem) if sem > 0 else 0.0
+    p = float(stats.ttest_1samp(diff, 0.0).pvalue) if sem > 0 else None
+    return {"mean": float(diff.mean()), "ci95": half, "p": p, "n": len(diff)}
+
+
+def _correlation(x: list[float], y: list[float]) -> dict[str, Any] | None:
+    if len(x) < 3 or len(set(x)) < 2 or len(set(y)) < 2:
+        return None
+    result = stats.spearmanr(x, y)
+    return {"rho": float(result.statistic), "p": float(result.pvalue), "n": len(x)}
+
+
+def mechanism(runs: pd.DataFrame) -> dict[str, Any]:
+    """Spearman over (task, seed) of the AlphaMAS λ=N runs: S_t vs accuracy right after
+    training task t, and alpha_t vs the forgetting of task t."""
+    totals, learned, alphas, forgotten = [], [], [], []
+    for record in runs.record:
+        last_totals = record["importance_totals_per_experience"][-1]
+        last_alphas = record["alphas_per_experience"][-1]
+        matrix = record["acc_matrix"]
+        totals += last_totals
+        learned += [matrix[t][t] for t in range(len(last_totals))]
+        alphas += last_alphas[:-1]
+        forgotten += task_forgetting(matrix)
+    return {"s_vs_learned": _correlation(totals, learned),
+            "alpha_vs_forgetting": _correlation(alphas, forgotten)}
+
+
+def folder_summary(folder: Path) -> dict[str, Any] | None:
+    """The folder's row of the map, or None where it lacks MAS or AlphaMAS λ=N final runs."""
+    runs = folder_runs(folder)
+    if runs.empty:
+        return None
+    mas = runs[runs.method == "mas"]
+    main = runs[[_matches(r, *SERIES[0][1:]) for r in runs.record]]
+    if mas.empty or main.empty or main.spread.isna().all():
+        return None
+    out = {"folder": folder.name, "benchmark": main.benchmark.iloc[0],
+           "spread_median": float(main.spread.median()), "seeds": int(main.seed.nunique()),
+           "series": {}, "mechanism": mechanism(main)}
+    for label, method, params in SERIES:
+        rows = runs[[_matches(r, method, params) for r in runs.record]]
+        out["series"][label] = {m: paired(rows, mas, m) for m in METRICS} if not rows.empty else None
+    return out
+
+
+def alpha_map(results: Path) -> list[dict[str, Any]]:
+    """The map's rows, one per results folder that has them, by increasing spread."""
+    rows = [folder_summary(f) for f in sorted(results.iterdir()) if (f / "runs").is_dir()]
+    return sorted((r for r in rows if r is not None), key=lambda r: r["spread_median"])
+
+
+def _cell(stat: dict[str, Any] | None) -> str:
+    if stat is None:
+        return "–"
+    p = "" if stat["p"] is None else f", p {stat['p']:.2g}"
+    return f"{100 * stat['mean']:+.2f} ± {100 * stat['ci95']:.2f}{p}"
+
+
+def _rho(stat: dict[str, Any] | None) -> str:
+    return "–" if stat is None else f"{stat['rho']:+.2f} (p {stat['p']:.2g}, n {stat['n']})"
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    """The map as a markdown table."""
+    lines = ["| Results folder | Benchmark | S_t max/min (median) | seeds | "
+             + " | ".join(f"{s} − MAS, {m} (pp)" for s, *_ in SERIES for m in METRICS.values())
+             + " | ρ(S_t, acc after training) | ρ(alpha_t, forgetting) |",
+             "|---|---|---:|---:|" + "---|" * (len(SERIES) * len(METRICS)) + "---|---|"]
+    for row in rows:
+        cells = [_cell((row["series"][s] or {}).get(m)) for s, *_ in SERIES for m in METRICS]
+        lines.append(f"| {row['folder']} | {row['benchmark']} | {row['spread_median']:.1f} | "
+                     f"{row['seeds']} | " + " | ".join(cells) + f" | "
+                     f"{_rho(row['mechanism']['s_vs_learned'])} | "
+                     f"{_rho(row['mechanism']['alpha_vs_forgetting'])} |")
+    lines += ["", "Paired over seeds (mean ± 95 % t-interval half-width, two-sided t-test p); "
+              "maximum forgetting from each run's accuracy matrix (accuracy right after training "
+              "a task minus its final accuracy); ρ: Spearman over (task, seed) of the AlphaMAS "
+              "λ=N runs. Written by `python -m alpha_mas_avalanche.experiment.spread results`."]
+    return "\n".join(lines) + "\n"
+
+
+def write_alpha_map(results: Path, output: Path | None = None) -> list[dict[str, Any]]:
+    """Write ``alpha_map.md``, ``alpha_map.json`` and the figure into ``output``."""
+    from alpha_mas_avalanche.experiment.spread_figure import draw_alpha_map
+
+    output = output or results / "alpha_map"
+    output.mkdir(parents=True, exist_ok=True)
+    rows = alpha_map(results)
+    (output / "alpha_map.md").write_text(markdown(rows))
+    (output / "alpha_map.json").write_text(json.dumps(rows, indent=1))
+    draw_alpha_map(rows, output / "alpha_map")
+    return rows
+
+
+if __name__ == "__main__":
+    write_alpha_map(Path(sys.argv[1] if len(sys.argv) > 1 else "results"))

@@ -1,0 +1,72 @@
+"""The alpha-scaling map (S_t spread against AlphaMAS − MAS) on hand-made run records."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import yaml
+
+from alpha_mas_avalanche.experiment.spread import alpha_map, folder_summary, task_forgetting, write_alpha_map
+
+
+def _record(method, seed, params, acc_matrix, totals=None, alphas=None, order=(0, 1, 2)):
+    return {"method": method, "seed": seed, "params": params, "task_order": list(order),
+            "acc_matrix": acc_matrix, "final_avg_acc": sum(acc_matrix[-1]) / len(acc_matrix[-1]),
+            "benchmark_name": "Hand-made", "importance_totals_per_experience": [totals or []],
+            "alphas_per_experience": [alphas or []]}
+
+
+def _write(folder, records):
+    (folder / "runs").mkdir(parents=True)
+    (folder / "config.yaml").write_text(yaml.safe_dump({"task_orders": [[0, 1, 2]]}))
+    for k, record in enumerate(records):
+        (folder / "runs" / f"final__{record['method']}__{k}.json").write_text(json.dumps(record))
+
+
+def test_forgetting_is_accuracy_after_training_minus_final_for_all_but_the_last_task():
+    matrix = [[0.9, None, None], [0.8, 0.95, None], [0.7, 0.85, 0.99]]
+    assert task_forgetting(matrix) == pytest.approx([0.2, 0.1])
+
+
+def test_map_row_by_hand(tmp_path):
+    folder = tmp_path / "hand"
+    mas = [[[0.9, None, None], [0.8, 0.9, None], [0.6, 0.8, 0.9]],
+           [[0.9, None, None], [0.85, 0.9, None], [0.7, 0.8, 0.9]]]
+    alpha = [[[0.9, None, None], [0.8, 0.9, None], [0.7, 0.8, 0.9]],      # max forgetting 0.2
+             [[0.9, None, None], [0.85, 0.9, None], [0.8, 0.85, 0.9]]]    # max forgetting 0.1
+    _write(folder, [
+        _record("mas", 0, {"lambda_reg": 1.0}, mas[0], totals=[1.0, 1.0, 1.0]),
+        _record("mas", 1, {"lambda_reg": 1.0}, mas[1], totals=[1.0, 1.0, 1.0]),
+        _record("alpha_mas", 0, {"lambda_multiplier": 1.0}, alpha[0], totals=[1.0, 4.0, 2.0],
+                alphas=[2.0, 0.5, 0.5]),
+        _record("alpha_mas", 1, {"lambda_multiplier": 1.0}, alpha[1], totals=[3.0, 1.0, 2.0],
+                alphas=[0.5, 1.5, 1.0]),
+        _record("alpha_mas", 0, {"lambda_multiplier": 2.0}, mas[0], totals=[1.0, 1.0, 1.0]),
+        _record("alpha_mas", 0, {"lambda_multiplier": 1.0}, mas[0], order=(2, 1, 0)),  # not main
+    ])
+    row = folder_summary(folder)
+    assert row["spread_median"] == pytest.approx((4.0 + 3.0) / 2)  # max/min 4 and 3
+    final = row["series"]["AlphaMAS λ=N"]["final_avg_acc"]
+    # final averages: MAS 2.3/3, 2.4/3; AlphaMAS 2.4/3, 2.55/3 -> differences 0.1/3, 0.15/3
+    assert final["mean"] == pytest.approx(0.125 / 3) and final["n"] == 2
+    half = 0.05 / 3 / 2 * 12.706204736174707  # sem of two values = |d1 - d2| / 2; t(0.975, 1)
+    assert final["ci95"] == pytest.approx(half, rel=1e-6)
+    forgetting = row["series"]["AlphaMAS λ=N"]["max_forgetting"]
+    assert forgetting["mean"] == pytest.approx(((0.2 - 0.3) + (0.1 - 0.2)) / 2)
+    assert row["series"]["AlphaMAS (per-task, MAS's λ)"] is None
+    # after-training accuracies 0.9 0.9 0.9 everywhere: no correlation to report
+    assert row["mechanism"]["s_vs_learned"] is None
+    # alphas 2.0 0.5 | 0.5 1.5 against forgetting 0.2 0.1 | 0.1 0.05, by hand: ranks
+    # (4, 1.5, 1.5, 3) and (4, 2.5, 2.5, 1), centred (1.5, -1, -1, 0.5) and (1.5, 0, 0, -1.5):
+    # rho = 1.5 / sqrt(4.5 * 4.5) = 1/3
+    rho = row["mechanism"]["alpha_vs_forgetting"]["rho"]
+    assert math.isclose(rho, 1 / 3, rel_tol=1e-9)
+
+
+def test_folders_without_both_methods_are_left_out_and_files_are_written(tmp_path):
+    _write(tmp_path / "only_mas", [_record("mas", 0, {}, [[0.9, None], [0.8, 0.9]], totals=[1.0, 2.0])])
+    assert alpha_map(tmp_path) == []
+    rows = write_alpha_map(tmp_path, tmp_path / "out")
+    assert rows == [] and (tmp_path / "out" / "alpha_map.md").is_file()
+    assert (tmp_path / "out" / "alpha_map.png").stat().st_size > 0
