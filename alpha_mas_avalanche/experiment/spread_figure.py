@@ -30,7 +30,7 @@ def draw_alpha_map(rows: list[dict[str, Any]], stem: Path) -> None:
         ax.axhline(0.0, color="0.5", linewidth=0.8)
         for index, ((label, *_), marker, color) in enumerate(zip(SERIES, MARKERS, COLORS)):
             points = [(row["spread_median"], (row["series"][label] or {}).get(metric), row)
-                      for row in rows]
+                      for row in drawn]
             points = [(x, s, row) for x, s, row in points if s is not None]
             if not points:
                 continue
