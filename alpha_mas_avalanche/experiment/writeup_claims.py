@@ -1,0 +1,127 @@
+"""The reference write-up's MNIST claims, checked on a ``mas_demo`` results folder.
+
+The write-up's figures (``published-numbers.md``) give, on its MNIST protocol, average
+forgetting MAS 0.066 against 0.032 at sum of alphas N and 0.031 at 2N, and maximum forgetting
+0.37 against 0.11 and 0.10. Its "MAS" is the reference code's (summed Omega, one anchor,
+``reg_lambda`` 1): the ``mas_reference`` rows here. Forgetting is measured both ways: the
+write-up's text (single-task accuracy minus final accuracy) and the reference code's
+(accuracy right after training the task minus final accuracy, averaged over all 5 tasks).
+
+``python -m alpha_mas_avalanche.experiment.writeup_claims results/mas_demo`` writes
+``writeup_claims.md`` there. No Avalanche, no torch.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from alpha_mas_avalanche.experiment.spread import paired
+
+#: (metric, write-up's MAS, write-up's AlphaMAS at N, at 2N)
+CLAIMS = (("avg_forgetting", 0.0664, 0.0316, 0.0307), ("max_forgetting", 0.37, 0.11, 0.10))
+DEFINITIONS = {"code": "accuracy right after training minus final accuracy",
+               "ref": "single-task accuracy minus final accuracy"}
+
+
+def row_label(record: dict) -> str:
+    params = record["params"]
+    if record["method"] == "alpha_mas":
+        return f"AlphaMAS {float(params['lambda_multiplier']):g}N"
+    if "lambda_reg" in params:
+        return f"{record['label']} λ={float(params['lambda_reg']):g}"
+    return record["label"]
+
+
+def run_rows(folder: Path) -> pd.DataFrame:
+    """One row per final run: forgetting both ways, final accuracy, final alphas."""
+    singles = {(r["seed"], r["pair"]): r["acc"] for r in
+               (json.loads(p.read_text()) for p in sorted((folder / "single_task").glob("*.json")))}
+    rows = []
+    for path in sorted((folder / "runs").glob("final__*.json")):
+        record = json.loads(path.read_text())
+        matrix, final = record["acc_matrix"], record["acc_matrix"][-1]
+        if len(matrix) == 1:  # joint training: no sequence, no forgetting
+            continue
+        code = [matrix[t][t] - final[t] for t in range(len(final))]
+        ref = [singles.get((record["seed"], pair)) for pair in record["task_order"]]
+        ref = [s - f for s, f in zip(ref, final)] if None not in ref else None
+        rows.append({"label": row_label(record), "seed": record["seed"],
+                     "final_avg_acc": record["final_avg_acc"],
+                     "avg_forgetting_code": float(np.mean(code)), "max_forgetting_code": max(code),
+                     "avg_forgetting_ref": float(np.mean(ref)) if ref else None,
+                     "max_forgetting_ref": max(ref) if ref else None,
+                     "alphas": (record.get("alphas_per_experience") or [[]])[-1]})
+    return pd.DataFrame(rows)
+
+
+def _mean_ci(values: pd.Series) -> str:
+    values = values.dropna().to_numpy(dtype=float)
+    if len(values) < 2:
+        return f"{values.mean():.4f}" if len(values) else "–"
+    from scipy import stats
+
+    half = stats.t.ppf(0.975, len(values) - 1) * stats.sem(values)
+    return f"{values.mean():.4f} ± {half:.4f}"
+
+
+def claim_sentences(runs: pd.DataFrame, baseline: str) -> list[str]:
+    """One sentence per claim: AlphaMAS N and 2N against ``baseline``, both definitions."""
+    sentences = []
+    base = runs[runs.label == baseline]
+    for metric, theirs_mas, theirs_n, theirs_2n in CLAIMS:
+        for multiplier, theirs in (("1", theirs_n), ("2", theirs_2n)):
+            alpha = runs[runs.label == f"AlphaMAS {multiplier}N"]
+            if base.empty or alpha.empty:
+                continue
+            parts = []
+            for kind, definition in DEFINITIONS.items():
+                column = f"{metric}_{kind}"
+                stat = paired(alpha, base, column)
+                if stat is None:
+                    continue
+                verdict = ("confirmed" if stat["mean"] < 0 and stat["p"] is not None and stat["p"] < 0.05
+                           else "not confirmed")
+                p_text = "–" if stat["p"] is None else f"{stat['p']:.2g}"
+                parts.append(f"{definition}: {base[column].mean():.4f} against "
+                             f"{alpha[column].mean():.4f}, paired difference {stat['mean']:+.4f} "
+                             f"± {stat['ci95']:.4f} (95 % CI, p {p_text}, n {stat['n']}): "
+                             f"**{verdict}**")
+            name = metric.replace("_", " ")
+            sentences.append(
+                f"- Write-up: {name} MAS {theirs_mas} against {theirs} at sum of alphas "
+                f"{'' if multiplier == '1' else multiplier}N. Here, {baseline} against AlphaMAS "
+                f"{'' if multiplier == '1' else multiplier}N, " + "; ".join(parts) + ".")
+    return sentences
+
+
+def markdown(folder: Path, baseline: str = "MAS (reference code) λ=1") -> str:
+    runs = run_rows(folder)
+    if runs.empty:
+        return "No finished final runs yet.\n"
+    columns = ["final_avg_acc", "avg_forgetting_code", "max_forgetting_code",
+               "avg_forgetting_ref", "max_forgetting_ref"]
+    lines = ["| Row | n | " + " | ".join(columns) + " |", "|---|---:|" + "---:|" * len(columns)]
+    for label, group in runs.groupby("label", sort=True):
+        lines.append(f"| {label} | {len(group)} | " + " | ".join(_mean_ci(group[c]) for c in columns) + " |")
+    lines += ["", "Fractions, mean ± 95 % t-interval over seeds; 'code': " + DEFINITIONS["code"]
+              + " (averaged over all 5 tasks, as the MAS reference code does); 'ref': "
+              + DEFINITIONS["ref"] + " (the write-up's text).", "", "**Alphas after the last task**"
+              " (mean over seeds, tasks in order):", ""]
+    for label, group in runs[runs.label.str.startswith("AlphaMAS")].groupby("label", sort=True):
+        alphas = np.mean(np.array(group.alphas.tolist(), dtype=float), axis=0)
+        lines.append(f"- {label}: " + ", ".join(f"{a:.3f}" for a in alphas))
+    baselines = [baseline] if baseline in set(runs.label) else sorted(
+        label for label in set(runs.label) if label.startswith("MAS (reference code)"))
+    for name in baselines:
+        lines += ["", f"**Claims of the write-up, against {name}:**", "", *claim_sentences(runs, name)]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    target = Path(sys.argv[1] if len(sys.argv) > 1 else "results/mas_demo")
+    (target / "writeup_claims.md").write_text(markdown(target))

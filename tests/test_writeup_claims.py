@@ -1,0 +1,55 @@
+"""The write-up's MNIST claims checked on hand-made mas_demo records."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from alpha_mas_avalanche.experiment.writeup_claims import markdown, run_rows
+
+
+def _write_run(folder, name, method, params, seed, matrix, alphas=None, label="MAS (reference code)"):
+    record = {"method": method, "params": params, "seed": seed, "label": label,
+              "task_order": [0, 1, 2], "acc_matrix": matrix,
+              "final_avg_acc": sum(matrix[-1]) / 3, "alphas_per_experience": [alphas or []]}
+    (folder / "runs" / f"final__{name}__seed{seed}.json").write_text(json.dumps(record))
+
+
+@pytest.fixture()
+def folder(tmp_path):
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "single_task").mkdir()
+    for seed in (0, 1):
+        for pair in range(3):
+            (tmp_path / "single_task" / f"s{seed}{pair}.json").write_text(
+                json.dumps({"seed": seed, "pair": pair, "acc": 1.0}))
+    mas = {0: [[0.9, None, None], [0.7, 0.9, None], [0.6, 0.8, 0.9]],
+           1: [[0.9, None, None], [0.8, 0.9, None], [0.7, 0.8, 0.9]]}
+    alpha = {0: [[0.9, None, None], [0.85, 0.9, None], [0.85, 0.85, 0.9]],
+             1: [[0.9, None, None], [0.9, 0.9, None], [0.8, 0.9, 0.9]]}
+    for seed in (0, 1):
+        _write_run(tmp_path, "mas_reference", "mas_reference", {"lambda_reg": 1.0}, seed, mas[seed])
+        _write_run(tmp_path, "alpha_mas", "alpha_mas", {"lambda_multiplier": 1.0}, seed, alpha[seed],
+                   alphas=[1.0 + seed, 1.5, 0.5 - seed / 4], label="AlphaMAS")
+    return tmp_path
+
+
+def test_forgetting_both_ways_by_hand(folder):
+    runs = run_rows(folder).set_index(["label", "seed"])
+    mas0 = runs.loc[("MAS (reference code) λ=1", 0)]
+    # after training minus final: 0.9-0.6, 0.9-0.8, 0 -> mean 0.4/3, max 0.3
+    assert mas0.avg_forgetting_code == pytest.approx(0.4 / 3)
+    assert mas0.max_forgetting_code == pytest.approx(0.3)
+    # single-task accuracy 1.0 minus final: 0.4, 0.2, 0.1
+    assert mas0.avg_forgetting_ref == pytest.approx(0.7 / 3)
+    assert mas0.max_forgetting_ref == pytest.approx(0.4)
+
+
+def test_claim_sentences_and_alphas(folder):
+    text = markdown(folder)
+    assert "- AlphaMAS 1N: 1.500, 1.500, 0.375" in text  # (1+2)/2, 1.5, (0.5+0.25)/2
+    claims = [line for line in text.splitlines() if line.startswith("- Write-up")]
+    assert len(claims) == 2  # N only: no 2N runs here
+    assert claims[0].startswith("- Write-up: avg forgetting MAS 0.0664 against 0.0316")
+    # max forgetting (code): MAS 0.3 and 0.2, AlphaMAS 0.05 and 0.1 -> -0.25, -0.1: mean -0.175
+    assert "paired difference -0.1750" in claims[1]
