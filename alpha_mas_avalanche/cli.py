@@ -22,9 +22,11 @@ from pathlib import Path
 
 import yaml
 
-from alpha_mas_avalanche.data.names import BENCHMARKS, SCENARIOS, placements
-from alpha_mas_avalanche.experiment.config import WANDB_MODES, ExperimentConfig, MethodConfig
+from alpha_mas_avalanche.data.names import BENCHMARKS, DATA_FREE_BENCHMARKS, SCENARIOS
+from alpha_mas_avalanche.experiment.config import WANDB_MODES, ExperimentConfig
 from alpha_mas_avalanche.experiment.methods import REGISTRY, available_methods
+from alpha_mas_avalanche.experiment.names import check_method_name
+from alpha_mas_avalanche.experiment.presets import PRESETS, preset
 from alpha_mas_avalanche.validation import check_finite_float, check_non_negative_int, check_positive_int
 
 #: config key -> the flag that overrides it (errors name what the user typed)
@@ -32,55 +34,6 @@ FLAGS = {"output_dir": "--output", "wandb": "--wandb", "wandb_project": "--wandb
          "data_root": "--data-root", "device": "--device", "benchmark": "--benchmark",
          "seeds": "--seeds", "epochs": "--epochs", "train_samples_per_task": "--train-samples",
          "scenario": "--scenario"}
-PRESETS = ("quick", "full", "cifar", "hsu2018")
-
-BASELINES = ("naive", "joint", "mas", "alpha_mas_per_task", "avalanche_mas", "ewc",
-             "online_ewc", "si", "si_avalanche", "l2", "lwf", "ebll", "imm")
-
-
-def _methods(select: bool, orders: list[list[int]]) -> list[MethodConfig]:
-    """AlphaMAS (lambda sweep) and every available baseline; all placements for MAS/AlphaMAS."""
-    methods = [MethodConfig.default("alpha_mas", task_orders=orders)]
-    for name in BASELINES:
-        if name in available_methods():
-            changes = {"task_orders": orders} if name == "mas" else {}
-            methods.append(MethodConfig.default(name, select=select, **changes))
-    return methods
-
-
-def preset(name: str, scenario: str = "task") -> ExperimentConfig:
-    """``quick``: offline digits; ``full``: the reference protocol on Split MNIST;
-    ``cifar``: the same on CIFAR-10 (JPEG q75 copy); ``hsu2018``: Hsu, Liu, Ramasamy & Kira
-    (2018), Table 2's split MNIST protocol, in ``scenario`` "task" or "domain"."""
-    orders = placements(0)
-    if name == "hsu2018":
-        # their scripts: MLP400 on 32x32 MNIST, Adam 1e-3, 4 epochs, batch 128, pairs
-        # (0,1)...(8,9) in label order, one order; 10 repeats in their table, 5 seeds here
-        return ExperimentConfig(
-            name=f"hsu2018_{scenario}", benchmark="split_mnist_hsu2018", scenario=scenario,
-            methods=_methods(True, [orders[0]]), epochs=4, batch_size=128, lr=1e-3,
-            seeds=[0, 1, 2, 3, 4], selection_seeds=[0, 1],
-            output_dir=f"results/hsu2018_{scenario}")
-    if name == "quick":
-        methods = _methods(False, [orders[0], orders[-1]])
-        methods[0].sweep = {"lambda_multiplier": [1.0, 2.0]}
-        return ExperimentConfig(
-            name="quick_digits", benchmark="split_digits", methods=methods,
-            epochs=2, batch_size=32, seeds=[0, 1], output_dir="results/quick_digits")
-    if name == "full":
-        return ExperimentConfig(
-            name="full_split_mnist", benchmark="split_mnist", methods=_methods(True, orders),
-            epochs=5, batch_size=128, seeds=[0, 1, 2, 3, 4], selection_seeds=[0, 1],
-            scenario=scenario, output_dir=f"results/split_mnist{'' if scenario == 'task' else '_' + scenario}")
-    if name == "cifar":
-        return ExperimentConfig(
-            name="cifar10_jpeg", benchmark="split_cifar10_jpeg", methods=_methods(True, orders),
-            epochs=5, batch_size=64, seeds=[0, 1, 2, 3, 4], selection_seeds=[0, 1],
-            eval_batch_size=128,  # 1.6x faster CNN evaluation than 512 (benchmarks/cnn_throughput.py)
-            output_dir="results/cifar10_jpeg")
-    raise ValueError(f"preset: expected one of {list(PRESETS)}, got {name!r}")
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="compare-baselines",
@@ -107,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--quick", action="store_true", help="offline digits preset (~1-2 min on 2 cores)")
     source.add_argument("--full", action="store_true", help="reference protocol on Split MNIST")
     source.add_argument("--cifar", action="store_true", help="reference protocol on CIFAR-10 (JPEG q75 copy)")
-    source.add_argument("--preset", choices=PRESETS,
+    source.add_argument("--preset", choices=list(PRESETS),
                         help="a preset by name; hsu2018 = Hsu et al. 2018's split MNIST protocol "
                              "(32x32, 4 epochs, pairs (0,1)...(8,9); with --scenario domain for "
                              "their incremental-domain column)")
@@ -184,10 +137,8 @@ def check_arguments(args: argparse.Namespace) -> None:
         check_finite_float("--cpus-per-run", args.cpus_per_run, positive=True)
     if args.gpus_per_run is not None:
         check_finite_float("--gpus-per-run", args.gpus_per_run, non_negative=True)
-    if args.methods:
-        unknown = sorted(set(args.methods) - set(REGISTRY))
-        if unknown:
-            raise ValueError(f"--methods: unknown {unknown}; expected names from {sorted(REGISTRY)}")
+    for name in args.methods or ():
+        check_method_name("--methods", name)
     for flag, value in (("--output", args.output), ("--data-root", args.data_root),
                         ("--device", args.device), ("--wandb-project", args.wandb_project)):
         if value is not None and not value.strip():
@@ -214,7 +165,7 @@ def resolve_config(args: argparse.Namespace) -> ExperimentConfig:
             raise ValueError(f"--config {args.config}: {err}") from err
     else:
         name = args.preset or ("full" if args.full else "cifar" if args.cifar else "quick")
-        config = preset(name, args.scenario or "task") if name in ("full", "hsu2018") else preset(name)
+        config = preset(name, args.scenario or "task")
     data = config.to_dict()
     overrides = {"output_dir": args.output, "wandb": args.wandb, "wandb_project": args.wandb_project,
                  "data_root": args.data_root, "device": args.device, "benchmark": args.benchmark,
@@ -259,6 +210,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, TypeError, OSError) as err:
         print(f"compare-baselines: error: {err}", file=sys.stderr)
         return 2
+    if args.data_root is not None and config.benchmark in DATA_FREE_BENCHMARKS:
+        print(f"compare-baselines: warning: --data-root {args.data_root} is not read: "
+              f"{config.benchmark} ships with scikit-learn", file=sys.stderr)
     if args.save_config:
         config.save(args.save_config)
         print(f"config written to {args.save_config}")

@@ -21,6 +21,8 @@ DISPLAY_NAMES = {
     "split_digits": "Split digits (scikit-learn, 8x8)",
     "split_mnist_hsu2018": "Split MNIST, Hsu et al. 2018 protocol (32x32, pairs (0,1)...(8,9))",
 }
+#: Benchmarks built from data that ships with a package: they read no ``data_root``.
+DATA_FREE_BENCHMARKS = ("split_digits",)
 #: Benchmark -> its class order (pair k = classes 2k, 2k+1 of it).
 CLASS_ORDERS = {"split_mnist": MNIST_CLASS_ORDER, "split_digits": MNIST_CLASS_ORDER,
                 "split_cifar10": CIFAR10_CLASS_ORDER, "split_cifar10_jpeg": CIFAR10_CLASS_ORDER,
