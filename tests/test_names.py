@@ -49,9 +49,10 @@ def test_every_preset_is_a_valid_config():
     ({"methods": [{"name": "mas", "params": {"lamda_reg": 1.0}}]},
      "methods[mas].params.lamda_reg: mas has no parameter 'lamda_reg' (did you mean 'lambda_reg'?)"),
     ({"methods": [{"name": "si", "sweep": {"silambda": [1.0]}}]}, "(did you mean 'si_lambda'?)"),
-    ({"methods": [{"name": "si", "selct": {}}]}, "got 'selct' (did you mean 'select'?)"),
-    ({"optimiser": "sgd"}, "config: expected keys from "),
-    ({"optimiser": "sgd"}, "got 'optimiser' (did you mean 'optimizer'?)"),
+    ({"methods": [{"name": "si", "selct": {}}]},
+     "methods[0]: unknown key 'selct' (did you mean 'select'?); accepted keys: 'name', "),
+    ({"optimiser": "sgd"}, "config: unknown key 'optimiser' (did you mean 'optimizer'?); "
+                           "accepted keys: 'batch_size', "),
     ({"scenario": "Class"}, "(did you mean 'class'?)"),
 ])
 def test_name_errors_name_the_key_list_each_name_once_quoted_and_suggest(config, message):

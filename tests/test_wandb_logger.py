@@ -34,6 +34,7 @@ def example():
     return module
 
 
+@pytest.mark.slow
 def test_readme_example_logs_alphas_s_t_and_penalty_through_avalanches_loggers(
         example, mnist_root, tmp_path, monkeypatch, capsys):
     import wandb

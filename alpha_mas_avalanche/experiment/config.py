@@ -17,6 +17,7 @@ from alpha_mas_avalanche.experiment.atomic import write_text_atomic
 from alpha_mas_avalanche.experiment.methods import accepted_params, build_method, get_entry
 from alpha_mas_avalanche.experiment.names import (
     check_exclusive,
+    check_keys,
     check_method_name,
     check_name,
     check_param_names,
@@ -171,8 +172,7 @@ class ExperimentConfig:
         if not isinstance(data, dict):
             raise ValueError(f"config: expected a mapping, got {type(data).__name__}")
         known = {f.name for f in fields(cls)}
-        for key in data:
-            check_name("config", key, known, "keys from")
+        check_keys("config", data, known)
         return cls(**copy.deepcopy(data))
 
     def save(self, path: str | Path) -> None:
@@ -292,8 +292,7 @@ def _check_method_data(index: int, data: Any) -> None:
         return
     if not isinstance(data, dict):
         raise ValueError(f"{where}: expected a method name or a mapping, got {data!r}")
-    for key in data:
-        check_name(where, key, [f.name for f in fields(MethodConfig)], "keys from")
+    check_keys(where, data, [f.name for f in fields(MethodConfig)])
     if "name" not in data:
         raise ValueError(f"{where}: a method needs a 'name'")
     check_method_names(data["name"], data.get("params", {}), data.get("sweep", {}),

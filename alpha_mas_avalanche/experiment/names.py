@@ -82,6 +82,15 @@ def check_name(where: str, value: object, accepted: Collection[str], what: str =
                      f"{suggestion(value, accepted)}")
 
 
+def check_keys(where: str, data: dict, accepted: Collection[str]) -> None:
+    """Every key of mapping ``data`` is in ``accepted``, else a ValueError naming ``where``,
+    the unknown key, the closest accepted one and all of them."""
+    for key in data:
+        if key not in accepted:
+            raise ValueError(f"{where}: unknown key {key!r}{suggestion(key, accepted)}; "
+                             f"accepted keys: {listing(accepted)}")
+
+
 def check_method_name(where: str, name: object) -> str:
     """A registry method name (checked against the static table)."""
     return check_name(where, name, METHOD_PARAMS, "a method name, one of")
