@@ -41,6 +41,9 @@ class MethodEntry:
         inherit: ``{param: method}``: the value chosen on validation for ``method``'s
             ``param`` is used (e.g. the ablation runs at MAS's chosen lambda).
         family: the group it is drawn and tabulated with (:data:`FAMILIES`).
+        after_training: what the method does to the model after an experience's training,
+            before it is evaluated ("" for nothing; IMM: "merged"): per-epoch curves taken
+            during training show the weights before that.
     """
 
     name: str
@@ -54,6 +57,7 @@ class MethodEntry:
     module: str | None = None
     inherit: dict[str, str] = field(default_factory=dict)
     family: str = "other"
+    after_training: str = ""
 
 
 #: method families, in display order: AlphaMAS and its ablations, MAS, the other
@@ -378,6 +382,7 @@ register(MethodEntry(
     provenance="IMMPlugin (Lee et al. 2017) with its constructor defaults; pass params or a "
                "select grid in the config to change them.",
     module="alpha_mas_avalanche.plugins.imm",
+    after_training="merged",
 ))
 
 __all__ = ["MethodEntry", "REGISTRY", "register", "build_method", "get_entry",

@@ -19,7 +19,7 @@ def verdict(comparisons: list[dict]) -> str:
     return "not confirmed"
 
 
-def by_label(comparisons: list[dict]) -> dict[str, dict[str, dict]]:
+def comparisons_by_label(comparisons: list[dict]) -> dict[str, dict[str, dict]]:
     """``{AlphaMAS label: {metric: comparison}}``."""
     out: dict[str, dict[str, dict]] = {}
     for c in comparisons:
@@ -44,7 +44,7 @@ def seed_claims(paired: list[dict], spread: list[dict], labels: list[str]) -> li
     maximum forgetting than MAS; (2) less spread over placements; confirmed / not confirmed /
     contradicted."""
     sentences = []
-    by_label = by_label(paired)
+    by_label = comparisons_by_label(paired)
     for label in [lb for lb in labels if lb in by_label]:
         metrics = by_label[label]
         pair = [metrics[m] for m in ("avg_forgetting_ref", "max_forgetting_ref")

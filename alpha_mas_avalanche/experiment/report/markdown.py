@@ -6,7 +6,7 @@ from typing import Any
 import numpy as np
 
 from alpha_mas_avalanche.experiment.methods import family_of
-from alpha_mas_avalanche.experiment.report.claims import CLAIM_ALPHA, by_label, p_text
+from alpha_mas_avalanche.experiment.report.claims import CLAIM_ALPHA, comparisons_by_label, p_text
 from alpha_mas_avalanche.experiment.report.frames import METRICS, PERCENT
 from alpha_mas_avalanche.experiment.report.labels import sci
 
@@ -66,7 +66,7 @@ def _paired_table(result: dict[str, Any]) -> list[str]:
     display = {lb: e["display_label"] for lb, e in result["methods"].items()}
     names = {"final_avg_acc": "final avg acc", "avg_forgetting_ref": "avg forgetting, ref.",
              "max_forgetting_ref": "max forgetting, ref."}
-    by_label = by_label(comparisons)
+    by_label = comparisons_by_label(comparisons)
     lines = ["", f"**AlphaMAS − {comparisons[0]['baseline']}, paired over seeds (pp; two-sided "
                  "paired t-test, p beside each)**", "",
              _row(["Method"] + list(names.values()) + ["n"]), "|---|---:|---:|---:|---:|"]
