@@ -116,13 +116,16 @@ def build_parser() -> argparse.ArgumentParser:
                         help="write the resolved config to FILE and exit (edit it, then --config FILE)")
     parser.add_argument("--list-methods", action="store_true",
                         help="print the method registry with hyperparameter provenance and exit")
+    parser.add_argument("--results-index", action="store_true",
+                        help="write docs/results.md from every results/<name>/ folder (run in "
+                             "the repository's root) and exit")
     return parser
 
 
 def check_arguments(args: argparse.Namespace) -> None:
     """Errors naming the flag, before any config is built or anything heavy imported."""
     if not (args.config or args.quick or args.full or args.cifar or args.preset
-            or args.list_methods):
+            or args.list_methods or args.results_index):
         raise ValueError("choose a preset (--quick, --full, --cifar, --preset NAME) or --config FILE")
     for flag, value in (("--threads", args.threads), ("--workers", args.workers),
                         ("--epochs", args.epochs), ("--train-samples", args.train_samples)):
@@ -198,6 +201,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as err:
         print(f"compare-baselines: error: {err}", file=sys.stderr)
         return 2
+    if args.results_index:
+        from alpha_mas_avalanche.experiment.results_index import write_results_index
+
+        print(f"written: {write_results_index()}")
+        return 0
     if args.list_methods:
         for name, entry in REGISTRY.items():
             status = "" if name in available_methods() else " [not installed]"

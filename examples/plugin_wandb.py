@@ -1,11 +1,9 @@
 """AlphaMASPlugin in Avalanche's Naive strategy on task-incremental Split MNIST, logged
-through Avalanche's own WandBLogger (offline here: ``WANDB_MODE=offline``), with the
-plugin's penalty, alphas and S_t reported by ``PenaltyMetric``.
+through Avalanche's own WandBLogger, with the plugin's penalty, alphas and S_t reported by
+``PenaltyMetric``. README's example is this file from ``import torch`` to ``first``.
 
     WANDB_MODE=offline python examples/plugin_wandb.py --data-root ../shared/data
-    python examples/plugin_wandb.py --data-root ../shared/data --train-samples 200  # a slice
-
-README's example is the body of ``run`` below.
+    WANDB_MODE=offline python examples/plugin_wandb.py --data-root ../shared/data --train-samples 256
 """
 from __future__ import annotations
 
@@ -23,33 +21,29 @@ from avalanche.training.plugins import EvaluationPlugin
 from alpha_mas_avalanche import AlphaMASPlugin, PenaltyMetric
 
 
-def run(data_root: str, epochs: int = 1, train_samples: int | None = None,
-        wandb_dir: str | None = None) -> dict:
-    """Train on the 5 tasks; the final metrics (Avalanche's ``strategy.eval`` dict)."""
+def run(data_root: str, epochs: int = 1, train_samples: int | None = None) -> dict:
+    """Train on the 5 tasks in turn; Avalanche's metrics after the last one."""
     benchmark = SplitMNIST(n_experiences=5, return_task_id=True, seed=0,
-                           class_ids_from_zero_in_each_exp=True,
-                           dataset_root=f"{data_root}/mnist")
+                           class_ids_from_zero_in_each_exp=True, dataset_root=f"{data_root}/mnist")
     model = MTSimpleMLP(input_size=28 * 28, hidden_size=400)
-    alpha_mas = AlphaMASPlugin(lambda_reg=5.0)  # lambda = N = 5 tasks (see README)
+    alpha_mas = AlphaMASPlugin(lambda_reg=5.0)  # lambda = N = 5 tasks: see "Choosing lambda_reg"
     evaluator = EvaluationPlugin(
         accuracy_metrics(experience=True, stream=True), PenaltyMetric(),
-        loggers=[InteractiveLogger(),
-                 WandBLogger(project_name="alpha-mas-example", dir=wandb_dir)])
+        loggers=[InteractiveLogger(), WandBLogger(project_name="alpha-mas-example")])
     strategy = Naive(model=model, optimizer=torch.optim.Adam(model.parameters(), lr=1e-3),
                      criterion=torch.nn.CrossEntropyLoss(), train_mb_size=128,
-                     train_epochs=epochs, eval_mb_size=512, plugins=[alpha_mas],
-                     evaluator=evaluator)
-    tests = [_head(e, train_samples) for e in benchmark.test_stream]
+                     train_epochs=epochs, eval_mb_size=512, plugins=[alpha_mas], evaluator=evaluator)
+    tests = [first(e, train_samples) for e in benchmark.test_stream]
     for experience in benchmark.train_stream:
-        strategy.train(_head(experience, train_samples))
+        strategy.train(first(experience, train_samples))
         metrics = strategy.eval(tests)
     wandb.finish()  # Avalanche's WandBLogger leaves the run open
     print("alphas:", [round(a, 4) for a in alpha_mas.alphas])
     return metrics
 
 
-def _head(experience, samples: int | None):
-    """The experience, on its first ``samples`` samples only (None: all)."""
+def first(experience, samples: int | None):
+    """The experience on its first ``samples`` samples (None: all of them)."""
     if samples is not None:
         experience.dataset = experience.dataset.subset(range(samples))
     return experience

@@ -13,7 +13,14 @@ import pytest
 
 from wandb_records import offline_history
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "plugin_wandb.py"
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = REPO / "examples" / "plugin_wandb.py"
+
+
+def test_readme_example_is_the_example_file():
+    readme = (REPO / "README.md").read_text()
+    block = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    assert len(block.splitlines()) > 20 and block in EXAMPLE.read_text()
 
 
 def test_wandb_names_the_logger_needs_are_wandbs_own_objects():
@@ -40,11 +47,11 @@ def test_readme_example_logs_alphas_s_t_and_penalty_through_avalanches_loggers(
     import wandb
 
     monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
     monkeypatch.delenv("WANDB_RUN_ID", raising=False)
-    monkeypatch.chdir(tmp_path)  # the logger saves the code and may write Checkpoints/ here
+    monkeypatch.chdir(tmp_path)  # the logger may write Checkpoints/ here
     wandb.teardown()
-    metrics = example.run(str(mnist_root.parent), epochs=1, train_samples=256,
-                          wandb_dir=str(tmp_path))
+    metrics = example.run(str(mnist_root.parent), epochs=1, train_samples=256)
     text = capsys.readouterr().out
     assert 0 <= metrics["Top1_Acc_Stream/eval_phase/test_stream/Task004"] <= 1
 
