@@ -17,6 +17,8 @@ a strategy holds two of one class):
 - ``<Plugin>/alpha/task<k>`` and ``<Plugin>/S_t/task<k>``: alpha and S of consolidated task
   ``k`` (after each training experience; k = 0 for the first task trained).
 
+Avalanche's text and interactive loggers print the per-experience values with the next
+evaluation (``strategy.eval``), as they do every metric emitted after an experience.
 Penalties are summed as the plugin keeps them (a float, or a tensor on the model's device,
 added without a host sync) and read once per epoch. Avalanche's ``CSVLogger`` writes fixed
 accuracy, loss and forgetting columns only, so it shows no ``PluginMetric``, this one

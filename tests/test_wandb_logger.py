@@ -75,3 +75,45 @@ def test_readme_example_logs_alphas_s_t_and_penalty_through_avalanches_loggers(
         assert f"AlphaMASPlugin/alpha/task{k} = {alphas[k]:.4f}" in text
         assert f"AlphaMASPlugin/S_t/task{k} = {totals[k]:.4f}" in text
     assert f"alphas: {[round(float(a), 4) for a in alphas]}" in text
+
+
+def test_penalty_metric_reaches_tensorboard_and_text_loggers_not_csv(tmp_path):
+    """Two plugins with a penalty (AlphaMAS, L2) on scikit-learn digits: both report through
+    Avalanche's TensorBoardLogger and TextLogger; Avalanche's CSVLogger writes only its fixed
+    accuracy/loss/forgetting columns, so no PluginMetric (this one included) reaches it."""
+    import torch
+    from avalanche.evaluation.metrics import accuracy_metrics
+    from avalanche.logging import CSVLogger, TensorboardLogger, TextLogger
+    from avalanche.training import Naive
+    from avalanche.training.plugins import EvaluationPlugin
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from alpha_mas_avalanche import AlphaMASPlugin, L2Plugin, PenaltyMetric
+    from digits import MultiHeadMLP, digits_benchmark
+
+    torch.manual_seed(0)
+    benchmark, model = digits_benchmark(), MultiHeadMLP()
+    alpha_mas = AlphaMASPlugin(lambda_reg=3.0)
+    with open(tmp_path / "log.txt", "w") as text:
+        evaluator = EvaluationPlugin(
+            accuracy_metrics(epoch=True, experience=True), PenaltyMetric(),
+            loggers=[TensorboardLogger(tmp_path / "tb"), TextLogger(text), CSVLogger(tmp_path / "csv")])
+        strategy = Naive(model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.05),
+                         criterion=torch.nn.CrossEntropyLoss(), train_mb_size=64, train_epochs=1,
+                         plugins=[alpha_mas, L2Plugin(lambda_reg=0.1)], evaluator=evaluator)
+        for experience in benchmark.train_stream[:3]:
+            strategy.train(experience)
+            strategy.eval(benchmark.test_stream[:1])  # text loggers print at evaluation
+        tensorboard, _, csv = evaluator.loggers
+        tensorboard.writer.close()
+        csv.close()
+    events = EventAccumulator(str(tmp_path / "tb")).Reload()
+    tags = set(events.Tags()["scalars"])
+    for k, alpha in enumerate(alpha_mas.alphas):
+        assert events.Scalars(f"AlphaMASPlugin/alpha/task{k}")[-1].value == pytest.approx(alpha)
+    assert {"AlphaMASPlugin/penalty_epoch", "L2Plugin/penalty_epoch"} <= tags
+    assert [e.value > 0 for e in events.Scalars("L2Plugin/penalty_epoch")] == [False, True, True]
+    log = (tmp_path / "log.txt").read_text()
+    assert f"AlphaMASPlugin/S_t/task2 = {alpha_mas.importance_totals[2]:.4f}" in log
+    csv_text = "".join(p.read_text() for p in (tmp_path / "csv").glob("*.csv"))
+    assert "Top1_Acc" not in csv_text and "penalty" not in csv_text and "acc" in csv_text
