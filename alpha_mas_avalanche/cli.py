@@ -141,7 +141,7 @@ def check_arguments(args: argparse.Namespace) -> None:
     if args.gpus_per_run is not None:
         check_finite_float("--gpus-per-run", args.gpus_per_run, non_negative=True)
     for name in args.methods or ():
-        check_method_name("--methods", name)
+        check_method_name("--methods", name, REGISTRY)
     for flag, value in (("--output", args.output), ("--data-root", args.data_root),
                         ("--device", args.device), ("--wandb-project", args.wandb_project)):
         if value is not None and not value.strip():

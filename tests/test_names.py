@@ -89,3 +89,20 @@ def test_alpha_mas_takes_lambda_reg_or_lambda_multiplier_and_lambda_mode():
     assert method_label("alpha_mas", config.params) == "AlphaMAS λ=7"
     with pytest.raises(ValueError, match=r"give 'lambda_reg' or 'lambda_multiplier', not both"):
         MethodConfig("alpha_mas", params={"lambda_reg": 7.0}, sweep={"lambda_multiplier": [1.0]})
+
+
+def test_a_method_registered_at_run_time_is_accepted_and_checked_against_its_constructor():
+    from alpha_mas_avalanche.experiment.methods import MethodEntry, _plugin, register
+
+    register(MethodEntry("test_runtime_l2", "L2 (test)", "naive",
+                         _plugin("alpha_mas_avalanche.plugins.l2", "L2Plugin")))
+    try:
+        config = ExperimentConfig.from_dict(
+            {"methods": [{"name": "test_runtime_l2", "params": {"lambda_reg": 0.5}}]})
+        assert config.methods[0].name == "test_runtime_l2"
+        with pytest.raises(ValueError, match=r"methods\[test_runtime_l2\]\.params\.lamda_reg: "
+                                             r"test_runtime_l2 has no parameter 'lamda_reg' "
+                                             r"\(did you mean 'lambda_reg'\?\); accepted: 'lambda_reg'"):
+            MethodConfig("test_runtime_l2", params={"lamda_reg": 0.5})
+    finally:
+        REGISTRY.pop("test_runtime_l2")

@@ -14,13 +14,15 @@ import yaml
 
 from alpha_mas_avalanche.data.names import BENCHMARKS, N_TASKS, SCENARIOS, check_task_order
 from alpha_mas_avalanche.experiment.atomic import write_text_atomic
-from alpha_mas_avalanche.experiment.methods import accepted_params, build_method, get_entry
+from alpha_mas_avalanche.experiment.methods import REGISTRY, accepted_params, build_method, get_entry
 from alpha_mas_avalanche.experiment.names import (
     check_exclusive,
     check_keys,
     check_method_name,
     check_name,
     check_param_names,
+    listing,
+    suggestion,
 )
 from alpha_mas_avalanche.model_names import MODELS
 from alpha_mas_avalanche.validation import (
@@ -197,6 +199,10 @@ def check_method_params(method: MethodConfig) -> None:
     for kind in ("params", "sweep", "select"):
         for key, value in getattr(method, kind).items():
             where = f"methods[{method.name}].{kind}.{key}"
+            if key not in accepted:  # a method registered at run time: not in the static table
+                names = listing(accepted) or "none (it takes no hyperparameters)"
+                raise ValueError(f"{where}: {method.name} has no parameter {key!r}"
+                                 f"{suggestion(key, accepted)}; accepted: {names}")
             default = entry.defaults.get(key, accepted[key].default)
             for item in ([value] if kind == "params" else value):
                 _check_param_type(where, accepted[key].annotation, default, item)
@@ -275,7 +281,7 @@ def _describe(annotation: Any) -> str:
 def check_method_names(name: Any, params: Any, sweep: Any, select: Any, where: str = "methods") -> None:
     """The method's name, the shapes of its params/sweep/select and every parameter name in
     them, from the static table of :mod:`.names` (no torch)."""
-    check_method_name(f"{where}.name" if where != "methods" else "method name", name)
+    check_method_name(f"{where}.name" if where != "methods" else "method name", name, REGISTRY)
     for kind, value in (("params", params), ("sweep", sweep), ("select", select)):
         if not isinstance(value, dict):
             what = "a mapping" if kind == "params" else "a mapping param -> list of values"
@@ -288,7 +294,7 @@ def _check_method_data(index: int, data: Any) -> None:
     """``methods[index]`` as read from a file: a name, or a mapping of MethodConfig's keys."""
     where = f"methods[{index}]"
     if isinstance(data, str):
-        check_method_name(f"{where}", data)
+        check_method_name(where, data, REGISTRY)
         return
     if not isinstance(data, dict):
         raise ValueError(f"{where}: expected a method name or a mapping, got {data!r}")

@@ -91,14 +91,17 @@ def check_keys(where: str, data: dict, accepted: Collection[str]) -> None:
                              f"accepted keys: {listing(accepted)}")
 
 
-def check_method_name(where: str, name: object) -> str:
-    """A registry method name (checked against the static table)."""
-    return check_name(where, name, METHOD_PARAMS, "a method name, one of")
+def check_method_name(where: str, name: object, registered: Collection[str] = ()) -> str:
+    """A method name of the static table, or of ``registered`` (the registry, which may hold
+    methods added at run time with ``register``)."""
+    return check_name(where, name, {*METHOD_PARAMS, *registered}, "a method name, one of")
 
 
 def check_param_names(method: str, kind: str, names: Iterable[str]) -> None:
-    """Every name of ``methods[<method>].<kind>`` is a parameter the method accepts, and no
-    two of them set the same thing."""
+    """Every name of ``methods[<method>].<kind>`` is a parameter the method accepts (a method
+    registered at run time, not in the table, is checked against its constructor later)."""
+    if method not in METHOD_PARAMS:
+        return
     accepted = METHOD_PARAMS[method]
     for key in names:
         if key not in accepted:
