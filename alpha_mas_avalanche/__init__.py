@@ -20,6 +20,7 @@ _LAZY = {
     "IMMPlugin": "plugins",
     "SIPlugin": "plugins",
     "L2Plugin": "plugins",
+    "PenaltyMetric": "plugin_metrics",
     "mas_importance": "importance",
     "alpha_weights": "penalty",
     "ConsolidatedPenalty": "penalty",

@@ -22,9 +22,11 @@ from pathlib import Path
 
 import yaml
 
-from alpha_mas_avalanche.data.names import BENCHMARKS, LONG_STREAMS, SCENARIOS, placements
-from alpha_mas_avalanche.experiment.config import WANDB_MODES, ExperimentConfig, MethodConfig
+from alpha_mas_avalanche.data.names import BENCHMARKS, DATA_FREE_BENCHMARKS, LONG_STREAMS, SCENARIOS
+from alpha_mas_avalanche.experiment.config import WANDB_MODES, ExperimentConfig
 from alpha_mas_avalanche.experiment.methods import REGISTRY, available_methods
+from alpha_mas_avalanche.experiment.names import check_method_name
+from alpha_mas_avalanche.experiment.presets import PRESETS, preset
 from alpha_mas_avalanche.validation import check_finite_float, check_non_negative_int, check_positive_int
 
 #: config key -> the flag that overrides it (errors name what the user typed)
@@ -32,97 +34,6 @@ FLAGS = {"output_dir": "--output", "wandb": "--wandb", "wandb_project": "--wandb
          "data_root": "--data-root", "device": "--device", "benchmark": "--benchmark",
          "seeds": "--seeds", "epochs": "--epochs", "train_samples_per_task": "--train-samples",
          "scenario": "--scenario"}
-PRESETS = ("quick", "full", "cifar", "hsu2018", "mas_demo", "split_mnist_scaled", *LONG_STREAMS)
-
-BASELINES = ("naive", "joint", "mas", "alpha_mas_per_task", "avalanche_mas", "ewc",
-             "online_ewc", "si", "si_avalanche", "l2", "lwf", "ebll", "imm")
-
-
-def _methods(select: bool, orders: list[list[int]]) -> list[MethodConfig]:
-    """AlphaMAS (lambda sweep) and every available baseline; all placements for MAS/AlphaMAS."""
-    methods = [MethodConfig.default("alpha_mas", task_orders=orders)]
-    for name in BASELINES:
-        if name in available_methods():
-            changes = {"task_orders": orders} if name == "mas" else {}
-            methods.append(MethodConfig.default(name, select=select, **changes))
-    return methods
-
-
-def preset(name: str, scenario: str = "task") -> ExperimentConfig:
-    """``quick``: offline digits; ``full``: the reference protocol on Split MNIST;
-    ``cifar``: the same on CIFAR-10 (JPEG q75 copy); ``hsu2018``: Hsu, Liu, Ramasamy & Kira
-    (2018), Table 2's split MNIST protocol, in ``scenario`` "task" or "domain"."""
-    orders = placements(0)
-    if name == "hsu2018":
-        # their scripts: MLP400 on 32x32 MNIST, Adam 1e-3, 4 epochs, batch 128, pairs
-        # (0,1)...(8,9) in label order, one order; 10 repeats in their table, 5 seeds here
-        return ExperimentConfig(
-            name=f"hsu2018_{scenario}", benchmark="split_mnist_hsu2018", scenario=scenario,
-            methods=_methods(True, [orders[0]]), epochs=4, batch_size=128, lr=1e-3,
-            seeds=[0, 1, 2, 3, 4], selection_seeds=[0, 1],
-            output_dir=f"results/hsu2018_{scenario}")
-    if name == "quick":
-        methods = _methods(False, [orders[0], orders[-1]])
-        methods[0].sweep = {"lambda_multiplier": [1.0, 2.0]}
-        return ExperimentConfig(
-            name="quick_digits", benchmark="split_digits", methods=methods,
-            epochs=2, batch_size=32, seeds=[0, 1], output_dir="results/quick_digits")
-    if name == "full":
-        return ExperimentConfig(
-            name="full_split_mnist", benchmark="split_mnist", methods=_methods(True, orders),
-            epochs=5, batch_size=128, seeds=[0, 1, 2, 3, 4], selection_seeds=[0, 1],
-            scenario=scenario, output_dir=f"results/split_mnist{'' if scenario == 'task' else '_' + scenario}")
-    if name == "cifar":
-        return ExperimentConfig(
-            name="cifar10_jpeg", benchmark="split_cifar10_jpeg", methods=_methods(True, orders),
-            epochs=5, batch_size=64, seeds=[0, 1, 2, 3, 4], selection_seeds=[0, 1],
-            eval_batch_size=128,  # 1.6x faster CNN evaluation than 512 (benchmarks/cnn_throughput.py)
-            output_dir="results/cifar10_jpeg")
-    if name == "mas_demo":
-        return mas_demo()
-    if name in LONG_STREAMS:
-        return long_stream(name)
-    if name == "split_mnist_scaled":
-        # the --full protocol on pairs whose input scales differ (1, 0.1, 3, 0.3, 10), one order
-        return ExperimentConfig(
-            name="split_mnist_scaled", benchmark="split_mnist_scaled",
-            methods=_methods(True, [orders[0]]), epochs=5, batch_size=128, seeds=[0, 1, 2, 3, 4],
-            selection_seeds=[0, 1], output_dir="results/split_mnist_scaled")
-    raise ValueError(f"preset: expected one of {list(PRESETS)}, got {name!r}")
-
-
-def long_stream(benchmark: str) -> ExperimentConfig:
-    """A long domain-incremental stream (permuted or rotated MNIST, 10 or 20 tasks) sized
-    for a CPU: 2,000 training images per task (plus 223 for validation), 1,000 test images,
-    the MLP 2x400 with one 10-way head, Adam at lr 1e-3, batch 128, 5 epochs per task; every
-    method, strengths chosen on the validation stream, 5 seeds."""
-    methods = _methods(True, [list(range(LONG_STREAMS[benchmark]))])
-    for method in methods:
-        method.task_orders = None
-    return ExperimentConfig(
-        name=benchmark, benchmark=benchmark, scenario="domain", model="mlp", methods=methods,
-        epochs=5, batch_size=128, lr=1e-3, seeds=[0, 1, 2, 3, 4], selection_seeds=[0, 1],
-        train_samples_per_task=2000, eval_samples_per_task=1000,
-        output_dir=f"results/{benchmark}")
-
-
-def mas_demo() -> ExperimentConfig:
-    """The MNIST protocol of Aljundi et al.'s MAS reference code (``MAS_to_be_published``),
-    on which the reference write-up says it was built: MLP 784-256-256 with a 2-way head per
-    task, pairs (1,2) (3,4) (5,6) (7,8) (9,0); SGD with momentum 0.9; task 1 for 10 epochs at
-    lr 0.01, batch 200; tasks 2-5 for 20 epochs at lr 0.001, batch 150. Their "MAS" (summed
-    Omega, one anchor) is ``mas_reference``; strengths are chosen on the validation split,
-    never on the test split (their best epoch is picked on MNIST's test split; not here)."""
-    alpha_mas = MethodConfig.default("alpha_mas", sweep={"lambda_multiplier": [1.0, 1.5, 2.0]})
-    methods = [alpha_mas] + [MethodConfig.default(name) for name in
-                             ("mas_reference", "mas", "alpha_mas_per_task", "naive", "joint")]
-    return ExperimentConfig(
-        name="mas_demo", benchmark="split_mnist", scenario="task", model="mlp256",
-        methods=methods, optimizer="sgd", epochs=20, lr=1e-3, batch_size=150,
-        first_task_epochs=10, first_task_lr=1e-2, first_task_batch_size=200,
-        seeds=[0, 1, 2, 3, 4], selection_seeds=[0, 1], output_dir="results/mas_demo")
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="compare-baselines",
@@ -149,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--quick", action="store_true", help="offline digits preset (~1-2 min on 2 cores)")
     source.add_argument("--full", action="store_true", help="reference protocol on Split MNIST")
     source.add_argument("--cifar", action="store_true", help="reference protocol on CIFAR-10 (JPEG q75 copy)")
-    source.add_argument("--preset", choices=PRESETS,
+    source.add_argument("--preset", choices=list(PRESETS),
                         help="a preset by name; hsu2018 = Hsu et al. 2018's split MNIST protocol "
                              "(32x32, 4 epochs, pairs (0,1)...(8,9); with --scenario domain for "
                              "their incremental-domain column); mas_demo = the MNIST protocol "
@@ -211,13 +122,16 @@ def build_parser() -> argparse.ArgumentParser:
                         help="write the resolved config to FILE and exit (edit it, then --config FILE)")
     parser.add_argument("--list-methods", action="store_true",
                         help="print the method registry with hyperparameter provenance and exit")
+    parser.add_argument("--results-index", action="store_true",
+                        help="write docs/results.md from every results/<name>/ folder (run in "
+                             "the repository's root) and exit")
     return parser
 
 
 def check_arguments(args: argparse.Namespace) -> None:
     """Errors naming the flag, before any config is built or anything heavy imported."""
     if not (args.config or args.quick or args.full or args.cifar or args.preset
-            or args.list_methods):
+            or args.list_methods or args.results_index):
         raise ValueError("choose a preset (--quick, --full, --cifar, --preset NAME) or --config FILE")
     for flag, value in (("--threads", args.threads), ("--workers", args.workers),
                         ("--epochs", args.epochs), ("--train-samples", args.train_samples)):
@@ -232,10 +146,8 @@ def check_arguments(args: argparse.Namespace) -> None:
         check_finite_float("--cpus-per-run", args.cpus_per_run, positive=True)
     if args.gpus_per_run is not None:
         check_finite_float("--gpus-per-run", args.gpus_per_run, non_negative=True)
-    if args.methods:
-        unknown = sorted(set(args.methods) - set(REGISTRY))
-        if unknown:
-            raise ValueError(f"--methods: unknown {unknown}; expected names from {sorted(REGISTRY)}")
+    for name in args.methods or ():
+        check_method_name("--methods", name, REGISTRY)
     for flag, value in (("--output", args.output), ("--data-root", args.data_root),
                         ("--device", args.device), ("--wandb-project", args.wandb_project)):
         if value is not None and not value.strip():
@@ -262,7 +174,7 @@ def resolve_config(args: argparse.Namespace) -> ExperimentConfig:
             raise ValueError(f"--config {args.config}: {err}") from err
     else:
         name = args.preset or ("full" if args.full else "cifar" if args.cifar else "quick")
-        config = preset(name, args.scenario or "task") if name in ("full", "hsu2018") else preset(name)
+        config = preset(name, args.scenario or "task")
     data = config.to_dict()
     overrides = {"output_dir": args.output, "wandb": args.wandb, "wandb_project": args.wandb_project,
                  "data_root": args.data_root, "device": args.device, "benchmark": args.benchmark,
@@ -295,6 +207,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as err:
         print(f"compare-baselines: error: {err}", file=sys.stderr)
         return 2
+    if args.results_index:
+        from alpha_mas_avalanche.experiment.results_index import write_results_index
+
+        print(f"written: {write_results_index()}")
+        return 0
     if args.list_methods:
         for name, entry in REGISTRY.items():
             status = "" if name in available_methods() else " [not installed]"
@@ -307,6 +224,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, TypeError, OSError) as err:
         print(f"compare-baselines: error: {err}", file=sys.stderr)
         return 2
+    if args.data_root is not None and config.benchmark in DATA_FREE_BENCHMARKS:
+        print(f"compare-baselines: warning: --data-root {args.data_root} is not read: "
+              f"{config.benchmark} ships with scikit-learn", file=sys.stderr)
     if args.save_config:
         config.save(args.save_config)
         print(f"config written to {args.save_config}")

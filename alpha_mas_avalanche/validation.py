@@ -59,4 +59,5 @@ def check_choice(name: str, value: Any, choices: Collection[Any]) -> Any:
     for choice in choices:
         if type(value) is type(choice) and value == choice:
             return value
-    raise ValueError(f"{name}: expected one of {sorted(map(repr, choices))}, got {value!r}")
+    accepted = ", ".join(sorted(map(repr, choices)))
+    raise ValueError(f"{name}: expected one of {accepted}, got {value!r}")

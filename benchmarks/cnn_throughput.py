@@ -1,5 +1,5 @@
 """Images/s of the CIFAR-10 CNN on CPU: training, evaluation, the importance pass, the
-held-out pass and the data pipeline, for the levers of issue 13, beside today's eager path.
+held-out pass and the data pipeline, for the CIFAR-10 speed levers, beside the eager path.
 
 Every variant of a section runs in one process, interleaved (the order rotates every
 round); medians after one warm-up round. Ratios divide by the section's baseline
@@ -14,9 +14,9 @@ CIFAR-10 (JPEG q75 copy); the model is ``make_model("cnn", ...)`` with its 5 tas
 
 The ``width`` section is not a timing: it trains the present CNN and the ``--width`` one on
 whole single tasks of Split CIFAR-10 (JPEG q75 copy, the harness's data path) and prints
-their test accuracies (issue 13: a narrower CNN only if within 2 pp).
+their test accuracies (a narrower CNN only if within 2 pp).
 
-The run-cost estimate at the end uses this run's medians for the grid of issue 13
+The run-cost estimate at the end uses this run's medians for the CIFAR-10 grid
 (5 tasks x 9,000 training, 1,000 validation and 2,000 test images, at 3 and 5 epochs).
 """
 from __future__ import annotations
@@ -332,7 +332,7 @@ def width_section(args) -> None:
 
 
 def cost_section(out: dict, args) -> None:
-    """Minutes per run of the issue's grid from this run's medians (one process, --threads):
+    """Minutes per run of the CIFAR-10 grid from this run's medians (one process, --threads):
     model time per image plus data time per image, for each kind of pass."""
     needed = (("train", 128), "eval", "importance", "data_train", "data_eval")
     if any(k not in out for k in needed):

@@ -60,7 +60,7 @@ def _with_previous_tasks(name: str, model: torch.nn.Module, seed: int):
         return None
     if name.startswith("AlphaMAS"):
         options = {"penalty_gradient": "autograd" if "autograd" in name else "analytic"}
-        if "last epochs" in name:  # exact importance of every training batch, issue 8's variant
+        if "last epochs" in name:  # exact importance of every training batch, the last-epochs variant
             options.update(importance_from="last_epochs", importance_epochs=1)
         plugin = AlphaMASPlugin(lambda_reg=1.0, **options)
         for _ in range(PREVIOUS_TASKS):

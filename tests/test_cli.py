@@ -50,7 +50,9 @@ print(json.dumps({{"codes": codes, "heavy": [m for m in {HEAVY!r} if m in sys.mo
     (["--quick", "--executor", "ray", "--cpus-per-run", "0"], "--cpus-per-run: expected a finite number > 0"),
     (["--quick", "--gpus-per-run", "1"], "--gpus-per-run: only with --executor ray"),
     (["--quick", "--executor", "ray", "--workers", "2"], "--workers: only with --executor local"),
-    (["--quick", "--methods", "mas", "nope"], "--methods: unknown ['nope']"),
+    (["--quick", "--methods", "mas", "alphamas"],
+     "--methods: expected a method name, one of 'alpha_mas', 'alpha_mas_last_epochs', "),
+    (["--quick", "--methods", "mas", "alphamas"], "got 'alphamas' (did you mean 'alpha_mas'?)"),
     (["--config", "/nonexistent/x.yaml"], "--config /nonexistent/x.yaml: No such file or directory"),
     ([], "choose a preset (--quick, --full, --cifar, --preset NAME) or --config FILE"),
 ])
@@ -65,9 +67,9 @@ def test_a_config_file_error_names_the_file_and_the_key(tmp_path, capsys):
     path.write_text("benchmark: split_digits\nmethods:\n  - name: ewc\n    select: {ewc_lamda: [1.0, 10.0]}\n")
     assert main(["--config", str(path), "--save-config", str(tmp_path / "out.yaml")]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == (f"compare-baselines: error: --config {path}: methods[ewc].select.ewc_lamda: EWC has "
-                   "no parameter 'ewc_lamda' (did you mean 'ewc_lambda'?); accepted: decay_factor, "
-                   "ewc_lambda, keep_importance_data")
+    assert err == (f"compare-baselines: error: --config {path}: methods[ewc].select.ewc_lamda: ewc has "
+                   "no parameter 'ewc_lamda' (did you mean 'ewc_lambda'?); accepted: 'decay_factor', "
+                   "'ewc_lambda', 'keep_importance_data'")
     assert not (tmp_path / "out.yaml").exists()
 
 
@@ -80,9 +82,10 @@ def test_config_parameter_names_are_checked_against_the_plugin_constructors():
         MethodConfig("mas", params={"lambda_rge": 1.0})
     # the accepted names are AlphaMASPlugin's keyword parameters but the one the builder fixes
     expected = sorted(set(inspect.signature(AlphaMASPlugin).parameters) - {"alpha_scaling"})
-    assert str(err.value) == (f"methods[mas].params.lambda_rge: MAS has no parameter 'lambda_rge' "
-                              f"(did you mean 'lambda_reg'?); accepted: {', '.join(expected)}")
-    with pytest.raises(ValueError, match=r"sweep\.lamda_multiplier: AlphaMAS has no parameter "
+    assert str(err.value) == (f"methods[mas].params.lambda_rge: mas has no parameter 'lambda_rge' "
+                              f"(did you mean 'lambda_reg'?); accepted: "
+                              f"{', '.join(map(repr, expected))}")
+    with pytest.raises(ValueError, match=r"sweep\.lamda_multiplier: alpha_mas has no parameter "
                                          r"'lamda_multiplier' \(did you mean 'lambda_multiplier'\?\)"):
         ExperimentConfig.from_dict({"methods": [{"name": "alpha_mas", "sweep": {"lamda_multiplier": [1.0]}}]})
     with pytest.raises(ValueError, match=r"methods\[naive\]\.params\.x: .* accepted: none"):

@@ -40,6 +40,8 @@ N_EXPERIENCES = 3
 HIDDEN = 16
 CLASS_ORDER = [1, 2, 3, 4, 5, 6, 7, 8, 9, 0]
 
+pytestmark = pytest.mark.slow  # the compatibility matrix: real Avalanche training per row
+
 
 # ------------------------------------------------------------------ data, models
 def benchmark(task_il: bool = False, n_train: int = 500, n_test: int = 150, dtype=torch.float32):

@@ -30,6 +30,8 @@ from test_compatibility import (
 
 METHODS = ("EBLL", "IMM")
 
+pytestmark = pytest.mark.slow  # the compatibility matrix: real Avalanche training per row
+
 
 def new_plugin(method: str):
     if method == "EBLL":

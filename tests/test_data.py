@@ -72,6 +72,7 @@ def test_invalid_arguments_name_the_parameter(bad):
         make_benchmark("split_digits", **bad)
 
 
+@pytest.mark.slow
 def test_split_mnist_pairs_match_official_counts(mnist_root):
     bm = make_benchmark("split_mnist", data_root=mnist_root.parent, train_samples_per_task=50)
     assert bm.display_name == "Split MNIST"

@@ -64,6 +64,7 @@ def test_code_loss_is_zero_at_the_anchor_and_positive_once_the_features_move():
     assert len(plugin.encoders) == 2
 
 
+@pytest.mark.slow
 def test_autoencoder_reconstructs_digit_features_better_than_the_mean():
     bm = digits_benchmark(seed=0)
     strategy = make_strategy([], epochs=4)
@@ -99,6 +100,7 @@ def test_autoencoder_reconstructs_digit_features_better_than_the_mean():
     assert accuracy > 0.9
 
 
+@pytest.mark.slow
 def test_ebll_forgets_the_first_task_less_than_naive_on_digits(naive_forgetting):
     # A digits task has 280 samples (2 batches): 50 autoencoder epochs = 100 Adam steps.
     # Measured (seeds 0-7): naive 0.155-0.393 per seed, EBLL 0.013-0.085; over windows of

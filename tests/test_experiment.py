@@ -53,6 +53,7 @@ def _load(folder: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
 
 
+@pytest.mark.slow
 def test_harness_writes_table_figures_and_provenance(grid):
     config, summary, out = grid
     assert len(list((out / "runs").glob("*.json"))) == 2 * 2 * 2 + 2 * 2 + 2
@@ -72,6 +73,7 @@ def test_harness_writes_table_figures_and_provenance(grid):
         assert "NaN" not in text and "Infinity" not in text and "nan" not in text.lower().split(",")
 
 
+@pytest.mark.slow
 def test_reference_forgetting_equals_hand_computation(grid):
     config, summary, out = grid
     singles = {(s["seed"], s["pair"]): s["acc"] for s in _load(out / "single_task")}
@@ -98,6 +100,7 @@ def test_reference_forgetting_equals_hand_computation(grid):
         assert reported["ci95"] == pytest.approx(12.706204736174707 * std / math.sqrt(2))
 
 
+@pytest.mark.slow
 def test_avalanche_metrics_agree_with_the_accuracy_matrix(grid):
     _, _, out = grid
     for run in _load(out / "runs"):
@@ -108,6 +111,7 @@ def test_avalanche_metrics_agree_with_the_accuracy_matrix(grid):
         assert run["final_avg_acc"] == pytest.approx(np.mean(matrix[-1]), abs=1e-12)
 
 
+@pytest.mark.slow
 def test_order_sensitivity_and_alphas(grid):
     _, summary, out = grid
     sensitivity = summary["order_sensitivity"]
@@ -128,6 +132,7 @@ def test_order_sensitivity_and_alphas(grid):
             assert run["penalty_per_epoch"][-1] > 0
 
 
+@pytest.mark.slow
 def test_paired_comparison_is_scipy_paired_t_test(grid):
     _, summary, out = grid
     runs_df, _ = runs_table(_load(out / "runs"), _load(out / "single_task"))
@@ -146,6 +151,7 @@ def test_paired_comparison_is_scipy_paired_t_test(grid):
     assert f"{100 * d.mean():+.2f} (p {result['p_value']:.3f})" in row
 
 
+@pytest.mark.slow
 def test_paired_comparison_covers_every_alpha_mas_method(grid):
     """The per-task ablation (and any ``alpha_mas*`` variant) is compared with MAS too."""
     _, _, out = grid
@@ -159,6 +165,7 @@ def test_paired_comparison_covers_every_alpha_mas_method(grid):
     assert compared["ablation"]["mean_difference"] == compared["AlphaMAS λ=2N"]["mean_difference"]
 
 
+@pytest.mark.slow
 def test_placement_spread_is_paired_per_seed_and_stated_as_a_claim(grid):
     """Per seed, the moved pair's final-accuracy spread over placements, by hand; AlphaMAS vs
     MAS by scipy's paired t-test; the claim sentence in table.md carries the same numbers."""
@@ -186,7 +193,7 @@ def test_placement_spread_is_paired_per_seed_and_stated_as_a_claim(grid):
 
 
 def test_claim_verdicts_follow_sign_and_significance():
-    from alpha_mas_avalanche.experiment.report import _verdict
+    from alpha_mas_avalanche.experiment.report.claims import verdict as _verdict
 
     def c(diff, p):
         return {"mean_difference": diff, "p_value": p}
@@ -206,6 +213,7 @@ def test_mean_std_ci_by_hand():
     assert mean_std_ci([1.0]) == {"mean": 1.0, "std": None, "ci95": None, "n": 1}
 
 
+@pytest.mark.slow
 def test_same_seed_same_numbers():
     config = ExperimentConfig(**TINY, methods=[MethodConfig("alpha_mas"), MethodConfig("ewc")])
     for spec in final_specs(config)[::-1]:  # ends with alpha_mas, compared below
@@ -217,6 +225,7 @@ def test_same_seed_same_numbers():
     assert execute_run(other[0])["acc_matrix"] != first["acc_matrix"]
 
 
+@pytest.mark.slow
 def test_selection_uses_only_the_validation_stream(tmp_path):
     config = tiny_config(tmp_path, [MethodConfig("ewc", select={"ewc_lambda": [1.0, 1e4]})])
     specs = selection_specs(config)
@@ -230,6 +239,7 @@ def test_selection_uses_only_the_validation_stream(tmp_path):
     assert json.loads((Path(config.output_dir) / "selection.json").read_text()) == summary["selection"]
 
 
+@pytest.mark.slow
 def test_killed_grid_resumes_and_loses_nothing(tmp_path):
     config = tiny_config(tmp_path, [MethodConfig("alpha_mas", sweep={"lambda_multiplier": [1.0, 2.0, 3.0]}),
                                     MethodConfig("naive"), MethodConfig("mas")], seeds=[0, 1])
@@ -272,6 +282,7 @@ def run_header(run_folder: Path):
     return next(r.run for r in offline_records(run_folder) if r.WhichOneof("record_type") == "run")
 
 
+@pytest.mark.slow
 def test_wandb_offline_run_folder_holds_the_summary_keys(tmp_path):
     config = tiny_config(tmp_path, [MethodConfig("alpha_mas")], wandb="offline", name="wb_test",
                          epochs=2)
@@ -312,6 +323,7 @@ def test_wandb_offline_run_folder_holds_the_summary_keys(tmp_path):
     assert {f"figures/{name}/path" for name in drawn} <= set(experiment)
 
 
+@pytest.mark.slow
 def test_a_method_that_cannot_be_built_is_a_config_error_and_not_retried(tmp_path, capsys):
     def bad_builder(params, n_tasks):  # declares no constructor: not checked at load time
         raise ValueError("test_bad_build: lambda must be positive")
@@ -332,6 +344,7 @@ def test_a_method_that_cannot_be_built_is_a_config_error_and_not_retried(tmp_pat
     assert "config error, not retried" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_wandb_failure_keeps_local_results(tmp_path, monkeypatch):
     import wandb
 
@@ -372,6 +385,7 @@ def test_registry_builds_every_method():
     assert plugin.penalty.lambda_reg == 7.5
 
 
+@pytest.mark.slow
 def test_cli_help_and_missing_data_error(tmp_path, capsys):
     text = build_parser().format_help()
     for option in ("--quick", "--full", "--cifar", "--config", "--output", "--wandb",

@@ -194,6 +194,7 @@ def test_drop_transfer_uses_the_previous_weights_for_dropped_nodes_and_is_unbias
 
 
 # ----------------------------------------------------------- in Avalanche
+@pytest.mark.slow
 def test_merged_model_is_what_evaluation_sees_and_heads_keep_their_task_solution():
     bm = digits_benchmark(seed=0)
     plugin = IMMPlugin(mode="mode", l2_transfer=1e-3, drop_transfer=0.2)
@@ -217,6 +218,7 @@ def test_merged_model_is_what_evaluation_sees_and_heads_keep_their_task_solution
     assert not torch.equal(plugin.solutions[2]["trunk.0.weight"], plugin.solutions[3]["trunk.0.weight"])
 
 
+@pytest.mark.slow
 def test_without_weight_transfer_each_experience_restarts_from_the_first_start():
     bm = digits_benchmark(seed=0)
     plugin = IMMPlugin(mode="mean", weight_transfer=False)
@@ -236,6 +238,7 @@ def test_without_weight_transfer_each_experience_restarts_from_the_first_start()
 @pytest.mark.parametrize("make_plugin", [lambda: IMMPlugin(mode="mode"),
                                          lambda: IMMPlugin(mode="mean")],
                          ids=["mode-IMM", "mean-IMM"])
+@pytest.mark.slow
 def test_imm_forgets_the_first_task_less_than_naive_on_digits(make_plugin, naive_forgetting):
     # Measured (seeds 0-7, windows of 3 seeds): naive 0.23-0.30, mode-IMM 0.01-0.05.
     forgetting = mean_first_task_forgetting(lambda: [make_plugin()])
@@ -268,6 +271,7 @@ def checkpointed_and_uninterrupted(make_plugin, tmp_path, n_experiences: int):
     return uninterrupted, resumed
 
 
+@pytest.mark.slow
 def test_checkpoint_round_trip_resumes_exactly(tmp_path):
     _, resumed = checkpointed_and_uninterrupted(
         lambda: IMMPlugin(mode="mode", drop_transfer=0.2), tmp_path, n_experiences=4)

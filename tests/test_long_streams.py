@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from alpha_mas_avalanche.cli import preset
+from alpha_mas_avalanche.experiment.presets import preset
 from alpha_mas_avalanche.data import make_benchmark
 from alpha_mas_avalanche.data.long_streams import MNIST_MEAN, MNIST_STD
 from alpha_mas_avalanche.experiment.config import ExperimentConfig, MethodConfig

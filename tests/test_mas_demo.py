@@ -12,7 +12,8 @@ import torch
 from avalanche.training import Naive
 
 from alpha_mas_avalanche import AlphaMASPlugin, mas_importance
-from alpha_mas_avalanche.cli import main, preset
+from alpha_mas_avalanche.cli import main
+from alpha_mas_avalanche.experiment.presets import preset
 from alpha_mas_avalanche.experiment.config import ExperimentConfig, MethodConfig
 from alpha_mas_avalanche.experiment.specs import base_spec
 from alpha_mas_avalanche.experiment.train import execute_run

@@ -54,7 +54,7 @@ def test_invalid_model_arguments(kwargs, name):
         make_model(**kwargs)
 
 
-# ---------------------------------------------------------------- vgg16 (issue 13, section 3)
+# ---------------------------------------------------------------- vgg16
 VGG16_CONV_CHANNELS = [64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512]
 
 
@@ -67,6 +67,7 @@ def _vgg16_parameters_by_hand(in_channels: int = 3) -> int:
     return total
 
 
+@pytest.mark.slow
 def test_vgg16_is_torchvisions_conv_layers_with_our_heads():
     from torchvision.models import vgg16
 
@@ -82,6 +83,7 @@ def test_vgg16_is_torchvisions_conv_layers_with_our_heads():
     assert sum(p.numel() for p in model.parameters()) == _vgg16_parameters_by_hand() + head
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scenario", ["task", "class", "domain"])
 def test_vgg16_features_and_classifier_contract_on_a_tiny_batch(scenario):
     torch.manual_seed(0)
@@ -97,6 +99,7 @@ def test_vgg16_features_and_classifier_contract_on_a_tiny_batch(scenario):
             torch.testing.assert_close(model(x), model.classifier(features))
 
 
+@pytest.mark.slow
 def test_vgg16_importance_reaches_every_conv_layer():
     """The plugins' path: exact MAS importance through features() and the head."""
     from alpha_mas_avalanche.importance import mas_importance

@@ -24,6 +24,8 @@ TINY = dict(benchmark="split_digits", epochs=1, batch_size=32, train_samples_per
             eval_samples_per_task=40)
 TIMING_KEYS = ("wall_time_s", "train_time_s")
 
+pytestmark = pytest.mark.slow  # trains on real data or runs grids
+
 
 class RaisingPlugin(SupervisedPlugin):
     """Test-only: raises before the third experience."""

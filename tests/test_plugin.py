@@ -53,6 +53,7 @@ def train_stream(strategy, bm, upto=5):
     return accuracies
 
 
+@pytest.mark.slow
 def test_penalty_zero_on_first_experience_then_positive_and_task_one_forgets_less():
     bm = digits_benchmark(seed=0)
     forgetting = {}

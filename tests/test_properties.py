@@ -247,6 +247,7 @@ def test_unlabeled_importance_data_equals_the_labelled_experience(as_dataset):
 
 
 # ----------------------------------------------------------------------- adaptive
+@pytest.mark.slow
 def test_adaptive_digits_then_inverted_then_permuted_mnist(mnist_root):
     """One stream, three input distributions, one unchanged configuration."""
     gen = torch.Generator().manual_seed(0)

@@ -52,6 +52,7 @@ def numeric_summary(out: Path) -> dict:
 
 
 # ------------------------------------------------------------- corrupt result files
+@pytest.mark.slow
 def test_corrupt_and_half_written_run_files_are_reported_and_rerun(tmp_path, one_thread):
     config = ExperimentConfig(**TINY, methods=[MethodConfig("alpha_mas"), MethodConfig("naive")],
                               output_dir=str(tmp_path / "out"))

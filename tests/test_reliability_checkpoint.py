@@ -63,6 +63,7 @@ def test_every_registry_plugin_is_covered():
             "naive"} <= set(METHODS)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", METHODS)
 def test_resumed_from_checkpoint_equals_uninterrupted(benchmark, method, tmp_path):
     from avalanche.checkpointing import maybe_load_checkpoint, save_checkpoint

@@ -21,11 +21,13 @@ from alpha_mas_avalanche.data import (
 
 
 def mnist_copy(mnist_root: Path, tmp_path: Path, broken: str) -> tuple[Path, Path]:
-    """A data root whose ``broken`` file is a real copy (to damage), the others links."""
+    """A data root whose ``broken`` file is a real copy (to damage), the others links (to
+    absolute paths: a relative data root such as README's ../shared/data would leave them
+    dangling)."""
     raw = tmp_path / "mnist" / "MNIST" / "raw"
     raw.mkdir(parents=True)
     for name in MNIST_FILES:
-        source = mnist_root / "MNIST" / "raw" / name
+        source = (mnist_root / "MNIST" / "raw" / name).resolve()
         if name == broken:
             shutil.copyfile(source, raw / name)
         else:

@@ -20,6 +20,8 @@ from alpha_mas_avalanche.experiment.wandb_logging import WandbSession
 TINY = dict(benchmark="split_digits", epochs=1, batch_size=32, train_samples_per_task=40,
             eval_samples_per_task=30, methods=[MethodConfig("naive")], seeds=[0])
 
+pytestmark = pytest.mark.slow  # trains on real data or runs grids
+
 
 @pytest.fixture
 def fresh_wandb(tmp_path, monkeypatch):

@@ -116,6 +116,7 @@ def test_grid_extensions_must_be_a_non_negative_int():
         _config([1.0, 10.0], extensions=-1)
 
 
+@pytest.mark.slow
 def test_a_real_digits_grid_grows_at_its_edge_and_flags_avalanche_si_as_no_effect(tmp_path, capfd):
     """Real runs: MAS's two-value grid has its best at an edge, so it grows one decade (the
     bound); Avalanche's SI gives the same validation score at every strength on CPU. The

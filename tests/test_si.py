@@ -172,6 +172,7 @@ def _first_task_forgetting(plugins, seed):
     return accs[0] - accs[-1], strategy
 
 
+@pytest.mark.slow
 def test_si_and_l2_forget_the_first_task_less_than_naive_and_penalise_only_after_it():
     """Adam 0.01 on digits (measured: first-task forgetting Naive 0.44 / 0.24 on seeds 0 / 1,
     SI c=100 0.0 / 0.0; with SGD 0.1, c >= 1000 diverges)."""

@@ -33,6 +33,8 @@ DISPLAY_NAMES = {
     "rotated_mnist": "Rotated MNIST (10 tasks, 0-162 degrees)",
     "rotated_mnist_20": "Rotated MNIST (20 tasks, 0-171 degrees)",
 }
+#: Benchmarks built from data that ships with a package: they read no ``data_root``.
+DATA_FREE_BENCHMARKS = ("split_digits",)
 #: Benchmark -> its class order (pair k = classes 2k, 2k+1 of it).
 CLASS_ORDERS = {"split_mnist": MNIST_CLASS_ORDER, "split_digits": MNIST_CLASS_ORDER,
                 "split_cifar10": CIFAR10_CLASS_ORDER, "split_cifar10_jpeg": CIFAR10_CLASS_ORDER,

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import collections.abc
 import copy
-import difflib
 import inspect
 import types
 import typing
@@ -23,9 +22,17 @@ from alpha_mas_avalanche.data.names import (
 )
 from alpha_mas_avalanche.experiment.atomic import write_text_atomic
 from alpha_mas_avalanche.experiment.methods import REGISTRY, accepted_params, build_method, get_entry
+from alpha_mas_avalanche.experiment.names import (
+    check_exclusive,
+    check_keys,
+    check_method_name,
+    check_name,
+    check_param_names,
+    listing,
+    suggestion,
+)
 from alpha_mas_avalanche.model_names import MODELS
 from alpha_mas_avalanche.validation import (
-    check_choice,
     check_finite_float,
     check_non_negative_int,
     check_positive_int,
@@ -64,15 +71,9 @@ class MethodConfig:
     task_orders: list[list[int]] | None = None
 
     def __post_init__(self) -> None:
-        if self.name not in REGISTRY:
-            raise ValueError(f"methods[].name: expected one of {sorted(REGISTRY)}, got {self.name!r}")
-        if not isinstance(self.params, dict):
-            raise ValueError(f"methods[{self.name}].params: expected a mapping, got {self.params!r}")
+        check_method_names(self.name, self.params, self.sweep, self.select)
         for kind in ("sweep", "select"):
-            grid = getattr(self, kind)
-            if not isinstance(grid, dict):
-                raise ValueError(f"methods[{self.name}].{kind}: expected a mapping param -> list")
-            for key, values in grid.items():
+            for key, values in getattr(self, kind).items():
                 if not isinstance(values, list) or not values:
                     raise ValueError(
                         f"methods[{self.name}].{kind}.{key}: expected a non-empty list, got {values!r}"
@@ -139,21 +140,25 @@ class ExperimentConfig:
     wandb_project: str = "alpha-mas-avalanche"
 
     def __post_init__(self) -> None:
-        self.methods = [m if isinstance(m, MethodConfig) else _method_from(m) for m in self.methods]
-        check_choice("benchmark", self.benchmark, BENCHMARKS)
-        check_choice("scenario", self.scenario, SCENARIOS)
+        # names first, from static tables: a typo answers before torch is imported
+        if not isinstance(self.methods, list) or not self.methods:
+            raise ValueError(f"methods: expected a non-empty list of methods, got {self.methods!r}")
+        for i, method in enumerate(self.methods):
+            if not isinstance(method, MethodConfig):
+                _check_method_data(i, method)
+        check_name("benchmark", self.benchmark, BENCHMARKS)
+        check_name("scenario", self.scenario, SCENARIOS)
         check_scenario(self.benchmark, self.scenario)
         if self.model is None:
             self.model = DEFAULT_MODEL[self.benchmark]
-        check_choice("model", self.model, MODELS)
-        if not self.methods:
-            raise ValueError("methods: expected at least one method")
-        names = [m.name for m in self.methods]
+        check_name("model", self.model, MODELS)
+        names = [m.name if isinstance(m, MethodConfig) else m if isinstance(m, str) else m["name"]
+                 for m in self.methods]
         if len(set(names)) != len(names):
             raise ValueError(f"methods: each method at most once, got {names}")
         check_positive_int("epochs", self.epochs)
         check_finite_float("lr", self.lr, positive=True)
-        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_name("optimizer", self.optimizer, OPTIMIZERS)
         check_positive_int("batch_size", self.batch_size)
         for key in ("first_task_epochs", "first_task_batch_size"):
             if getattr(self, key) is not None:
@@ -170,8 +175,11 @@ class ExperimentConfig:
             self.task_orders = [list(range(n))]
         self.task_orders = _check_orders("task_orders", self.task_orders, n)
         for method in self.methods:
-            if method.task_orders is not None:
-                _check_orders(f"methods[{method.name}].task_orders", method.task_orders, n)
+            orders = getattr(method, "task_orders", None) if isinstance(method, MethodConfig) \
+                else method.get("task_orders") if isinstance(method, dict) else None
+            if orders is not None:
+                name = method.name if isinstance(method, MethodConfig) else method.get("name")
+                _check_orders(f"methods[{name}].task_orders", orders, n)
         check_finite_float("validation_size", self.validation_size)
         if not 0 < self.validation_size < 1:
             raise ValueError(f"validation_size: expected a fraction in (0, 1), got {self.validation_size!r}")
@@ -180,9 +188,11 @@ class ExperimentConfig:
                 check_positive_int(key, getattr(self, key), extra="or None (all samples)")
         if not isinstance(self.device, str) or not self.device:
             raise ValueError(f"device: expected a torch device string such as 'cpu' or 'cuda', got {self.device!r}")
-        check_choice("wandb", self.wandb, WANDB_MODES)
+        check_name("wandb", self.wandb, WANDB_MODES)
         if not isinstance(self.output_dir, str) or not self.output_dir:
             raise ValueError(f"output_dir: expected a folder path, got {self.output_dir!r}")
+        # then the checks that build the plugins (these import torch)
+        self.methods = [m if isinstance(m, MethodConfig) else _method_from(m) for m in self.methods]
 
     # ------------------------------------------------------------------ files
     def to_dict(self) -> dict[str, Any]:
@@ -193,9 +203,7 @@ class ExperimentConfig:
         if not isinstance(data, dict):
             raise ValueError(f"config: expected a mapping, got {type(data).__name__}")
         known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"config: unknown key(s) {unknown}; accepted keys: {sorted(known)}")
+        check_keys("config", data, known)
         return cls(**copy.deepcopy(data))
 
     def save(self, path: str | Path) -> None:
@@ -220,12 +228,10 @@ def check_method_params(method: MethodConfig) -> None:
     for kind in ("params", "sweep", "select"):
         for key, value in getattr(method, kind).items():
             where = f"methods[{method.name}].{kind}.{key}"
-            if key not in accepted:
-                close = difflib.get_close_matches(key, accepted, n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
-                names = ", ".join(sorted(accepted)) or "none (it takes no hyperparameters)"
-                raise ValueError(f"{where}: {entry.label} has no parameter {key!r}{hint}; "
-                                 f"accepted: {names}")
+            if key not in accepted:  # a method registered at run time: not in the static table
+                names = listing(accepted) or "none (it takes no hyperparameters)"
+                raise ValueError(f"{where}: {method.name} has no parameter {key!r}"
+                                 f"{suggestion(key, accepted)}; accepted: {names}")
             default = entry.defaults.get(key, accepted[key].default)
             for item in ([value] if kind == "params" else value):
                 _check_param_type(where, accepted[key].annotation, default, item)
@@ -301,16 +307,35 @@ def _describe(annotation: Any) -> str:
     return str(annotation)
 
 
-def _method_from(data: Any) -> MethodConfig:
+def check_method_names(name: Any, params: Any, sweep: Any, select: Any, where: str = "methods") -> None:
+    """The method's name, the shapes of its params/sweep/select and every parameter name in
+    them, from the static table of :mod:`.names` (no torch)."""
+    check_method_name(f"{where}.name" if where != "methods" else "method name", name, REGISTRY)
+    for kind, value in (("params", params), ("sweep", sweep), ("select", select)):
+        if not isinstance(value, dict):
+            what = "a mapping" if kind == "params" else "a mapping param -> list of values"
+            raise ValueError(f"methods[{name}].{kind}: expected {what}, got {value!r}")
+        check_param_names(name, kind, value)
+    check_exclusive(name, {*params, *sweep, *select})
+
+
+def _check_method_data(index: int, data: Any) -> None:
+    """``methods[index]`` as read from a file: a name, or a mapping of MethodConfig's keys."""
+    where = f"methods[{index}]"
     if isinstance(data, str):
-        return MethodConfig(data)
+        check_method_name(where, data, REGISTRY)
+        return
     if not isinstance(data, dict):
-        raise ValueError(f"methods[]: expected a name or a mapping, got {data!r}")
-    known = {f.name for f in fields(MethodConfig)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ValueError(f"methods[]: unknown key(s) {unknown}; accepted keys: {sorted(known)}")
-    return MethodConfig(**data)
+        raise ValueError(f"{where}: expected a method name or a mapping, got {data!r}")
+    check_keys(where, data, [f.name for f in fields(MethodConfig)])
+    if "name" not in data:
+        raise ValueError(f"{where}: a method needs a 'name'")
+    check_method_names(data["name"], data.get("params", {}), data.get("sweep", {}),
+                       data.get("select", {}), where)
+
+
+def _method_from(data: Any) -> MethodConfig:
+    return MethodConfig(data) if isinstance(data, str) else MethodConfig(**data)
 
 
 def _check_seeds(name: str, seeds: Any) -> list[int]:

@@ -345,16 +345,3 @@ class RayExecutor:
     def __exit__(self, *exc) -> None:
         self.close()
 
-
-def make_executor(kind: str = "local", *, workers: int | None = None,
-                  threads: int | None = None, ray_address: str | None = None,
-                  cpus_per_run: float = 1.0, gpus_per_run: float = 0.0,
-                  setup: Callable[[], None] | None = None):
-    """``"sequential"`` (this process), ``"local"`` (worker processes) or ``"ray"``."""
-    if kind == "sequential":
-        return sequential_executor
-    if kind == "local":
-        return LocalProcessExecutor(workers, threads, setup=setup)
-    if kind == "ray":
-        return RayExecutor(ray_address, cpus_per_run, gpus_per_run, threads=threads, setup=setup)
-    raise ValueError(f"executor: expected one of ['sequential', 'local', 'ray'], got {kind!r}")

@@ -15,67 +15,20 @@ from typing import Any
 
 import numpy as np
 
-#: registry methods drawn in the AlphaMAS hue family
-ALPHA_FAMILY = ("alpha_mas", "alpha_mas_last_epochs", "alpha_mas_per_task")
-MAS_FAMILY = ("mas", "avalanche_mas")
-BOUNDS = ("naive", "joint")
-#: tab20 index per baseline: dark and light shade of one hue for related methods
-BASELINE_SHADES = {"mas": 0, "avalanche_mas": 1, "ewc": 4, "online_ewc": 5, "si": 8,
-                   "si_avalanche": 9, "l2": 10, "lwf": 12, "ebll": 16, "imm": 18}
-GREYS = {"naive": (0.55, 0.55, 0.55), "joint": (0.15, 0.15, 0.15)}
-LINESTYLES = {"naive": ":", "joint": "--"}
+from alpha_mas_avalanche.experiment.figure_style import (
+    LINESTYLES,
+    consecutive_runs,
+    error_of,
+    error_text,
+    errors_of,
+    legend_error_text,
+    method_colours,
+)
+from alpha_mas_avalanche.experiment.methods import FAMILIES, FAMILY_TITLES, REGISTRY, family_of
+
 FIGURES = ("accuracy_matrix", "task_accuracy_over_sequence", "heldout_accuracy_per_epoch",
            "forgetting_per_task", "average_forgetting", "max_forgetting_vs_lambda",
            "order_sensitivity")
-
-
-def method_colours(methods: dict[str, str]) -> dict[str, tuple]:
-    """``{label: RGB(A)}`` for ``{label: registry method}`` (in table order), all distinct."""
-    import matplotlib
-
-    tab20 = matplotlib.colormaps["tab20"].colors
-    family = [label for label, method in methods.items() if method in ALPHA_FAMILY]
-    warm = matplotlib.colormaps["YlOrRd"](np.linspace(0.4, 0.95, max(len(family), 1)))
-    colours: dict[str, tuple] = {label: tuple(warm[i]) for i, label in enumerate(family)}
-    spare = [tab20[i] for i in (11, 13, 17, 19, 15)] + list(matplotlib.colormaps["Dark2"].colors)
-    for label, method in methods.items():
-        if label in colours:
-            continue
-        if method in GREYS:
-            colour = GREYS[method]
-        elif method in BASELINE_SHADES and tab20[BASELINE_SHADES[method]] not in colours.values():
-            colour = tab20[BASELINE_SHADES[method]]
-        else:
-            colour = next(c for c in spare if c not in colours.values())
-        colours[label] = colour
-    return colours
-
-
-def error_of(stat: dict[str, Any]) -> float:
-    """The error bar of a mean: its 95 % CI half-width for n >= 3, one std for n = 2, NaN
-    (matplotlib draws no bar, no cap) for one seed or none."""
-    value = stat.get("ci95") if stat.get("n", 0) >= 3 else stat.get("std")
-    return float("nan") if value is None or stat.get("n", 0) < 2 else float(value)
-
-
-def errors_of(series: dict[str, Any]) -> Any:
-    """The error bars of a ``{"ci95", "std", "n"}`` series (lists or nested lists), as
-    :func:`error_of` chooses them; NaN (nothing drawn) where missing or n < 2."""
-    errors = np.array(series["ci95"] if series["n"] >= 3 else series["std"], dtype=float)
-    return errors if series["n"] >= 2 else np.full_like(errors, np.nan)  # None -> NaN
-
-
-def error_text(n: int, most: int | None = None) -> str:
-    """What the error bars are for rows of ``n`` seeds (``n``-``most`` when rows differ, as
-    in a partial grid: each row's bar follows its own n)."""
-    if most is not None and most != n:
-        return (f"{n}-{most} seeds per row (a partial grid): mean ± 95 % CI where n ≥ 3, "
-                "± 1 std where n = 2, no bar where n = 1")
-    if n >= 3:
-        return f"mean ± 95 % CI over n = {n} seeds"
-    if n == 2:
-        return "mean ± 1 std over n = 2 seeds (a 95 % CI needs n ≥ 3)"
-    return "n = 1 seed (no error bars)"
 
 
 class Figures:
@@ -96,18 +49,21 @@ class Figures:
         self.colour = method_colours(self.method)
         self.tasks = result["task_names"]  # by pair
         self.order = result["main_task_order"]
-        self.context = (f"{result['benchmark']}, {result['scenario']}-incremental, "
-                        f"{error_text(*result.get('n_seeds_per_row', [result['n_seeds']]))}")
+        seeds = result.get("n_seeds_per_row", [result["n_seeds"]])
+        self.setting = f"{result['benchmark']}, {result['scenario']}-incremental"
+        self.context = f"{self.setting}, {error_text(*seeds)}"
+        self.errors = legend_error_text(*seeds)  # what a band or whisker is, for legends
 
     # ------------------------------------------------------------------ helpers
-    def _title(self, fig, what: str) -> None:
-        fig.suptitle(f"{what}\n{self.context}", fontsize=10)
+    def _title(self, fig, what: str, context: str | None = None) -> None:
+        fig.suptitle(f"{what}\n{self.context if context is None else context}", fontsize=10)
 
-    def _legend(self, fig, ax, title=None) -> None:
-        """The legend outside the data, right of the axes, in drawing (= table) order."""
+    def _legend(self, fig, ax, title: str | None) -> None:
+        """The legend outside the data, right of the axes, in drawing (= table) order;
+        ``title`` says what the lines and error bars are (None: the entries say it)."""
         handles, labels = ax.get_legend_handles_labels()
         fig.legend(handles, labels, loc="outside right center", fontsize=8, frameon=False,
-                   title=title)
+                   title=title, title_fontsize=8)
 
     def _figure(self, *args, **kwargs):
         """A constrained-layout figure; its padding keeps a figure-wide x label clear of
@@ -175,8 +131,12 @@ class Figures:
         colourbar = fig.colorbar(image, ax=axes, shrink=0.6)
         colourbar.set_label("test accuracy (%), mean over seeds")
         joint = any(self.method[lb] == "joint" for lb in labels)
-        self._title(fig, "Accuracy matrix: accuracy on each task after each experience"
-                    + (" (Joint: trained on all tasks at once, last row)" if joint else ""))
+        n = self.result.get("n_seeds_per_row", [self.result["n_seeds"]])
+        seeds = f"n = {n[0]} seeds" if n[0] == n[-1] else f"n = {n[0]}-{n[-1]} seeds per row"
+        self._title(fig, "Accuracy matrix: mean test accuracy (%) on each task after each experience"
+                    + (" (Joint: trained on all tasks at once, last row)" if joint else ""),
+                    f"{self.setting}; each cell: the mean over {seeds} (no error shown; "
+                    "per-seed values in runs.csv)")
         return fig
 
     def task_accuracy_over_sequence(self):
@@ -207,45 +167,51 @@ class Figures:
             ax.grid(alpha=0.3)
         fig.supxlabel("after training on (experience)", fontsize=9)
         fig.supylabel("test accuracy of the task (%)", fontsize=9)
-        self._legend(fig, axes.flat[0], title="task")
-        self._title(fig, "Accuracy of each task over the sequence (line: mean; shaded: the error "
-                         "stated below)")
+        self._legend(fig, axes.flat[0], title=f"task\n(line: mean;\nshaded: {self.errors})")
+        self._title(fig, f"Accuracy of each task over the sequence (line: mean; shaded: {self.errors})")
         return fig
 
     def heldout_accuracy_per_epoch(self):
         """Mean accuracy over the tasks seen so far after each epoch, task boundaries marked;
-        AlphaMAS and MAS in one panel, the other baselines in a second (bounds in both)."""
+        one panel per method family (:data:`~.methods.FAMILIES`), Naive and Joint in every
+        panel as references (no band). A method that changes the model after training
+        (IMM merges) is labelled: its per-epoch points are the weights before that change,
+        and diamonds mark the evaluated model after each experience (test stream)."""
         curves = self.result.get("heldout_curves") or {}
         labels = [lb for lb in self.labels if lb in curves]
         if not labels:
             return None
-        first = [lb for lb in labels if self.method[lb] in ALPHA_FAMILY + MAS_FAMILY + BOUNDS]
-        second = [lb for lb in labels if lb not in first or self.method[lb] in BOUNDS]
-        groups = [first, second] if len(second) > len(set(second) & set(first)) else [labels]
-        fig, axes = self._figure(1, len(groups), figsize=(6.2 * len(groups) + 2.5, 4.6),
-                                 sharey=True, squeeze=False)
+        bounds = [lb for lb in labels if family_of(self.method[lb]) == "bound"]
+        groups = [(FAMILY_TITLES[f], [lb for lb in labels if family_of(self.method[lb]) == f])
+                  for f in FAMILIES if f != "bound"]
+        groups = [(title, group + bounds) for title, group in groups if group] or [("", bounds)]
+        ncols = min(2, len(groups))
+        nrows = -(-len(groups) // ncols)
+        fig, axes = self._figure(nrows, ncols, figsize=(6.0 * ncols + 3.2, 3.6 * nrows + 0.8),
+                                 sharey=True, sharex=True, squeeze=False)
         kind = curves[labels[0]]["kind"]
-        for ax, group in zip(axes.flat, groups):
+        for index, ax in enumerate(axes.flat):
+            if index >= len(groups):
+                ax.set_visible(False)
+                continue
+            title, group = groups[index]
             for label in group:
-                self._heldout_line(ax, label, curves[label])
+                self._heldout_line(ax, label, curves[label], band=label not in bounds)
             self._task_boundaries(ax, next((curves[lb]["experience"] for lb in group
                                             if self.method[lb] != "joint"), None))
-            ax.set_xlabel("epoch over the task sequence" if kind == "validation" else
-                          "after training on task (experience)")
+            ax.set_title(title, fontsize=9)
             ax.grid(alpha=0.3)
-        axes.flat[0].set_ylabel("validation accuracy, mean over seen tasks (%)" if kind == "validation"
-                                else "test accuracy, mean over seen tasks (%)")
-        if len(groups) == 2:
-            axes.flat[0].set_title("AlphaMAS and MAS", fontsize=9)
-            axes.flat[1].set_title("other baselines", fontsize=9)
+            ax.xaxis.set_tick_params(labelbottom=True)
+        fig.supxlabel("epoch over the task sequence" if kind == "validation" else
+                      "after training on task (experience)", fontsize=9)
+        fig.supylabel("validation accuracy, mean over seen tasks (%)" if kind == "validation"
+                      else "test accuracy, mean over seen tasks (%)", fontsize=9)
         handles = {}
         for ax in axes.flat:
             for handle, text in zip(*ax.get_legend_handles_labels()):
                 handles.setdefault(text, handle)
-        rank = {self.display[lb]: i for i, lb in enumerate(self.labels)}
-        ordered = sorted(handles, key=lambda text: rank.get(text.split(", after its last")[0], 0))
-        fig.legend([handles[t] for t in ordered], ordered, loc="outside right center", fontsize=8,
-                   frameon=False)
+        fig.legend(list(handles.values()), list(handles), loc="outside right center", fontsize=8,
+                   frameon=False, title=f"line: mean; shaded: {self.errors}", title_fontsize=8)
         if kind == "validation":
             what = ("Held-out accuracy after each epoch: validation split of every task seen so "
                     "far (dotted lines: task boundaries)")
@@ -255,7 +221,7 @@ class Figures:
         self._title(fig, what)
         return fig
 
-    def _heldout_line(self, ax, label: str, curve: dict[str, Any]) -> None:
+    def _heldout_line(self, ax, label: str, curve: dict[str, Any], band: bool = True) -> None:
         mean = np.array(curve["mean"], dtype=float) * 100
         error = errors_of(curve) * 100
         if self.method[label] == "joint":  # all tasks at once: its end point as a reference
@@ -263,10 +229,30 @@ class Figures:
                        linewidth=1.2, **self._style(label))
             return
         xs = np.arange(1, len(mean) + 1)
-        ax.plot(xs, mean, marker=".", markersize=4, linewidth=1.2, label=self.display[label],
-                **self._style(label))
-        ax.fill_between(xs, np.clip(mean - error, 0, 100), np.clip(mean + error, 0, 100),
-                        color=self.colour[label], alpha=0.12, linewidth=0)
+        change = getattr(REGISTRY.get(self.method[label]), "after_training", "")
+        text = (f"{self.display[label]}: weights before being {change} (per epoch)" if change
+                else self.display[label])
+        style = {**self._style(label), **({"linestyle": "--"} if change else {})}
+        ax.plot(xs, mean, marker=".", markersize=4, linewidth=1.2, label=text, **style)
+        if band:
+            ax.fill_between(xs, np.clip(mean - error, 0, 100), np.clip(mean + error, 0, 100),
+                            color=self.colour[label], alpha=0.15, linewidth=0)
+        if change and curve.get("experience"):
+            self._evaluated_points(ax, label, curve["experience"], change)
+
+    def _evaluated_points(self, ax, label: str, experience: list[int], change: str) -> None:
+        """Diamonds at the end of each experience: the evaluated (e.g. merged) model's test
+        accuracy, mean over the tasks seen so far (from the accuracy matrix; no band)."""
+        matrix = (self.result.get("accuracy_matrices") or {}).get(label)
+        if matrix is None:
+            return
+        ends = [k + 1 for k in range(len(experience))
+                if k + 1 == len(experience) or experience[k + 1] != experience[k]]
+        seen = [np.mean([v for v in row[:i + 1] if v is not None]) * 100
+                for i, row in enumerate(matrix["mean"][:len(ends)])]
+        ax.plot(ends[:len(seen)], seen, marker="D", markersize=5, linestyle="none",
+                color=self.colour[label], markeredgecolor="black", markeredgewidth=0.6,
+                label=f"{self.display[label]}: {change} model after each experience (test, mean)")
 
     def _task_boundaries(self, ax, experience: list[int] | None) -> None:
         """Dotted lines between the tasks, the task trained in each stretch named on top."""
@@ -299,7 +285,7 @@ class Figures:
         ax.set_xlabel("task (classes)")
         ax.set_ylabel("forgetting (%): single-task acc. − final acc.")
         ax.grid(axis="y", alpha=0.3)
-        self._legend(fig, ax)
+        self._legend(fig, ax, title=f"bar: mean; whisker: {self.errors}")
         self._title(fig, "Forgetting per task (reference definition)")
         return fig
 
@@ -309,7 +295,8 @@ class Figures:
         fig, ax = self._figure(figsize=(11, 0.32 * len(self.labels) + 1.8))
         positions, y = [], 0.0
         for index, label in enumerate(self.labels):
-            if index and self.method[label] in BOUNDS and self.method[self.labels[index - 1]] not in BOUNDS:
+            bound = family_of(self.method[label]) == "bound"
+            if index and bound and family_of(self.method[self.labels[index - 1]]) != "bound":
                 y += 0.8
             positions.append(y)
             y += 1.0
@@ -320,7 +307,8 @@ class Figures:
         ax.set_yticks(positions, [self.display[lb] for lb in self.labels], fontsize=8)
         ax.invert_yaxis()
         ax.axvline(0, color="black", linewidth=0.6)
-        ax.set_xlabel("average forgetting (%): single-task acc. − final acc., mean over tasks")
+        ax.set_xlabel("average forgetting (%): single-task acc. − final acc., mean over tasks "
+                      f"(bar: mean; whisker: {self.errors})")
         ax.grid(axis="x", alpha=0.3)
         self._title(fig, "Average forgetting over the tasks (reference definition)")
         return fig
@@ -337,26 +325,27 @@ class Figures:
         stats = [self.summary[lb]["max_forgetting_ref"] for _, lb in sweep]
         ys = np.array([(s["mean"] or 0.0) * 100 for s in stats])
         es = np.array([error_of(s) * 100 for s in stats])
-        line_colour = self.colour[sweep[-1][1]]
-        ax.plot(xs, ys, color=line_colour, linewidth=1.5, label="AlphaMAS (shaded: its error)")
-        ax.fill_between(xs, ys - es, ys + es, color=line_colour, alpha=0.2, linewidth=0)
-        for (m, label), y in zip(sweep, ys):
-            ax.plot([m], [y], marker="o", color=self.colour[label], linestyle="none",
-                    markeredgecolor="black", markeredgewidth=0.5)
+        ax.plot(xs, ys, color="0.35", linewidth=1.3, zorder=1)
+        ax.fill_between(xs, ys - es, ys + es, color="0.35", alpha=0.15, linewidth=0,
+                        label=f"AlphaMAS: {self.errors}")
+        for (m, label), y in zip(sweep, ys):  # each λ in its colour of the other figures
+            ax.plot([m], [y], marker="o", markersize=7, color=self.colour[label], linestyle="none",
+                    markeredgecolor="black", markeredgewidth=0.6, zorder=2,
+                    label=f"{self.display[label]}: mean")
         mas = [lb for lb in self.labels if self.method[lb] == "mas"]
         if mas:
             stat = self.summary[mas[0]]["max_forgetting_ref"]
             mean, error = (stat["mean"] or 0.0) * 100, error_of(stat) * 100
             ax.axhline(mean, color=self.colour[mas[0]], linestyle="--", linewidth=1.2,
-                       label=self.display[mas[0]])
-            for bound in (mean - error, mean + error) if np.isfinite(error) else ():  # thin lines
-                ax.axhline(bound, color=self.colour[mas[0]], linestyle=":", linewidth=0.9,
-                           label=f"{self.display[mas[0]]}: mean ± error" if bound < mean else None)
+                       label=f"{self.display[mas[0]]}: mean")
+            if np.isfinite(error):
+                ax.axhspan(mean - error, mean + error, color=self.colour[mas[0]], alpha=0.12,
+                           linewidth=0, label=f"{self.display[mas[0]]}: {self.errors}")
         ax.set_xticks(xs, [("" if m == 1 else f"{m:g}") + "N" for m in xs])
         ax.set_xlabel("λ (sum of the alphas; N = number of tasks)")
         ax.set_ylabel("max forgetting over tasks (%), reference def.")
         ax.grid(alpha=0.3)
-        self._legend(fig, ax)
+        self._legend(fig, ax, title=None)  # each entry names its statistic
         self._title(fig, "Max forgetting vs λ")
         return fig
 
@@ -373,17 +362,22 @@ class Figures:
         offsets = (np.arange(len(labels)) - (len(labels) - 1) / 2) * min(0.08, 0.5 / len(labels))
         for offset, label in zip(offsets, labels):
             per_placement = sensitivity[label]["per_placement"]
-            positions = sorted(per_placement, key=int)
-            stats = [per_placement[p]["final_acc"] for p in positions]
-            ax.errorbar([int(p) + offset for p in positions], [(s["mean"] or 0.0) * 100 for s in stats],
-                        yerr=[error_of(s) * 100 for s in stats], marker="o", markersize=4,
-                        capsize=2, linewidth=0.8, label=self.display[label], **self._style(label))
+            positions = sorted(int(p) for p in per_placement)
+            stats = [per_placement[str(p)]["final_acc"] for p in positions]
+            xs = np.array(positions, dtype=float) + offset
+            ys = np.array([(s["mean"] or 0.0) * 100 for s in stats])
+            ax.errorbar(xs, ys, yerr=[error_of(s) * 100 for s in stats], marker="o", markersize=4,
+                        capsize=2, linestyle="none", elinewidth=0.8, label=self.display[label],
+                        color=self.colour[label])
+            for run in consecutive_runs(positions):  # lines only between neighbouring positions
+                index = [positions.index(p) for p in run]
+                ax.plot(xs[index], ys[index], linewidth=0.8, **self._style(label))
         n_positions = len(self.order)
         ax.set_xticks(range(1, n_positions + 1), [str(p) for p in range(1, n_positions + 1)])
-        ax.set_xlabel(f"position of task {moved} in the sequence")
+        ax.set_xlabel(f"position of task {moved} in the sequence (points only where it was run)")
         ax.set_ylabel(f"final accuracy of {moved} (%)")
         ax.grid(alpha=0.3)
-        self._legend(fig, ax)
+        self._legend(fig, ax, title=f"mean {self.errors}")
         self._title(fig, f"Order sensitivity: task {moved} moved from first to last place")
         return fig
 

@@ -19,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from alpha_mas_avalanche.experiment.names import EXCLUSIVE_PARAMS
+
 STRATEGIES = ("naive", "joint")
 
 
@@ -38,6 +40,10 @@ class MethodEntry:
         module: module that must import for the method to be available (None: always).
         inherit: ``{param: method}``: the value chosen on validation for ``method``'s
             ``param`` is used (e.g. the ablation runs at MAS's chosen lambda).
+        family: the group it is drawn and tabulated with (:data:`FAMILIES`).
+        after_training: what the method does to the model after an experience's training,
+            before it is evaluated ("" for nothing; IMM: "merged"): per-epoch curves taken
+            during training show the weights before that.
     """
 
     name: str
@@ -50,7 +56,15 @@ class MethodEntry:
     provenance: str = ""
     module: str | None = None
     inherit: dict[str, str] = field(default_factory=dict)
+    family: str = "other"
+    after_training: str = ""
 
+
+#: method families, in display order: AlphaMAS and its ablations, MAS, the other
+#: importance-weighted quadratic penalties, the rest, and the bounds (Naive, Joint)
+FAMILIES = ("alpha_mas", "mas", "quadratic", "other", "bound")
+FAMILY_TITLES = {"alpha_mas": "AlphaMAS", "mas": "MAS", "quadratic": "EWC, SI, L2",
+                 "other": "LwF, EBLL, IMM", "bound": "bounds"}
 
 REGISTRY: dict[str, MethodEntry] = {}
 
@@ -59,6 +73,8 @@ def register(entry: MethodEntry) -> MethodEntry:
     """Add (or replace) a registry entry."""
     if entry.strategy not in STRATEGIES:
         raise ValueError(f"strategy: expected one of {STRATEGIES}, got {entry.strategy!r}")
+    if entry.family not in FAMILIES:
+        raise ValueError(f"family: expected one of {FAMILIES}, got {entry.family!r}")
     REGISTRY[entry.name] = entry
     return entry
 
@@ -89,6 +105,12 @@ def _module_found(dotted: str) -> bool:
     return spec is not None
 
 
+def family_of(name: str) -> str:
+    """The family of registry method ``name`` ("other" for a name not registered)."""
+    entry = REGISTRY.get(name)
+    return entry.family if entry is not None else "other"
+
+
 def available_methods() -> list[str]:
     return [name for name in REGISTRY if is_available(name)]
 
@@ -107,8 +129,18 @@ def build_method(name: str, params: dict[str, Any], n_tasks: int) -> tuple[str, 
             f"method {name!r} needs module {entry.module}, which is not importable "
             "in this installation"
         )
-    merged = {**entry.defaults, **params}
-    return entry.strategy, entry.build_plugins(merged, n_tasks)
+    return entry.strategy, entry.build_plugins(with_defaults(name, params), n_tasks)
+
+
+def with_defaults(name: str, params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` over the registry defaults of method ``name``; a default is not used
+    where ``params`` gives the other name of an :data:`~.names.EXCLUSIVE_PARAMS` pair
+    (AlphaMAS's ``lambda_reg`` replaces its default ``lambda_multiplier``)."""
+    replaced = set()
+    for first, second, _ in EXCLUSIVE_PARAMS.get(name, ()):
+        replaced |= {second} if first in params else {first} if second in params else set()
+    defaults = {k: v for k, v in get_entry(name).defaults.items() if k not in replaced}
+    return {**defaults, **params}
 
 
 @dataclass(frozen=True)
@@ -158,10 +190,12 @@ def accepted_params(name: str) -> dict[str, inspect.Parameter] | None:
 def method_label(name: str, params: dict[str, Any]) -> str:
     """Row label: the method's label plus its swept/non-default hyperparameters."""
     entry = get_entry(name)
-    params = {**entry.defaults, **params}
+    params = with_defaults(name, params)
     if name == "alpha_mas" and "lambda_multiplier" in params:
         multiplier = _fmt(float(params["lambda_multiplier"]))
         return f"{entry.label} λ={'' if multiplier == '1' else multiplier}N"
+    if name == "alpha_mas" and "lambda_reg" in params:
+        return f"{entry.label} λ={_fmt(float(params['lambda_reg']))}"
     shown = {k: v for k, v in params.items() if k in entry.sweep}
     if not shown:
         return entry.label
@@ -173,16 +207,19 @@ def _fmt(value: Any) -> str:
 
 
 # --------------------------------------------------------------------- builders
-@_takes("alpha_mas_avalanche.plugins.alpha_mas", "AlphaMASPlugin", fixed=("lambda_mode", "lambda_reg"),
-        extra={"lambda_multiplier": float})  # lambda_reg = multiplier x N: not set directly
+@_takes("alpha_mas_avalanche.plugins.alpha_mas", "AlphaMASPlugin", extra={"lambda_multiplier": float})
 def _alpha_mas(params: dict[str, Any], n_tasks: int) -> list:
+    """AlphaMAS with lambda = ``lambda_multiplier`` x N, or ``lambda_reg`` itself (one of the
+    two, see :data:`~.names.EXCLUSIVE_PARAMS`); ``lambda_mode`` "fixed" unless given."""
     from alpha_mas_avalanche.plugins.alpha_mas import AlphaMASPlugin
 
-    params = dict(params)
+    params = {"lambda_mode": "fixed", **params}
     multiplier = params.pop("lambda_multiplier", None)
     if multiplier is not None:
+        if "lambda_reg" in params:
+            raise ValueError("give lambda_reg or lambda_multiplier, not both")
         params["lambda_reg"] = float(multiplier) * n_tasks
-    return [AlphaMASPlugin(lambda_mode="fixed", **params)]
+    return [AlphaMASPlugin(**params)]
 
 
 @_takes("alpha_mas_avalanche.plugins.alpha_mas", "AlphaMASPlugin", fixed=("lambda_mode",))
@@ -234,6 +271,7 @@ register(MethodEntry(
     sweep={"lambda_multiplier": [1.0, 1.5, 2.0, 3.0]},
     provenance="lambda = N, 1.5N, 2N, 3N (N tasks): the reference paper's sweep; every "
                "value is reported, none is selected.",
+    family="alpha_mas",
 ))
 register(MethodEntry(
     "alpha_mas_last_epochs", "AlphaMAS, importance over last epochs", "naive", _alpha_mas,
@@ -241,6 +279,7 @@ register(MethodEntry(
     sweep={"lambda_multiplier": [1.0]},
     provenance="the reference write-up's estimate over the last training epochs "
                "(importance_epochs=1 unless set); lambda = N as the main AlphaMAS row.",
+    family="alpha_mas",
 ))
 register(MethodEntry(
     "alpha_mas_per_task", "AlphaMAS (per-task, MAS's λ)", "naive", _alpha_mas_per_task,
@@ -249,6 +288,7 @@ register(MethodEntry(
     provenance="ablation: lambda_mode='per_task' at the lambda chosen for plain MAS, so the "
                "total strength sum_t alpha_t equals MAS's at every step and only the "
                "redistribution across tasks differs (registry default 1.0 if MAS is not run).",
+    family="alpha_mas",
 ))
 register(MethodEntry(
     "mas", "MAS", "naive", _plain_mas,
@@ -256,6 +296,7 @@ register(MethodEntry(
     select={"lambda_reg": REG_GRID},
     provenance="plain MAS with per-task anchors (the reference baseline, alpha_t = lambda); "
                "lambda chosen on the validation stream from the grid.",
+    family="mas",
 ))
 register(MethodEntry(
     "mas_reference", "MAS (reference code)", "naive", _reference_code_mas,
@@ -265,6 +306,7 @@ register(MethodEntry(
                "'standard' accumulation): each task's Omega added to the stored sum, one "
                "anchor, the latest task's parameters; importance exact per sample in eval "
                "mode (theirs: |batch gradient|); lambda chosen on the validation stream.",
+    family="mas",
 ))
 register(MethodEntry(
     "avalanche_mas", "MAS (Avalanche)", "naive",
@@ -273,6 +315,7 @@ register(MethodEntry(
     select={"lambda_reg": REG_GRID},
     provenance="Avalanche MASPlugin; lambda_reg chosen on the validation stream from the grid; "
                "alpha (importance EMA decay) kept at Avalanche's default 0.5.",
+    family="mas",
 ))
 register(MethodEntry(
     "ewc", "EWC", "naive",
@@ -282,6 +325,7 @@ register(MethodEntry(
     provenance="Avalanche EWCPlugin, separate penalties (Kirkpatrick et al. 2017); "
                "ewc_lambda chosen on the validation stream from the grid (Avalanche's "
                "batched Fisher: searched, not copied from per-sample-Fisher papers).",
+    family="quadratic",
 ))
 register(MethodEntry(
     "online_ewc", "Online EWC", "naive",
@@ -291,6 +335,7 @@ register(MethodEntry(
     provenance="Avalanche EWCPlugin, online mode (Schwarz et al. 2018); ewc_lambda chosen on "
                "the validation stream from the grid; decay_factor fixed at 1.0 (no decay), "
                "not tuned.",
+    family="quadratic",
 ))
 register(MethodEntry(
     "si", "SI", "naive",
@@ -300,6 +345,7 @@ register(MethodEntry(
     provenance="SIPlugin (ours) after Zenke, Poole & Ganguli 2017: unregularised-gradient path "
                "integral, xi = 0.1 (the paper's Split MNIST value), no clipping; c chosen on "
                "the validation stream from the grid.",
+    family="quadratic",
 ))
 register(MethodEntry(
     "si_avalanche", "SI (Avalanche)", "naive",
@@ -311,6 +357,7 @@ register(MethodEntry(
                "line 215) stores param.detach().cpu().flatten(), a view of the live weights "
                "on a CPU tensor, so the path integral is g * 0 and the penalty 0; it also "
                "clips importances at 0.001 and damps with 1e-7. See docs/harness.md.",
+    family="quadratic",
 ))
 register(MethodEntry(
     "l2", "L2", "naive",
@@ -320,6 +367,7 @@ register(MethodEntry(
     provenance="L2Plugin: the quadratic with unit importance around the last task's "
                "parameters (the importance-free control; Hsu et al. 2018's L2); lambda "
                "chosen on the validation stream from the grid.",
+    family="quadratic",
 ))
 register(MethodEntry(
     "lwf", "LwF", "naive",
@@ -332,10 +380,12 @@ register(MethodEntry(
 register(MethodEntry(
     "naive", "Naive (fine-tuning)", "naive", _none,
     provenance="no hyperparameters (lower bound).",
+    family="bound",
 ))
 register(MethodEntry(
     "joint", "Joint (upper bound)", "joint", _none,
     provenance="Avalanche JointTraining on all tasks at once, same epochs; no hyperparameters.",
+    family="bound",
 ))
 register(MethodEntry(
     "ebll", "EBLL", "naive",
@@ -350,7 +400,9 @@ register(MethodEntry(
     provenance="IMMPlugin (Lee et al. 2017) with its constructor defaults; pass params or a "
                "select grid in the config to change them.",
     module="alpha_mas_avalanche.plugins.imm",
+    after_training="merged",
 ))
 
 __all__ = ["MethodEntry", "REGISTRY", "register", "build_method", "get_entry",
-           "available_methods", "is_available", "method_label", "accepted_params"]
+           "available_methods", "is_available", "method_label", "accepted_params", "FAMILIES",
+           "FAMILY_TITLES", "family_of", "with_defaults"]

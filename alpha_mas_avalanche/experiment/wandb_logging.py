@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from alpha_mas_avalanche.experiment.config import ExperimentConfig
-from alpha_mas_avalanche.experiment.methods import REGISTRY
+from alpha_mas_avalanche.experiment.methods import REGISTRY, with_defaults
 
 
 class WandbSession:
@@ -187,8 +187,9 @@ def epoch_rows(record: dict[str, Any]) -> dict[int, dict[str, Any]]:
 
 def effective_params(record: dict[str, Any]) -> dict[str, Any]:
     """The run's hyperparameters over its registry defaults (what the plugin ran with)."""
-    entry = REGISTRY.get(record["method"])
-    return {**(entry.defaults if entry else {}), **record["params"]}
+    if record["method"] not in REGISTRY:
+        return dict(record["params"])
+    return with_defaults(record["method"], record["params"])
 
 
 def run_name(record: dict[str, Any]) -> str:

@@ -1,0 +1,87 @@
+"""How the figures look and what their error bars are: one colour per method (AlphaMAS a
+warm hue family, related baselines two shades of one hue, bounds grey), the error bar of a
+mean over seeds, and the words that name it in titles and legends."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from alpha_mas_avalanche.experiment.methods import family_of
+
+#: tab20 index per baseline: dark and light shade of one hue for related methods
+BASELINE_SHADES = {"mas": 0, "avalanche_mas": 1, "ewc": 4, "online_ewc": 5, "si": 8,
+                   "si_avalanche": 9, "l2": 10, "lwf": 12, "ebll": 16, "imm": 18}
+GREYS = {"naive": (0.55, 0.55, 0.55), "joint": (0.15, 0.15, 0.15)}
+LINESTYLES = {"naive": ":", "joint": "--"}
+
+
+def method_colours(methods: dict[str, str]) -> dict[str, tuple]:
+    """``{label: RGB(A)}`` for ``{label: registry method}`` (in table order), all distinct."""
+    import matplotlib
+
+    tab20 = matplotlib.colormaps["tab20"].colors
+    family = [label for label, method in methods.items() if family_of(method) == "alpha_mas"]
+    warm = matplotlib.colormaps["YlOrRd"](np.linspace(0.4, 0.95, max(len(family), 1)))
+    colours: dict[str, tuple] = {label: tuple(warm[i]) for i, label in enumerate(family)}
+    spare = [tab20[i] for i in (11, 13, 17, 19, 15)] + list(matplotlib.colormaps["Dark2"].colors)
+    for label, method in methods.items():
+        if label in colours:
+            continue
+        if method in GREYS:
+            colour = GREYS[method]
+        elif method in BASELINE_SHADES and tab20[BASELINE_SHADES[method]] not in colours.values():
+            colour = tab20[BASELINE_SHADES[method]]
+        else:
+            colour = next(c for c in spare if c not in colours.values())
+        colours[label] = colour
+    return colours
+
+
+def error_of(stat: dict[str, Any]) -> float:
+    """The error bar of a mean: its 95 % CI half-width for n >= 3, one std for n = 2, NaN
+    (matplotlib draws no bar, no cap) for one seed or none."""
+    value = stat.get("ci95") if stat.get("n", 0) >= 3 else stat.get("std")
+    return float("nan") if value is None or stat.get("n", 0) < 2 else float(value)
+
+
+def errors_of(series: dict[str, Any]) -> Any:
+    """The error bars of a ``{"ci95", "std", "n"}`` series (lists or nested lists), as
+    :func:`error_of` chooses them; NaN (nothing drawn) where missing or n < 2."""
+    errors = np.array(series["ci95"] if series["n"] >= 3 else series["std"], dtype=float)
+    return errors if series["n"] >= 2 else np.full_like(errors, np.nan)  # None -> NaN
+
+
+def error_text(n: int, most: int | None = None) -> str:
+    """What the error bars are for rows of ``n`` seeds (``n``-``most`` when rows differ, as
+    in a partial grid: each row's bar follows its own n)."""
+    if most is not None and most != n:
+        return (f"{n}-{most} seeds per row (a partial grid): mean ± 95 % CI where n ≥ 3, "
+                "± 1 std where n = 2, no bar where n = 1")
+    if n >= 3:
+        return f"mean ± 95 % CI over n = {n} seeds"
+    if n == 2:
+        return "mean ± 1 std over n = 2 seeds (a 95 % CI needs n ≥ 3)"
+    return "n = 1 seed (no error bars)"
+
+
+def legend_error_text(n: int, most: int | None = None) -> str:
+    """The error bar in a legend's words: which statistic, over how many seeds."""
+    if most is not None and most != n:
+        return f"± 95 % CI (n ≥ 3) or ± 1 std (n = 2); n = {n}-{most} seeds per row"
+    if n >= 3:
+        return f"± 95 % CI, n = {n} seeds"
+    if n == 2:
+        return "± 1 std, n = 2 seeds"
+    return "n = 1 seed, no error bar"
+
+
+def consecutive_runs(positions: list[int]) -> list[list[int]]:
+    """``[1, 2, 5]`` -> ``[[1, 2], [5]]``: the stretches of neighbouring positions."""
+    runs: list[list[int]] = []
+    for p in sorted(positions):
+        if runs and p == runs[-1][-1] + 1:
+            runs[-1].append(p)
+        else:
+            runs.append([p])
+    return runs

@@ -1,0 +1,83 @@
+"""Row order and display labels of methods and tasks."""
+from __future__ import annotations
+
+from typing import Any
+
+from alpha_mas_avalanche.data.names import CIFAR10_CLASS_NAMES, LONG_STREAMS, pair_classes
+from alpha_mas_avalanche.experiment.methods import REGISTRY, family_of
+
+
+#: how a hyperparameter is written in a row label
+SYMBOLS = {"lambda_reg": "λ", "ewc_lambda": "λ", "si_lambda": "λ", "alpha": "α"}
+
+
+def table_order(runs: list[dict]) -> list[str]:
+    """Labels in table order: the AlphaMAS rows, the other methods, then the bounds (Naive,
+    Joint); run order within each group."""
+    method = {r["label"]: r["method"] for r in runs}
+    labels = list(dict.fromkeys(r["label"] for r in runs))
+    group = {lb: 0 if family_of(method[lb]) == "alpha_mas" else 2 if family_of(method[lb]) == "bound" else 1 for lb in labels}
+    return sorted(labels, key=lambda lb: group[lb])
+
+
+def task_name(benchmark: str, pair: int) -> str:
+    """A task named by its classes: ``(1,2)`` for MNIST/digits, ``bird/automobile`` for
+    CIFAR-10; ``task 3`` on the long streams (every task holds all ten digits)."""
+    if benchmark in LONG_STREAMS:
+        return f"task {pair}"
+    first, second = pair_classes(benchmark, pair)
+    if benchmark.startswith("split_cifar10"):
+        return f"{CIFAR10_CLASS_NAMES[first]}/{CIFAR10_CLASS_NAMES[second]}"
+    return f"({first},{second})"
+
+
+def _short(value: Any) -> str:
+    """``1e4`` rather than ``10000.0``; ``0.1``, ``1``, ``2.5`` as they are."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if value != 0 and (abs(value) >= 1e4 or abs(value) < 1e-3):
+        mantissa, exponent = f"{value:.2e}".split("e")
+        return f"{float(mantissa):g}e{int(exponent)}"
+    return f"{value:g}"
+
+
+def _assignments(params: dict[str, Any]) -> str:
+    return ", ".join(f"{SYMBOLS.get(k, k)}={_short(v)}" for k, v in params.items())
+
+
+def display_label(label: str, method: str, params: dict[str, Any], selection: dict | None) -> str:
+    """The row label with the hyperparameter behind it: ``EWC (λ=1e4 chosen)``,
+    ``EWC (λ=1e7 chosen, at grid edge)``, ``SI (λ=1 used; no effect: ...)``, ``MAS (λ=1,
+    default)`` when a grid exists but was not run (``fixed`` when the config set a value
+    other than the registry's); AlphaMAS rows name their λ already."""
+    entry = REGISTRY.get(method)
+    if selection is not None:
+        used = _assignments(selection["chosen"])
+        if selection.get("no_effect", False):
+            return _annotate(label, f"{used} used; no effect: every grid value gave the same "
+                                    "validation score")
+        edge = ", at grid edge" if selection.get("at_grid_edge", False) else ""
+        return _annotate(label, f"{used} chosen{edge}")
+    if entry is None:
+        return label
+    keys = list(entry.select) or list(entry.inherit)
+    values = {k: params.get(k, entry.defaults.get(k)) for k in keys if k in params or k in entry.defaults}
+    if not values:
+        return label
+    how = ("inherited" if entry.inherit and not entry.select else
+           "default" if all(v == entry.defaults.get(k) for k, v in values.items()) else "fixed")
+    return _annotate(label, f"{_assignments(values)}, {how}")
+
+
+def _annotate(label: str, note: str) -> str:
+    """``EWC`` -> ``EWC (note)``; ``MAS (Avalanche)`` -> ``MAS (Avalanche; note)``."""
+    return f"{label[:-1]}; {note})" if label.endswith(")") else f"{label} ({note})"
+
+
+def sci(value: float) -> str:
+    """Three significant digits, exponent without padding: ``5.82e4``."""
+    text = f"{value:.3g}"
+    if "e" in text:
+        mantissa, exponent = text.split("e")
+        text = f"{mantissa}e{int(exponent)}"
+    return text

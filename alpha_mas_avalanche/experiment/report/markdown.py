@@ -1,0 +1,141 @@
+"""The paper-like markdown table of a comparison (table.md)."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from alpha_mas_avalanche.experiment.methods import family_of
+from alpha_mas_avalanche.experiment.report.claims import CLAIM_ALPHA, comparisons_by_label, p_text
+from alpha_mas_avalanche.experiment.report.frames import METRICS, PERCENT
+from alpha_mas_avalanche.experiment.report.labels import sci
+
+
+# ------------------------------------------------------------------ writing
+def _cell(stat: dict[str, Any], percent: bool) -> str:
+    """``mean ± 95 % CI`` for n >= 3, ``mean ± std`` for n = 2, the mean alone for n = 1."""
+    if stat["mean"] is None:
+        return "n/a"
+    scale = 100.0 if percent else 1.0
+    text = f"{stat['mean'] * scale:.2f}"
+    error = stat["ci95"] if stat["n"] >= 3 else stat["std"]
+    if error is not None:
+        text += f" ± {error * scale:.2f}"
+    return text
+
+
+def _row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def markdown_table(result: dict[str, Any]) -> str:
+    """The main table (bounds at the bottom), the order-sensitivity table and the importance
+    totals table, with what ± means."""
+    summary = result["methods"]
+    header = ["Method"] + list(METRICS.values()) + ["n"]
+    lines = [f"**{result['title']}**", "", _row(header),
+             "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+    separated = False
+    for label, entry in summary.items():
+        if family_of(entry["method"]) == "bound" and not separated:
+            lines.append(_row(["*bounds*"] + [""] * (len(header) - 1)))
+            separated = True
+        cells = [_cell(entry[m], m in PERCENT) for m in METRICS]
+        lines.append(_row([entry["display_label"]] + cells + [str(entry["final_avg_acc"]["n"])]))
+    ns = {entry["final_avg_acc"]["n"] for entry in summary.values()}
+    spread = ("Mean ± 95 % CI half-width of the mean (Student t) over n seeds" if min(ns) >= 3 else
+              "Mean over n = 1 seed (no spread)" if max(ns) == 1 else
+              "Mean ± one standard deviation over n seeds (n = 2: a Student-t interval would be "
+              "wider than the scale)" if max(ns) <= 2 else
+              "Mean ± 95 % CI half-width (Student t) where n ≥ 3, ± one std where n = 2, the mean "
+              "alone where n = 1")
+    lines += ["", f"{spread}; 'ref.' = the reference paper's forgetting "
+                  "(single-task accuracy minus final accuracy); Avalanche forgetting/BWT from its "
+                  "metrics; train time excludes evaluation. 'chosen': picked on the validation "
+                  "stream; 'at grid edge': the smallest or largest value of the grid (after any "
+                  "extension of the grid); 'default': the registry value, no grid run."]
+    lines += (_paired_table(result) + _claims(result) + _order_table(result)
+              + _importance_table(result))
+    return "\n".join(lines) + "\n"
+
+
+def _paired_table(result: dict[str, Any]) -> list[str]:
+    comparisons = result["paired_comparisons"]
+    if not comparisons:
+        return []
+    display = {lb: e["display_label"] for lb, e in result["methods"].items()}
+    names = {"final_avg_acc": "final avg acc", "avg_forgetting_ref": "avg forgetting, ref.",
+             "max_forgetting_ref": "max forgetting, ref."}
+    by_label = comparisons_by_label(comparisons)
+    lines = ["", f"**AlphaMAS − {comparisons[0]['baseline']}, paired over seeds (pp; two-sided "
+                 "paired t-test, p beside each)**", "",
+             _row(["Method"] + list(names.values()) + ["n"]), "|---|---:|---:|---:|---:|"]
+    for label in [lb for lb in display if lb in by_label]:
+        metrics, cells = by_label[label], []
+        for metric in names:
+            c = metrics.get(metric)
+            if c is None or c["mean_difference"] is None:
+                cells.append("n/a")
+                continue
+            cells.append(f"{100 * c['mean_difference']:+.2f} (p {p_text(c)})")
+        n = next(iter(metrics.values()))["n_seeds"]
+        lines.append(_row([display.get(label, label)] + cells + [str(n)]))
+    lines += ["", "Forgetting: positive = AlphaMAS forgets more. p is n/a where every seed gave "
+                  "the same difference or fewer than 2 seeds were paired."]
+    return lines
+
+
+def _claims(result: dict[str, Any]) -> list[str]:
+    if not result["seed_claims"]:
+        return []
+    return (["", f"**Seed claims** (paired over seeds, two-sided t-test; confirmed / "
+                 f"contradicted at p < {CLAIM_ALPHA}):", ""]
+            + [f"- {sentence}" for sentence in result["seed_claims"]])
+
+
+def _order_table(result: dict[str, Any]) -> list[str]:
+    sensitivity = result["order_sensitivity"]
+    if not sensitivity:
+        return []
+    moved = result["task_names"][result["moved_pair"]]
+    display = {lb: e["display_label"] for lb, e in result["methods"].items()}
+    lines = ["", f"**Order sensitivity: task {moved} moved from first to last place**", "",
+             _row(["Method", "placements", "final acc spread (pp)", "final acc std (pp)"]),
+             "|---|---:|---:|---:|"]
+    for label in [lb for lb in result["methods"] if lb in sensitivity]:
+        entry = sensitivity[label]
+        values = [entry[k] for k in ("final_acc_spread", "final_acc_std")]
+        lines.append(_row([display[label], str(len(entry["per_placement"]))]
+                          + ["n/a" if v is None else f"{v * 100:.2f}" for v in values]))
+    lines += ["", "The moved task's final accuracy per placement (mean over seeds): spread = "
+                  "max − min over placements, std over placements (ddof = 1). Its reference "
+                  "forgetting moves by the same amounts (the single-task accuracy it is measured "
+                  "against does not depend on the order)."]
+    return lines
+
+
+def _importance_table(result: dict[str, Any]) -> list[str]:
+    totals = result["importance_totals"]
+    if not totals:
+        return []
+    names = [result["task_names"][p] for p in result["main_task_order"]]
+    display = {lb: e["display_label"] for lb, e in result["methods"].items()}
+    lines = ["", "**Importance totals S_t = sum of Omega_t per task (training order), mean over "
+                 "seeds**", "", _row(["Method"] + [f"S {n}" for n in names] + ["max/min", "n"]),
+             "|" + "|".join(["---"] + ["---:"] * (len(names) + 2)) + "|"]
+    for label in [lb for lb in result["methods"] if lb in totals]:
+        entry = totals[label]
+        lines.append(_row([display[label]] + [sci(v) for v in entry["per_position"]]
+                          + [_ratio_cell(entry["max_over_min"]), str(entry["n"])]))
+    lines += ["", "max/min: the largest over the smallest S_t of a run, median over seeds "
+                  "(range in brackets); "
+                  "alpha-scaling gives every task alpha_t * S_t equal, plain MAS leaves this "
+                  "ratio in the penalty."]
+    return lines
+
+
+def _ratio_cell(ratios: list[float]) -> str:
+    median = float(np.median(ratios))
+    if len(ratios) == 1:
+        return f"{median:.2f}"
+    return f"{median:.2f} ({min(ratios):.2f}–{max(ratios):.2f})"
