@@ -310,11 +310,13 @@ register(MethodEntry(
 ))
 register(MethodEntry(
     "avalanche_mas", "MAS (Avalanche)", "naive",
-    _plugin("avalanche.training.plugins", "MASPlugin"),
+    _plugin("alpha_mas_avalanche.plugins.avalanche_mas", "AvalancheMASPlugin"),
     defaults={"lambda_reg": 1.0, "alpha": 0.5},
     select={"lambda_reg": REG_GRID},
-    provenance="Avalanche MASPlugin; lambda_reg chosen on the validation stream from the grid; "
-               "alpha (importance EMA decay) kept at Avalanche's default 0.5.",
+    provenance="Avalanche MASPlugin (AvalancheMASPlugin: the same but for its truth test of the "
+               "loss, which raised on a mini-batch loss of exactly 0); lambda_reg chosen on the "
+               "validation stream from the grid; alpha (importance EMA decay) kept at "
+               "Avalanche's default 0.5.",
     family="mas",
 ))
 register(MethodEntry(
