@@ -17,9 +17,11 @@ from torch.utils.data import DataLoader, Dataset
 
 from alpha_mas_avalanche.per_sample import (  # noqa: F401 (re-exported)
     PER_SAMPLE_BUDGET,
+    AbsGradientSums,
     fast_abs_gradient_sums,
     generic_abs_gradient_sums,
     squared_output_norm,
+    zero_sums,
 )
 from alpha_mas_avalanche.validation import check_choice, check_positive_int
 
@@ -92,6 +94,26 @@ def trainable_parameters(model: nn.Module) -> dict[str, nn.Parameter]:
     return {n: p for n, p in model.named_parameters() if p.requires_grad}
 
 
+def model_device(model: nn.Module, device: torch.device | str | None = None) -> torch.device:
+    """The device of ``model``'s parameters, where every computation on it runs and its
+    data is moved to. ``device``, if given, must name that device (``"cuda"`` matches any
+    CUDA device): it never moves the model."""
+    tensors = [*model.parameters(), *model.buffers()]
+    own = tensors[0].device if tensors else torch.device("cpu")
+    if device is None:
+        return own
+    try:
+        wanted = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device: expected None or a torch device, got {device!r}") from err
+    if wanted.type != own.type or (wanted.index is not None and wanted.index != own.index):
+        raise ValueError(
+            f"device: {str(wanted)!r}, but the model is on {str(own)!r}; computations run "
+            "where the model is, so move the model (model.to(device)) or pass device=None"
+        )
+    return own
+
+
 def _validate(model, exact, batch_size, max_samples, task_label) -> None:
     if not isinstance(model, nn.Module):
         raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
@@ -132,14 +154,19 @@ def mas_importance(
         batch_size: samples per batch when ``data`` is a Tensor or a Dataset (a
             DataLoader keeps its own); the exact path works in chunks of at most this size.
         max_samples: use only the first ``max_samples`` inputs (``None``: all).
-        device: where to compute; defaults to the device of the model's parameters.
+        device: None (the default) or the device the model is on, checked: the
+            computation runs on the model's device and the inputs are moved there
+            (see :func:`model_device`).
 
+    Under ``torch.autocast`` the forward runs in the autocast precision and the sums are
+    accumulated in float32 (float64 for float64 parameters), autocast off.
     Gradients are enabled for the computation whatever the caller's grad mode, so calling
     it under ``torch.no_grad()`` gives the same result; under ``torch.inference_mode()``
     it raises a RuntimeError saying so.
 
     Returns:
-        name -> importance tensor of the parameter's shape, for trainable parameters.
+        name -> importance tensor of the parameter's shape, for trainable parameters,
+        in float32 (float64 for float64 parameters).
     """
     _validate(model, exact, batch_size, max_samples, task_label)
     if torch.is_inference_mode_enabled():
@@ -161,9 +188,7 @@ def _importance(model, data, *, method, task_label, batch_size, max_samples, dev
     params = trainable_parameters(model)
     if not params:
         raise ValueError("model: has no trainable parameters (requires_grad=True); nothing to weigh")
-    if device is None:
-        device = next(iter(params.values())).device
-    device = torch.device(device)
+    device = model_device(model, device)
     was_training = model.training
     model.eval()
     try:
@@ -211,7 +236,7 @@ def forward_functional(
 
 def _batch_approximation_sums(model, params, batches, task_label):
     """Sum over batches of |grad of the batch mean of ||F(x)||^2| (Avalanche's MASPlugin)."""
-    total = {n: torch.zeros_like(p) for n, p in params.items()}
+    total = zero_sums(params)
     n_batches = 0
     for x in batches:
         loss = squared_output_norm(forward(model, x, task_label)).mean()
