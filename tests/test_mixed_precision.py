@@ -165,3 +165,40 @@ def test_grad_scaler_changes_nothing(plugin_name, device):
         torch.testing.assert_close(scaled_state[name], state[name], rtol=1e-5, atol=1e-9)
     for name in params:
         torch.testing.assert_close(scaled_params[name], params[name], rtol=1e-5, atol=1e-7)
+
+
+# ------------------------------------------------------------ reduced precision, fast path
+class BatchMean(torch.nn.Module):
+    """Adds the batch mean: samples interact (the fast rules would be wrong)."""
+
+    def forward(self, x):
+        return x + x.mean(0, keepdim=True)
+
+
+def test_independence_check_not_fooled_by_reduced_precision(device):
+    """A bfloat16 model (no autocast) and a float32 one under bfloat16 autocast are still
+    seen as sample-independent; a model that mixes samples is caught under autocast."""
+    model, x = fixed_model("cnn_bn", device)
+    run = model
+    assert per_sample.samples_independent(run, x)
+    with torch.autocast(torch.device(device).type, dtype=amp_dtype(device)):
+        assert per_sample.samples_independent(run, x)
+    assert per_sample.samples_independent(model.to(torch.bfloat16), x.to(torch.bfloat16))
+    mixing = torch.nn.Sequential(torch.nn.Linear(64, 8), BatchMean(), torch.nn.Linear(8, 2))
+    mixing = mixing.to(device)
+    with torch.autocast(torch.device(device).type, dtype=amp_dtype(device)):
+        assert not per_sample.samples_independent(mixing, x)
+
+
+def test_generic_path_named_once_in_a_warning(device):
+    """A layer without a fast rule (PReLU) goes generic: one warning naming it, however
+    many batches; the importance is still the float32 reference's."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 8), torch.nn.PReLU(), torch.nn.Linear(8, 2))
+    model = model.to(device)
+    x = digits_tensors()[0][:40].to(device)
+    with pytest.warns(GenericPathWarning) as caught:
+        mas_importance(model, x, batch_size=8)  # five batches
+    messages = [str(w.message) for w in caught if issubclass(w.category, GenericPathWarning)]
+    assert len(messages) == 1 and "'1.weight'" in messages[0]
+    assert "'0.weight'" not in messages[0]
