@@ -199,12 +199,13 @@ class EBLLPlugin(SupervisedPlugin):
 
     # ---------------------------------------------------------------- helpers
     def _follow(self, model: nn.Module) -> None:
-        """Encoders and the frozen previous model on ``model``'s device (after a restore);
-        the encoders stay float32."""
-        device = model_device(model)
-        self.encoders = [e.to(device) for e in self.encoders]
+        """Encoders and the frozen previous model on ``model``'s device and in its dtype
+        (after a restore); the encoders in float32 (float64 for a float64 model)."""
+        device, dtype = model_device(model), model_dtype(model)
+        encoder_dtype = torch.float64 if dtype == torch.float64 else torch.float32
+        self.encoders = [e.to(device, encoder_dtype) for e in self.encoders]
         if self.previous_model is not None:
-            self.previous_model.to(device)
+            self.previous_model.to(device, dtype)
 
     def _learn_encoder(self, model: nn.Module, loader: DataLoader, task, device) -> set[int]:
         """Train and keep the experience's encoder; returns the classes of its labels."""
