@@ -15,6 +15,7 @@ import yaml
 
 from alpha_mas_avalanche.data.names import BENCHMARKS, N_TASKS, SCENARIOS, check_task_order
 from alpha_mas_avalanche.experiment.atomic import write_text_atomic
+from alpha_mas_avalanche.experiment.devices import AMP_MODES, check_device
 from alpha_mas_avalanche.experiment.methods import REGISTRY, accepted_params, build_method, get_entry
 from alpha_mas_avalanche.model_names import MODELS
 from alpha_mas_avalanche.validation import (
@@ -98,7 +99,10 @@ class ExperimentConfig:
     CIFAR-10). ``train_samples_per_task``/``eval_samples_per_task`` take seeded random
     subsets (None: all data). ``selection_seeds`` (None: the first seed) are the seeds of
     the validation-grid runs. ``grid_extensions``: how many decades a validation grid may
-    grow on each side when its best value is at an edge (0: never).
+    grow on each side when its best value is at an edge (0: never). ``device``: where runs
+    train (``cpu``, ``cuda``, ``cuda:<index>``, ``mps``); ``amp``: autocast precision of
+    forward and loss (``off``, ``bf16``, ``fp16`` with a ``GradScaler``);
+    ``deterministic``: torch's deterministic algorithms (see docs/gpu.md).
     """
 
     name: str = "compare_baselines"
@@ -120,6 +124,8 @@ class ExperimentConfig:
     grid_extensions: int = 2
     data_root: str | None = None
     device: str = "cpu"
+    amp: str = "off"
+    deterministic: bool = False
     output_dir: str = "results/compare_baselines"
     wandb: str = "disabled"
     wandb_project: str = "alpha-mas-avalanche"
@@ -152,8 +158,9 @@ class ExperimentConfig:
         for key in ("train_samples_per_task", "eval_samples_per_task"):
             if getattr(self, key) is not None:
                 check_positive_int(key, getattr(self, key), extra="or None (all samples)")
-        if not isinstance(self.device, str) or not self.device:
-            raise ValueError(f"device: expected a torch device string such as 'cpu' or 'cuda', got {self.device!r}")
+        check_device("device", self.device)
+        check_choice("amp", self.amp, AMP_MODES)
+        check_choice("deterministic", self.deterministic, (True, False))
         check_choice("wandb", self.wandb, WANDB_MODES)
         if not isinstance(self.output_dir, str) or not self.output_dir:
             raise ValueError(f"output_dir: expected a folder path, got {self.output_dir!r}")

@@ -11,7 +11,12 @@ from typing import Any
 
 from alpha_mas_avalanche.data import N_TASKS
 from alpha_mas_avalanche.experiment.config import ExperimentConfig
+from alpha_mas_avalanche.experiment.devices import device_type
 from alpha_mas_avalanche.experiment.methods import get_entry
+
+
+#: The compute settings of every run recorded before they were recorded.
+COMPUTE_DEFAULTS = {"device_type": "cpu", "amp": "off", "deterministic": False}
 
 
 @dataclass
@@ -39,6 +44,8 @@ class RunSpec:
     phase: str = "final"  # "select" | "final" | "single_task"
     pair: int | None = None  # single_task: the pair trained alone
     show_progress: bool = False
+    amp: str = "off"  # autocast precision of forward and loss: "off" | "bf16" | "fp16"
+    deterministic: bool = False
 
     @property
     def run_id(self) -> str:
@@ -49,13 +56,23 @@ class RunSpec:
         return f"{self.phase}__{self.method}__{params}__seed{self.seed}__order{order}"
 
     def settings_key(self) -> str:
-        """Short hash of the training settings shared by the whole grid."""
+        """Short hash of the training settings shared by the whole grid, the device type
+        and the precision included (CPU, full precision, non-deterministic: left out of
+        the hash, so that results recorded before these settings existed keep their key)."""
         import hashlib
 
         keys = ("model", "epochs", "lr", "optimizer", "batch_size", "validation_size",
                 "train_samples_per_task", "eval_samples_per_task")
-        text = json.dumps({k: getattr(self, k) for k in keys}, sort_keys=True)
+        settings = {k: getattr(self, k) for k in keys}
+        settings.update({k: v for k, v in self.compute_settings().items()
+                         if v != COMPUTE_DEFAULTS[k]})
+        text = json.dumps(settings, sort_keys=True)
         return hashlib.sha1(text.encode()).hexdigest()[:10]
+
+    def compute_settings(self) -> dict[str, Any]:
+        """How the run computes: device type, autocast precision, determinism."""
+        return {"device_type": device_type(self.device), "amp": self.amp,
+                "deterministic": self.deterministic}
 
 
 def _slug(value: Any) -> str:
@@ -73,7 +90,7 @@ def base_spec(config: ExperimentConfig, seed: int, order: list[int], **more: Any
         train_samples_per_task=config.train_samples_per_task,
         eval_samples_per_task=config.eval_samples_per_task,
         data_root=config.data_root, device=config.device, seed=seed, task_order=list(order),
-        **more,
+        amp=config.amp, deterministic=config.deterministic, **more,
     )
 
 
