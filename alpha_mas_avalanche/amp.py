@@ -24,9 +24,9 @@ class AmpMixin:
             device type); ``"bf16"`` needs none (bfloat16 has float32's range).
     """
 
-    def __init__(self, *args, amp: str = "off", scaler: torch.amp.GradScaler | None = None,
+    def __init__(self, *, amp: str = "off", scaler: torch.amp.GradScaler | None = None,
                  **kwargs) -> None:
-        super().__init__(*args, **kwargs)
+        super().__init__(**kwargs)
         if amp not in AMP_DTYPES:
             raise ValueError(f"amp: expected one of {sorted(AMP_DTYPES)}, got {amp!r}")
         self.amp = amp
@@ -63,5 +63,6 @@ class AmpMixin:
 
 def amp_strategy(strategy_cls: type) -> type:
     """``strategy_cls`` (e.g. Avalanche's ``Naive``) with :class:`AmpMixin`: construct it
-    with the usual arguments plus ``amp="bf16"`` / ``"fp16"`` (and optionally ``scaler``)."""
+    with the usual keyword arguments plus ``amp="bf16"`` / ``"fp16"`` (and optionally
+    ``scaler``)."""
     return type(f"Amp{strategy_cls.__name__}", (AmpMixin, strategy_cls), {})

@@ -83,17 +83,24 @@ def add_quadratic_gradient_(thetas: Sequence[Tensor], weights: Sequence[Tensor],
         if p.grad is None:
             p.grad = torch.zeros_like(p)
     diffs = torch._foreach_sub(thetas, centers)
-    squares = torch._foreach_mul(diffs, diffs)
-    torch._foreach_mul_(squares, weights)  # weight (theta - center)^2
-    dtype = accumulation_dtype(thetas[0])
-    value = torch.stack([s.sum(dtype=dtype) for s in squares]).sum()
-    del squares
-    if isinstance(factor, Tensor):
-        torch._foreach_mul_(diffs, factor.detach().to(diffs[0].dtype))
+    weighted = torch._foreach_mul(diffs, weights)  # weight (theta - center)
+    value = torch.stack([_dot(w, d) for w, d in zip(weighted, diffs)]).sum()
+    grads = [p.grad for p in thetas]
+    if isinstance(factor, Tensor):  # one pass per tensor, the factor broadcast on the device
+        factor = factor.detach()
+        for grad, w in zip(grads, weighted):
+            grad.addcmul_(w, factor.to(w.dtype), value=2.0 * coefficient)
     else:
-        coefficient *= factor
-    torch._foreach_addcmul_([p.grad for p in thetas], weights, diffs, value=2.0 * coefficient)
+        torch._foreach_add_(grads, weighted, alpha=2.0 * coefficient * factor)
     return value
+
+
+def _dot(a: Tensor, b: Tensor) -> Tensor:
+    """``sum a * b`` without an intermediate tensor where BLAS can (float32, float64)."""
+    if a.dtype in (torch.float32, torch.float64):
+        return torch.vdot(a.reshape(-1), b.reshape(-1))
+    dtype = accumulation_dtype(a)
+    return (a.to(dtype) * b.to(dtype)).sum()
 
 
 def zero_penalty(params: Mapping[str, Tensor]) -> Tensor:
