@@ -17,7 +17,6 @@ from torch.utils.data import DataLoader, Dataset
 
 from alpha_mas_avalanche.per_sample import (  # noqa: F401 (re-exported)
     PER_SAMPLE_BUDGET,
-    AbsGradientSums,
     fast_abs_gradient_sums,
     generic_abs_gradient_sums,
     squared_output_norm,
