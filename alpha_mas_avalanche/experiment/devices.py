@@ -54,16 +54,18 @@ def check_device_available(name: str, value: str) -> None:
 
 
 def gpu_environment() -> dict[str, Any]:
-    """GPU names and memory, CUDA and cuDNN versions, the driver (``nvidia-smi``)."""
+    """GPU names and memory, CUDA build and cuDNN versions, the driver (``nvidia-smi``);
+    on a machine without CUDA only the CUDA build torch was compiled for."""
     import torch
 
+    available = torch.cuda.is_available()
     info: dict[str, Any] = {
-        "cuda_available": torch.cuda.is_available(),
-        "cuda_build": torch.version.cuda,
-        "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+        "cuda_available": available, "cuda_build": torch.version.cuda,
+        # cuDNN is loaded only where it can run (loading it costs seconds)
+        "cudnn": torch.backends.cudnn.version() if available else None,
         "gpus": [], "driver": None,
     }
-    if torch.cuda.is_available():
+    if available:
         for index in range(torch.cuda.device_count()):
             props = torch.cuda.get_device_properties(index)
             info["gpus"].append({"name": props.name, "memory_gib": props.total_memory / 2**30,
