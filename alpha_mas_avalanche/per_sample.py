@@ -2,7 +2,8 @@
 
 The fast path runs ONE batched forward and backward of ``sum_k ||F(x_k)||^2``. In eval
 mode samples do not interact, so the gradient reaching a layer's output row ``k`` is
-sample ``k``'s own. From each layer's input ``A`` and output gradient ``G``:
+sample ``k``'s own. From each layer's input ``A`` and output gradient ``G``
+(the rules: :mod:`alpha_mas_avalanche.layer_rules`):
 
 * ``nn.Linear`` (2-D input): sample ``k``'s weight gradient is the outer product
   ``G_k A_k^T`` and ``|a b^T| = |a| |b|^T``, so ``sum_k |G_k A_k^T| = |G|^T |A|``, one

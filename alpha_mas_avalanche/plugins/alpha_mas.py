@@ -101,6 +101,11 @@ class AlphaMASPlugin(QuadraticPenaltyPlugin):
     Strategies that never call the backward hooks (Avalanche's ``MER``) never apply the
     penalty; the plugin warns once when a training experience ends without them.
 
+    GPUs and mixed precision (docs/gpu.md): nothing in a training step reads a value back
+    to the host (``last_penalty`` does when read); importance is accumulated in float32;
+    for autocast use :func:`~alpha_mas_avalanche.amp.amp_strategy`, not a ``torch.autocast``
+    around ``train()``.
+
     Not to be confused with Avalanche's ``MASPlugin(alpha=...)``, where ``alpha`` is
     the decay of an exponential moving average of importances.
     """
