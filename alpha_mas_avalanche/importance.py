@@ -7,6 +7,7 @@ when ``task_label`` is given (the signature of Avalanche's ``MultiTaskModule``).
 from __future__ import annotations
 
 import math
+import multiprocessing
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -44,10 +45,13 @@ def iterate_input_batches(
     data: Tensor | Dataset | DataLoader | Iterable,
     batch_size: int,
     max_samples: int | None = None,
+    loader_options: dict[str, Any] | None = None,
 ) -> Iterator[Tensor]:
     """Yield input batches ``x`` from a Tensor, Dataset or DataLoader; labels are dropped.
 
     At most ``max_samples`` inputs are yielded in total (the first ones, in order).
+    ``loader_options`` (e.g. ``num_workers``, ``pin_memory``) go to the DataLoader made
+    for a Dataset.
     """
     if isinstance(data, Tensor):
         batches: Iterable = data.split(batch_size) if data.dim() > 0 else ()
@@ -61,7 +65,7 @@ def iterate_input_batches(
         # its own generator: creating a loader's iterator draws a seed, and importance
         # estimation must leave the global RNG (hence training order) untouched
         batches = DataLoader(data, batch_size=batch_size, shuffle=False, collate_fn=collate,
-                             generator=torch.Generator())
+                             generator=torch.Generator(), **(loader_options or {}))
     elif isinstance(data, Iterable):
         batches = data
     else:
@@ -192,8 +196,9 @@ def _importance(model, data, *, method, task_label, batch_size, max_samples, dev
     model.eval()
     try:
         # inference tensors (made under inference_mode) cannot be saved for backward
-        batches = (x.to(device).clone() if x.is_inference() else x.to(device)
-                   for x in iterate_input_batches(data, batch_size, max_samples))
+        batches = (x.to(device).clone() if x.is_inference() else x.to(device, non_blocking=True)
+                   for x in iterate_input_batches(data, batch_size, max_samples,
+                                                  _loader_options(device)))
         with torch.enable_grad():  # whatever the caller's grad mode
             total, count = _sums(model, params, batches, method, task_label, batch_size)
     finally:
@@ -201,6 +206,15 @@ def _importance(model, data, *, method, task_label, batch_size, max_samples, dev
     if count == 0:
         raise ValueError("data: holds no samples; importance needs at least one input")
     return {name: t / count for name, t in total.items()}
+
+
+def _loader_options(device: torch.device) -> dict[str, Any]:
+    """For a Dataset on CUDA: pinned memory, and 2 loading processes where this process may
+    start them (not inside a daemon process)."""
+    if device.type != "cuda":
+        return {}
+    workers = 0 if multiprocessing.current_process().daemon else 2
+    return {"pin_memory": True, "num_workers": workers}
 
 
 def _sums(model, params, batches, method, task_label, batch_size):

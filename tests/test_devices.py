@@ -77,3 +77,15 @@ def test_checkpoint_moves_between_cpu_and_cuda(plugin_name, cuda_device):
         assert all(p.device.type == torch.device(device).type for p in model.parameters())
     for value in (getattr(plugin, a, None) for a in ("last_penalty", "last_code_loss")):
         assert value is None or value == value
+
+
+def test_importance_of_a_dataset_on_cuda(cuda_device):
+    """A Dataset's batches are loaded (pinned, worker processes) and moved to the model."""
+    x = digits_tensors()[0][:64]
+    model = small_model()
+    want = mas_importance(model, x, batch_size=16)
+    dataset = torch.utils.data.TensorDataset(x, torch.zeros(64, dtype=torch.long))
+    got = mas_importance(model.to(cuda_device), dataset, batch_size=16)
+    for name in want:
+        assert got[name].is_cuda
+        torch.testing.assert_close(got[name].cpu(), want[name], rtol=1e-4, atol=1e-7)
