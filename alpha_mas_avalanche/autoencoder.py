@@ -36,7 +36,7 @@ def squared_distance(a: Tensor, b: Tensor) -> Tensor:
     return 0.5 * (a - b).pow(2).flatten(1).sum(1).mean()
 
 
-def code_loss(encoders: Sequence[nn.Module], features: Tensor, anchor_features: Tensor) -> Tensor:
+def code_loss(encoders: Sequence[nn.Linear], features: Tensor, anchor_features: Tensor) -> Tensor:
     """``sum_t 1/2 ||sigma(E_t f) - sigma(E_t f*)||^2``, batch-averaged (``alpha`` not applied).
 
     ``encoders`` are the kept linear encoders ``E_t``; features are flattened first.
@@ -44,7 +44,9 @@ def code_loss(encoders: Sequence[nn.Module], features: Tensor, anchor_features: 
     flat, anchor = features.flatten(1), anchor_features.flatten(1)
     total = features.new_zeros(())
     for encoder in encoders:
-        total = total + squared_distance(torch.sigmoid(encoder(flat)), torch.sigmoid(encoder(anchor)))
+        dtype = encoder.weight.dtype  # float32 encoders beside a half-precision model
+        total = total + squared_distance(torch.sigmoid(encoder(flat.to(dtype))),
+                                         torch.sigmoid(encoder(anchor.to(dtype))))
     return total
 
 
@@ -74,7 +76,7 @@ def train_autoencoder(
     optimizer = torch.optim.Adam(params, lr=lr)
     history = []
     for _ in range(epochs):
-        total, count = 0.0, 0
+        total, count = 0.0, 0  # total stays on the device until the epoch ends
         for features, labels in batches():
             flat = features.flatten(1)
             reconstruction = autoencoder(flat)
@@ -85,9 +87,9 @@ def train_autoencoder(
             for p, g in zip(params, grads):
                 p.grad = g
             optimizer.step()
-            total += float(loss.detach()) * features.shape[0]
+            total = total + loss.detach() * features.shape[0]
             count += features.shape[0]
         if count == 0:
             raise ValueError("data: holds no samples; the autoencoder needs at least one input")
-        history.append(total / count)
+        history.append(float(total) / count)
     return history

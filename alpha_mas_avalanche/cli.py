@@ -24,6 +24,7 @@ import yaml
 
 from alpha_mas_avalanche.data.names import BENCHMARKS, DATA_FREE_BENCHMARKS, LONG_STREAMS, SCENARIOS
 from alpha_mas_avalanche.experiment.config import WANDB_MODES, ExperimentConfig
+from alpha_mas_avalanche.experiment.devices import AMP_MODES
 from alpha_mas_avalanche.experiment.methods import REGISTRY, available_methods
 from alpha_mas_avalanche.experiment.names import check_method_name
 from alpha_mas_avalanche.experiment.presets import PRESETS, preset
@@ -33,7 +34,7 @@ from alpha_mas_avalanche.validation import check_finite_float, check_non_negativ
 FLAGS = {"output_dir": "--output", "wandb": "--wandb", "wandb_project": "--wandb-project",
          "data_root": "--data-root", "device": "--device", "benchmark": "--benchmark",
          "seeds": "--seeds", "epochs": "--epochs", "train_samples_per_task": "--train-samples",
-         "scenario": "--scenario"}
+         "scenario": "--scenario", "amp": "--amp", "deterministic": "--deterministic"}
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="compare-baselines",
@@ -79,7 +80,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--download", action="store_true",
                         help="let torchvision download MNIST / CIFAR-10 into --data-root first "
                              "if missing (needs internet; off by default)")
-    parser.add_argument("--device", metavar="DEV", help="torch device, e.g. cpu, cuda, cuda:1")
+    parser.add_argument("--device", metavar="DEV", help="torch device: cpu, cuda (spread over "
+                        "the GPUs), cuda:<index> or mps; checked before any run")
+    parser.add_argument("--amp", choices=AMP_MODES,
+                        help="autocast precision of forward and loss (fp16 with a GradScaler); "
+                             "recorded with each run (default: the config's, else off)")
+    parser.add_argument("--deterministic", action="store_true", default=None,
+                        help="torch's deterministic algorithms (cuDNN/cuBLAS included); "
+                             "recorded with each run")
     parser.add_argument("--benchmark", choices=BENCHMARKS, help="override the benchmark")
     parser.add_argument("--scenario", choices=SCENARIOS,
                         help="task (multi-head, default), class (one growing head) or domain "
@@ -179,7 +187,8 @@ def resolve_config(args: argparse.Namespace) -> ExperimentConfig:
     overrides = {"output_dir": args.output, "wandb": args.wandb, "wandb_project": args.wandb_project,
                  "data_root": args.data_root, "device": args.device, "benchmark": args.benchmark,
                  "seeds": args.seeds, "epochs": args.epochs,
-                 "train_samples_per_task": args.train_samples, "scenario": args.scenario}
+                 "train_samples_per_task": args.train_samples, "scenario": args.scenario,
+                 "amp": args.amp, "deterministic": args.deterministic}
     overrides = {k: v for k, v in overrides.items() if v is not None}
     data.update(overrides)
     if args.benchmark and not args.config:
@@ -233,6 +242,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     threads = args.threads if args.threads is not None else (1 if args.quick or args.preset == "quick" else None)
     try:
+        if not args.report_only:  # the device must exist here before anything starts
+            from alpha_mas_avalanche.experiment.devices import check_device_available
+
+            check_device_available(FLAGS["device"] if args.device else "device", config.device)
         executor = make_executor(args, config, threads)
     except (ValueError, TypeError, ImportError) as err:
         print(f"compare-baselines: error: {err}", file=sys.stderr)
@@ -318,7 +331,7 @@ def make_executor(args: argparse.Namespace, config: ExperimentConfig, threads: i
     if args.executor == "local":
         if args.workers == 1:
             return executors.sequential_executor
-        return executors.LocalProcessExecutor(args.workers, threads)
+        return executors.LocalProcessExecutor(args.workers, threads, device=config.device)
     return executors.RayExecutor(args.ray_address, 1.0 if args.cpus_per_run is None else args.cpus_per_run,
                                  gpus, threads=threads)
 

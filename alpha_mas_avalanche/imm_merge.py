@@ -20,7 +20,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import grad, vmap
 
-from alpha_mas_avalanche.importance import PER_SAMPLE_BUDGET, forward_functional
+from alpha_mas_avalanche.importance import PER_SAMPLE_BUDGET, forward_functional, model_device
+from alpha_mas_avalanche.precision import accumulation_dtype, autocast_off, zero_sums
 from alpha_mas_avalanche.validation import check_choice
 
 MODES = ("mean", "mode")
@@ -154,14 +155,16 @@ def diagonal_fisher(
     ``estimate``: ``"exact"`` takes the expectation over the model's own predictive
     distribution (``sum_c p_c g_c^2``); ``"sampled"`` draws one ``y ~ p(.|x_n)`` per sample
     (the authors' code); ``"empirical"`` uses the true label. The model is evaluated in
-    eval mode; batches are ``(x, y)`` (``y`` read only for ``"empirical"``).
+    eval mode, on its own device, where the batches are moved (``device``, if given, must
+    name it); batches are ``(x, y)`` (``y`` read only for ``"empirical"``). The per-sample
+    gradients run with autocast off and the Fisher is accumulated in float32 (float64 for
+    float64 parameters) whatever the autocast state.
     """
     check_choice("estimate", estimate, FISHER_ESTIMATES)
     params = {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
     if not params:
         raise ValueError("model: has no trainable parameters (requires_grad=True)")
-    if device is None:
-        device = next(iter(params.values())).device
+    device = model_device(model, device)
     constants = {**dict(model.named_buffers()),
                  **{n: p.detach() for n, p in model.named_parameters() if not p.requires_grad}}
     numel = sum(p.numel() for p in params.values())
@@ -169,10 +172,10 @@ def diagonal_fisher(
 
     def log_prob(theta, x, onehot):
         out = forward_functional(model, {**theta, **constants}, x.unsqueeze(0), task_label)
-        return (out.log_softmax(-1)[0] * onehot).sum()
+        return (out.to(accumulation_dtype(out)).log_softmax(-1)[0] * onehot).sum()
 
     per_sample_grad = vmap(grad(log_prob), in_dims=(None, 0, 0))
-    total = {n: torch.zeros_like(p) for n, p in params.items()}
+    total = zero_sums(params)
     count = 0
     was_training = model.training
     model.eval()
@@ -181,7 +184,8 @@ def diagonal_fisher(
             x, y = x.to(device), y.to(device)
             for xs, ys in zip(x.split(chunk), y.split(chunk)):
                 with torch.no_grad():
-                    probs = _forward(model, xs, task_label).softmax(-1)
+                    probs = _forward(model, xs, task_label)
+                    probs = probs.to(accumulation_dtype(probs)).softmax(-1)
                 n_classes = probs.shape[-1]
                 if estimate == "exact":
                     terms = [(c, probs[:, c]) for c in range(n_classes) if probs[:, c].max() > 0]
@@ -193,10 +197,11 @@ def diagonal_fisher(
                     if isinstance(label, int):
                         label = torch.full_like(ys, label)
                     onehot = F.one_hot(label.long(), n_classes).to(probs.dtype)
-                    grads = per_sample_grad(params, xs, onehot)
+                    with autocast_off(xs.device):  # see per_sample.generic_batch_sums
+                        grads = per_sample_grad(params, xs, onehot)
                     for n, g in grads.items():
                         w = weight.view((-1,) + (1,) * (g.dim() - 1))
-                        total[n] += (w * g.pow(2)).sum(0)
+                        total[n] += (w.to(total[n].dtype) * g.to(total[n].dtype).pow(2)).sum(0)
                 count += xs.shape[0]
     finally:
         model.train(was_training)

@@ -7,6 +7,7 @@ when ``task_label`` is given (the signature of Avalanche's ``MultiTaskModule``).
 from __future__ import annotations
 
 import math
+import multiprocessing
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -20,6 +21,7 @@ from alpha_mas_avalanche.per_sample import (  # noqa: F401 (re-exported)
     fast_abs_gradient_sums,
     generic_abs_gradient_sums,
     squared_output_norm,
+    zero_sums,
 )
 from alpha_mas_avalanche.validation import check_choice, check_positive_int
 
@@ -43,10 +45,13 @@ def iterate_input_batches(
     data: Tensor | Dataset | DataLoader | Iterable,
     batch_size: int,
     max_samples: int | None = None,
+    loader_options: dict[str, Any] | None = None,
 ) -> Iterator[Tensor]:
     """Yield input batches ``x`` from a Tensor, Dataset or DataLoader; labels are dropped.
 
     At most ``max_samples`` inputs are yielded in total (the first ones, in order).
+    ``loader_options`` (e.g. ``num_workers``, ``pin_memory``) go to the DataLoader made
+    for a Dataset.
     """
     if isinstance(data, Tensor):
         batches: Iterable = data.split(batch_size) if data.dim() > 0 else ()
@@ -60,7 +65,7 @@ def iterate_input_batches(
         # its own generator: creating a loader's iterator draws a seed, and importance
         # estimation must leave the global RNG (hence training order) untouched
         batches = DataLoader(data, batch_size=batch_size, shuffle=False, collate_fn=collate,
-                             generator=torch.Generator())
+                             generator=torch.Generator(), **(loader_options or {}))
     elif isinstance(data, Iterable):
         batches = data
     else:
@@ -90,6 +95,26 @@ def forward(model: nn.Module, x: Tensor, task_label: int | None) -> Tensor:
 def trainable_parameters(model: nn.Module) -> dict[str, nn.Parameter]:
     """Name -> parameter for every parameter with ``requires_grad``."""
     return {n: p for n, p in model.named_parameters() if p.requires_grad}
+
+
+def model_device(model: nn.Module, device: torch.device | str | None = None) -> torch.device:
+    """The device of ``model``'s parameters, where every computation on it runs and its
+    data is moved to. ``device``, if given, must name that device (``"cuda"`` matches any
+    CUDA device): it never moves the model."""
+    tensors = [*model.parameters(), *model.buffers()]
+    own = tensors[0].device if tensors else torch.device("cpu")
+    if device is None:
+        return own
+    try:
+        wanted = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device: expected None or a torch device, got {device!r}") from err
+    if wanted.type != own.type or (wanted.index is not None and wanted.index != own.index):
+        raise ValueError(
+            f"device: {str(wanted)!r}, but the model is on {str(own)!r}; computations run "
+            "where the model is, so move the model (model.to(device)) or pass device=None"
+        )
+    return own
 
 
 def _validate(model, exact, batch_size, max_samples, task_label) -> None:
@@ -132,14 +157,19 @@ def mas_importance(
         batch_size: samples per batch when ``data`` is a Tensor or a Dataset (a
             DataLoader keeps its own); the exact path works in chunks of at most this size.
         max_samples: use only the first ``max_samples`` inputs (``None``: all).
-        device: where to compute; defaults to the device of the model's parameters.
+        device: None (the default) or the device the model is on, checked: the
+            computation runs on the model's device and the inputs are moved there
+            (see :func:`model_device`).
 
+    Under ``torch.autocast`` the forward runs in the autocast precision and the sums are
+    accumulated in float32 (float64 for float64 parameters), autocast off.
     Gradients are enabled for the computation whatever the caller's grad mode, so calling
     it under ``torch.no_grad()`` gives the same result; under ``torch.inference_mode()``
     it raises a RuntimeError saying so.
 
     Returns:
-        name -> importance tensor of the parameter's shape, for trainable parameters.
+        name -> importance tensor of the parameter's shape, for trainable parameters,
+        in float32 (float64 for float64 parameters).
     """
     _validate(model, exact, batch_size, max_samples, task_label)
     if torch.is_inference_mode_enabled():
@@ -161,15 +191,14 @@ def _importance(model, data, *, method, task_label, batch_size, max_samples, dev
     params = trainable_parameters(model)
     if not params:
         raise ValueError("model: has no trainable parameters (requires_grad=True); nothing to weigh")
-    if device is None:
-        device = next(iter(params.values())).device
-    device = torch.device(device)
+    device = model_device(model, device)
     was_training = model.training
     model.eval()
     try:
         # inference tensors (made under inference_mode) cannot be saved for backward
-        batches = (x.to(device).clone() if x.is_inference() else x.to(device)
-                   for x in iterate_input_batches(data, batch_size, max_samples))
+        batches = (x.to(device).clone() if x.is_inference() else x.to(device, non_blocking=True)
+                   for x in iterate_input_batches(data, batch_size, max_samples,
+                                                  _loader_options(device)))
         with torch.enable_grad():  # whatever the caller's grad mode
             total, count = _sums(model, params, batches, method, task_label, batch_size)
     finally:
@@ -177,6 +206,15 @@ def _importance(model, data, *, method, task_label, batch_size, max_samples, dev
     if count == 0:
         raise ValueError("data: holds no samples; importance needs at least one input")
     return {name: t / count for name, t in total.items()}
+
+
+def _loader_options(device: torch.device) -> dict[str, Any]:
+    """For a Dataset on CUDA: pinned memory, and 2 loading processes where this process may
+    start them (not inside a daemon process)."""
+    if device.type != "cuda":
+        return {}
+    workers = 0 if multiprocessing.current_process().daemon else 2
+    return {"pin_memory": True, "num_workers": workers}
 
 
 def _sums(model, params, batches, method, task_label, batch_size):
@@ -211,7 +249,7 @@ def forward_functional(
 
 def _batch_approximation_sums(model, params, batches, task_label):
     """Sum over batches of |grad of the batch mean of ||F(x)||^2| (Avalanche's MASPlugin)."""
-    total = {n: torch.zeros_like(p) for n, p in params.items()}
+    total = zero_sums(params)
     n_batches = 0
     for x in batches:
         loss = squared_output_norm(forward(model, x, task_label)).mean()

@@ -14,6 +14,7 @@ from avalanche.models import IncrementalClassifier, MultiHeadClassifier, MultiTa
 from torch import Tensor, nn
 
 from alpha_mas_avalanche.model_names import MODELS
+from alpha_mas_avalanche.precision import autocast_off
 from alpha_mas_avalanche.validation import check_choice, check_positive_int
 
 CLASSES_PER_TASK = 2
@@ -84,7 +85,13 @@ class MultiHeadNet(MultiTaskModule):
         return self.trunk(x)
 
     def forward(self, x: Tensor, task_labels: Tensor) -> Tensor:
-        return self.classifier(self.features(x), task_labels)
+        features = self.features(x)
+        if torch.is_autocast_enabled(features.device.type):
+            # Avalanche gathers the heads' outputs in a float32 buffer, which rejects
+            # autocast's half-precision outputs: the (small) heads run in float32
+            with autocast_off(features.device):
+                return self.classifier(features.float(), task_labels)
+        return self.classifier(features, task_labels)
 
 
 class SingleHeadNet(nn.Module):

@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor
 
+from alpha_mas_avalanche.precision import accumulation_dtype
 from alpha_mas_avalanche.validation import check_choice, check_finite_float
 
 LAMBDA_MODES = ("fixed", "per_task")
@@ -42,6 +43,19 @@ def check_task_total(total: float, task: int | str = "new") -> float:
             "total > 0 (a zero total means the outputs do not depend on the parameters)"
         )
     return float(total)
+
+
+def exact_total(tensors) -> float:
+    """The sum of every entry of ``tensors``, accumulated in float64: on the tensors' device
+    where it has float64, else (MPS) on the CPU. Read back to the host: never call it in a
+    training step."""
+    total = []
+    for t in tensors:
+        t = t.detach()
+        if t.device.type == "mps":
+            t = t.cpu()
+        total.append(float(t.double().sum()))
+    return math.fsum(total)
 
 
 def alpha_weights(totals: Sequence[float], lambda_reg: float) -> list[float]:
@@ -63,18 +77,42 @@ def alpha_weights(totals: Sequence[float], lambda_reg: float) -> list[float]:
 
 @torch.no_grad()
 def add_quadratic_gradient_(thetas: Sequence[Tensor], weights: Sequence[Tensor],
-                            centers: Sequence[Tensor], coefficient: float) -> float:
-    """Add ``coefficient * 2 weight (theta - center)`` to each ``theta.grad`` (creating it
-    where it is None) with fused ``torch._foreach_*`` ops; return
-    ``sum weight (theta - center)^2``. The gradient step of every quadratic penalty here."""
+                            centers: Sequence[Tensor], coefficient: float,
+                            factor: Tensor | float = 1.0) -> Tensor:
+    """Add ``factor * coefficient * 2 weight (theta - center)`` to each ``theta.grad``
+    (creating it where it is None) with fused ``torch._foreach_*`` ops; return
+    ``sum weight (theta - center)^2`` as a 0-d float32 tensor (float64 for float64
+    parameters) on the parameters' device. ``factor`` may be a tensor on that device (the
+    loss hook's ``d(root)/d(loss)``): it is never read on the host. The gradient step of
+    every quadratic penalty here."""
     for p in thetas:
         if p.grad is None:
             p.grad = torch.zeros_like(p)
     diffs = torch._foreach_sub(thetas, centers)
-    torch._foreach_addcmul_([p.grad for p in thetas], weights, diffs, value=2.0 * coefficient)
-    torch._foreach_mul_(diffs, diffs)
-    torch._foreach_mul_(diffs, weights)  # weight (theta - center)^2
-    return float(torch.stack([d.sum() for d in diffs]).sum())
+    weighted = torch._foreach_mul(diffs, weights)  # weight (theta - center)
+    value = torch.stack([_dot(w, d) for w, d in zip(weighted, diffs)]).sum()
+    grads = [p.grad for p in thetas]
+    if isinstance(factor, Tensor):  # one pass per tensor, the factor broadcast on the device
+        factor = factor.detach()
+        for grad, w in zip(grads, weighted):
+            grad.addcmul_(w, factor.to(w.dtype), value=2.0 * coefficient)
+    else:
+        torch._foreach_add_(grads, weighted, alpha=2.0 * coefficient * factor)
+    return value
+
+
+def _dot(a: Tensor, b: Tensor) -> Tensor:
+    """``sum a * b`` without an intermediate tensor where BLAS can (float32, float64)."""
+    if a.dtype in (torch.float32, torch.float64):
+        return torch.vdot(a.reshape(-1), b.reshape(-1))
+    dtype = accumulation_dtype(a)
+    return (a.to(dtype) * b.to(dtype)).sum()
+
+
+def zero_penalty(params: Mapping[str, Tensor]) -> Tensor:
+    """A 0-d zero on the parameters' device (the value of a penalty with no terms)."""
+    first = next(iter(params.values()), None)
+    return torch.zeros((), device=None if first is None else first.device)
 
 
 class ConsolidatedPenalty:
@@ -153,7 +191,7 @@ class ConsolidatedPenalty:
                 )
             if not bool(torch.isfinite(anchor[name]).all()):
                 raise ValueError(f"anchor of task {task}, parameter {name!r}: holds NaN or inf")
-        total = math.fsum(float(o.double().sum()) for o in importance.values())
+        total = exact_total(importance.values())
         if self.alpha_scaling:
             check_task_total(total, task)
             factor = 1.0 / total
@@ -178,7 +216,7 @@ class ConsolidatedPenalty:
                 # w_old (x - c_old)^2 + w_new (x - a_new)^2
                 #   = w_sum (x - center)^2 + w_old w_new / w_sum (c_old - a_new)^2
                 gap = torch.where(positive, w_old * w_new / safe * (c_old - a_new) ** 2, 0.0)
-                new_offset += float(gap.double().sum())
+                new_offset += exact_total([gap])
                 updates[name] = (w_sum, center)
             else:
                 updates[name] = (w_new.clone(), a_new.clone())
@@ -221,23 +259,24 @@ class ConsolidatedPenalty:
         """The penalty at ``params`` (differentiable through autograd)."""
         terms = list(self._terms(params))
         if not terms:
-            return torch.zeros(())
+            return zero_penalty(params)
         quad = sum((w * (p - c) ** 2).sum() for p, w, c in terms)
         return self.scale * (quad + self.offset)
 
     @torch.no_grad()
-    def add_gradient_(self, params: Mapping[str, Tensor], factor: float = 1.0) -> float:
+    def add_gradient_(self, params: Mapping[str, Tensor], factor: Tensor | float = 1.0) -> Tensor:
         """Add ``factor`` times the penalty's gradient ``2 scale weight (theta - center)``
         to each ``.grad`` (creating it where it is None).
 
         Fused ``torch._foreach_*`` ops over all parameters at once and no autograd graph.
-        Returns the penalty value at ``params`` (for logging).
+        Returns the penalty value at ``params`` (for logging) as a 0-d tensor on the
+        parameters' device; nothing is read back to the host.
         """
         terms = list(self._terms(params))
         if not terms:
-            return 0.0
+            return zero_penalty(params)
         scale = self.scale
-        quad = add_quadratic_gradient_(*zip(*terms), coefficient=scale * factor)
+        quad = add_quadratic_gradient_(*zip(*terms), coefficient=scale, factor=factor)
         return scale * (quad + self.offset)
 
     @property

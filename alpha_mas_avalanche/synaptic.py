@@ -9,6 +9,9 @@ penalty). At the end of the task
 
 with the damping ``xi`` (0.1 in the paper's Split MNIST runs) and no clipping, and the
 anchor becomes ``theta_end``. The penalty is ``c * sum_ij Omega[ij] (theta_ij - anchor[ij])^2``.
+
+The path integral is accumulated in float32 (float64 for float64 parameters), and a step
+skipped by a ``GradScaler`` (parameters unchanged, gradients not finite) adds nothing.
 """
 from __future__ import annotations
 
@@ -17,7 +20,8 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor
 
-from alpha_mas_avalanche.penalty import add_quadratic_gradient_
+from alpha_mas_avalanche.penalty import add_quadratic_gradient_, zero_penalty
+from alpha_mas_avalanche.precision import accumulation_dtype, zero_sums
 from alpha_mas_avalanche.validation import check_finite_float
 
 
@@ -60,7 +64,7 @@ class SynapticIntelligence:
     def begin_task(self, params: Mapping[str, Tensor]) -> None:
         """Start a task at ``params``: running sums to zero."""
         self._start = {n: p.detach().clone() for n, p in params.items()}
-        self._omega = {n: torch.zeros_like(p) for n, p in params.items()}
+        self._omega = zero_sums(params)
         self._before = {}
 
     @torch.no_grad()
@@ -70,13 +74,18 @@ class SynapticIntelligence:
 
     @torch.no_grad()
     def after_step(self, params: Mapping[str, Tensor], grads: Mapping[str, Tensor]) -> None:
-        """``omega -= g * (theta - theta_before)``, for the parameters with a gradient."""
+        """``omega -= g * (theta - theta_before)``, for the parameters with a gradient.
+
+        A term that is not finite (a step a ``GradScaler`` skipped: inf gradient, no
+        change) adds 0; a divergence shows in the parameters, checked at the task's end."""
         if not self._before:
             raise RuntimeError("SynapticIntelligence.after_step called without before_step")
         for name, grad in grads.items():
             if name in self._omega:
-                delta = params[name].detach() - self._before[name]
-                self._omega[name].addcmul_(grad, delta, value=-1.0)
+                omega = self._omega[name] = self._following(self._omega[name], params[name])
+                delta = params[name].detach().to(omega.dtype) - self._before[name].to(omega.dtype)
+                term = (grad.to(omega.dtype) * delta).nan_to_num_(0.0, 0.0, 0.0)
+                omega.sub_(term)
         self._before = {}
 
     @torch.no_grad()
@@ -92,7 +101,9 @@ class SynapticIntelligence:
             if not bool(torch.isfinite(theta).all()):
                 raise ValueError(f"parameter {name!r} is not finite at the end of the task "
                                  "(training diverged); lower the learning rate or the strength")
-            delta = theta - self._start[name]
+            theta = theta.to(omega.dtype)
+            omega = self._following(omega, params[name])
+            delta = theta - self._start[name].to(theta)
             increments[name] = omega / (delta * delta + self.damping)
             if not bool(torch.isfinite(increments[name]).all()):
                 raise ValueError(f"SI importance of parameter {name!r} is not finite")
@@ -105,6 +116,11 @@ class SynapticIntelligence:
         self.num_tasks += 1
         self._omega, self._start = {}, {}
         return increments
+
+    @staticmethod
+    def _following(omega: Tensor, param: Tensor) -> Tensor:
+        """The running sum on ``param``'s device (restored elsewhere), in its accumulation dtype."""
+        return omega.to(param.device, accumulation_dtype(param))
 
     # ------------------------------------------------------------------ penalty
     def _terms(self, params: Mapping[str, Tensor]):
@@ -121,18 +137,28 @@ class SynapticIntelligence:
         """``c * sum Omega (theta - anchor)^2`` (differentiable)."""
         terms = list(self._terms(params))
         if not terms:
-            return torch.zeros(())
+            return zero_penalty(params)
         return self.strength * sum((w * (p - a) ** 2).sum() for p, w, a in terms)
 
     @torch.no_grad()
-    def add_gradient_(self, params: Mapping[str, Tensor], factor: float = 1.0) -> float:
+    def add_gradient_(self, params: Mapping[str, Tensor], factor: Tensor | float = 1.0) -> Tensor:
         """Add ``factor * 2 c Omega (theta - anchor)`` to each ``.grad`` (creating it where it
-        is None); return the penalty value."""
+        is None); return the penalty value as a 0-d tensor on the parameters' device
+        (``factor`` may be a tensor there; nothing is read back to the host)."""
         terms = list(self._terms(params))
         if not terms:
+            return zero_penalty(params)
+        return self.strength * add_quadratic_gradient_(*zip(*terms), coefficient=self.strength,
+                                                      factor=factor)
+
+    @property
+    def max_curvature(self) -> float:
+        """Largest second derivative of the penalty, ``2 c max_ij Omega[ij]`` (0 before the
+        first task); plain SGD on it alone diverges when ``lr * max_curvature > 2 (1 + beta)``."""
+        if not self.importance:
             return 0.0
-        return self.strength * add_quadratic_gradient_(*zip(*terms),
-                                                      coefficient=self.strength * factor)
+        return 2.0 * self.strength * max(float(w.max()) for w in self.importance.values()
+                                         if w.numel())
 
     # -------------------------------------------------------------------- state
     def state_dict(self) -> dict:
@@ -151,3 +177,4 @@ class SynapticIntelligence:
         self.anchor = {n: t.clone() for n, t in state["anchor"].items()}
         self._start = {n: t.clone() for n, t in state["start"].items()}
         self._omega = {n: t.clone() for n, t in state["omega"].items()}
+

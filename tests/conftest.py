@@ -1,7 +1,12 @@
-"""Shared fixtures: the data root, and MNIST / CIFAR-10 availability.
+"""Shared fixtures: the data root, MNIST / CIFAR-10 availability, and the device the
+device-aware tests run on.
 
 A test that needs a dataset skips with the reason when it is absent, except under CI
 (``CI=true``), where a missing dataset fails the run.
+
+``pytest --device cuda`` (or ``cuda:1``, ``mps``) runs the device-aware plugin,
+compatibility and harness tests (those taking the ``device`` fixture) on that device; the
+default is ``cpu``. Tests that need CUDA take ``cuda_device`` and skip without it.
 """
 from __future__ import annotations
 
@@ -32,6 +37,40 @@ def _require(paths: list[Path], what: str) -> None:
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(message)
     pytest.skip(message)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--device", default="cpu",
+                     help="torch device for the device-aware tests: cpu (default), cuda, "
+                          "cuda:<index>, mps")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    name = config.getoption("--device")
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise pytest.UsageError(f"--device: {err}; expected cpu, cuda, cuda:<index> or mps")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise pytest.UsageError("--device: cuda asked for, but torch sees no CUDA device")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise pytest.UsageError("--device: mps asked for, but torch sees no MPS device")
+
+
+@pytest.fixture(scope="session")
+def device(request: pytest.FixtureRequest) -> str:
+    """The device named by ``--device`` (default ``cpu``)."""
+    return request.config.getoption("--device")
+
+
+@pytest.fixture(scope="session")
+def cuda_device(device: str) -> str:
+    """The ``--device`` if it is a CUDA device, else the first CUDA device; skips without one."""
+    if torch.device(device).type == "cuda":
+        return device
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device (run with --device cuda on a machine with one)")
+    return "cuda"
 
 
 @pytest.fixture(scope="session")

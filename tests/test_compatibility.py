@@ -596,15 +596,14 @@ def test_train_mb_size_one():
     check_row(build, importance_from="last_epochs")
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
-def test_cuda():
+def test_cuda(cuda_device):
     """Model, data and penalty state on the GPU."""
     bm = benchmark(task_il=True)
 
     def build(plugin, recorder):
         seed_all(0)
         model = MultiHeadMLP(hidden=HIDDEN)
-        strategy = make(Naive, model, [plugin, recorder], device="cuda")
+        strategy = make(Naive, model, [plugin, recorder], device=cuda_device)
         return strategy, lambda s: train(s, bm.train_stream[:N_EXPERIENCES])
 
     outcomes = check_row(build)

@@ -159,11 +159,10 @@ def test_state_dict_round_trip():
     assert copy.old_classes == plugin.old_classes
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_runs_on_cuda():
+def test_runs_on_cuda(cuda_device):
     bm = digits_benchmark(seed=0)
     plugin = EBLLPlugin(code_size=16, autoencoder_epochs=2)
-    strategy = make_strategy([plugin], epochs=1, device="cuda")
+    strategy = make_strategy([plugin], epochs=1, device=cuda_device)
     for exp in bm.train_stream[:2]:
         strategy.train(exp)
     assert plugin.encoders[1].weight.is_cuda

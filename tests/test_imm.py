@@ -291,11 +291,10 @@ def test_state_dict_round_trip():
         assert torch.equal(a, b)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_runs_on_cuda():
+def test_runs_on_cuda(cuda_device):
     bm = digits_benchmark(seed=0)
     plugin = IMMPlugin(mode="mode", l2_transfer=1e-3, drop_transfer=0.2)
-    strategy = make_strategy([plugin], epochs=1, device="cuda")
+    strategy = make_strategy([plugin], epochs=1, device=cuda_device)
     for exp in bm.train_stream[:2]:
         strategy.train(exp)
     assert plugin.fishers[1]["trunk.0.weight"].is_cuda

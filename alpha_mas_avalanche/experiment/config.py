@@ -21,6 +21,7 @@ from alpha_mas_avalanche.data.names import (
     n_tasks,
 )
 from alpha_mas_avalanche.experiment.atomic import write_text_atomic
+from alpha_mas_avalanche.experiment.devices import AMP_MODES, check_device
 from alpha_mas_avalanche.experiment.methods import REGISTRY, accepted_params, build_method, get_entry
 from alpha_mas_avalanche.experiment.names import (
     check_exclusive,
@@ -110,7 +111,10 @@ class ExperimentConfig:
     (the single-task references), with another schedule, as the MAS reference code does
     (10 epochs at lr 0.01, batch 200, then 20 at lr 0.001, batch 150). ``selection_seeds`` (None: the first seed) are the seeds of
     the validation-grid runs. ``grid_extensions``: how many decades a validation grid may
-    grow on each side when its best value is at an edge (0: never).
+    grow on each side when its best value is at an edge (0: never). ``device``: where runs
+    train (``cpu``, ``cuda``, ``cuda:<index>``, ``mps``); ``amp``: autocast precision of
+    forward and loss (``off``, ``bf16``, ``fp16`` with a ``GradScaler``);
+    ``deterministic``: torch's deterministic algorithms (see docs/gpu.md).
     """
 
     name: str = "compare_baselines"
@@ -135,6 +139,8 @@ class ExperimentConfig:
     grid_extensions: int = 2
     data_root: str | None = None
     device: str = "cpu"
+    amp: str = "off"
+    deterministic: bool = False
     output_dir: str = "results/compare_baselines"
     wandb: str = "disabled"
     wandb_project: str = "alpha-mas-avalanche"
@@ -186,8 +192,10 @@ class ExperimentConfig:
         for key in ("train_samples_per_task", "eval_samples_per_task"):
             if getattr(self, key) is not None:
                 check_positive_int(key, getattr(self, key), extra="or None (all samples)")
-        if not isinstance(self.device, str) or not self.device:
-            raise ValueError(f"device: expected a torch device string such as 'cpu' or 'cuda', got {self.device!r}")
+        check_device("device", self.device)
+        check_name("amp", self.amp, AMP_MODES)
+        if not isinstance(self.deterministic, bool):
+            raise ValueError(f"deterministic: expected true or false, got {self.deterministic!r}")
         check_name("wandb", self.wandb, WANDB_MODES)
         if not isinstance(self.output_dir, str) or not self.output_dir:
             raise ValueError(f"output_dir: expected a folder path, got {self.output_dir!r}")

@@ -21,6 +21,7 @@ per-run failure: it stops the grid with its message, in the driver.
 """
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import os
 import signal
@@ -32,6 +33,7 @@ from typing import Any
 
 from alpha_mas_avalanche.data import DatasetNotFoundError
 from alpha_mas_avalanche.experiment.config import ConfigError
+from alpha_mas_avalanche.experiment.devices import default_local_workers, device_type, worker_device
 from alpha_mas_avalanche.experiment.specs import RunSpec
 from alpha_mas_avalanche.experiment.store import RunFailure
 from alpha_mas_avalanche.experiment.train import execute_run
@@ -90,6 +92,9 @@ def _result(status: str, payload: Any) -> dict | RunFailure:
 def _worker_main(conn, threads: int, setup: Callable[[], None] | None) -> None:
     """Worker loop: receive a spec, send back ``_guarded_run(spec)``; ``None`` ends it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's business
+    # the driver still sees a daemon (it ends with the driver); inside, the flag is lifted
+    # so that a run may start data-loader processes (CUDA runs do)
+    multiprocessing.current_process().daemon = False
     import torch
 
     torch.set_num_threads(threads)
@@ -121,6 +126,7 @@ class _Worker:
         self.process.start()
         child.close()
         self.spec: RunSpec | None = None
+        self.index = 0  # the order it was started in (its GPU, see worker_device)
         self.ready = False
 
     def stop(self, terminate: bool) -> None:
@@ -139,10 +145,13 @@ class _Worker:
 
 
 class LocalProcessExecutor:
-    """Run specs in ``workers`` local processes (default: one per CPU).
+    """Run specs in ``workers`` local processes (default: one per CPU; on CUDA see
+    :func:`~.devices.default_local_workers`: up to 4 per GPU).
 
     Args:
         workers: processes running at once.
+        device: the grid's device; ``cuda`` is spread over the GPUs, worker ``k`` running
+            its runs on ``cuda:<k mod GPUs>`` (an explicit ``cuda:<index>`` is kept).
         threads_per_worker: torch threads in each (default: CPUs // workers, at least 1).
         setup: picklable callable run once in each worker before any run, e.g. to
             register extra methods (a ``register(...)`` at the top level of the main
@@ -152,15 +161,25 @@ class LocalProcessExecutor:
     """
 
     def __init__(self, workers: int | None = None, threads_per_worker: int | None = None,
-                 setup: Callable[[], None] | None = None, start_method: str = "spawn") -> None:
+                 setup: Callable[[], None] | None = None, start_method: str = "spawn",
+                 device: str = "cpu") -> None:
         cpus = available_cpus()
-        self.workers = check_positive_int("workers", workers if workers is not None else cpus)
+        self.device = device
+        self.gpu_count = 0
+        if device_type(device) == "cuda":
+            import torch
+
+            self.gpu_count = torch.cuda.device_count()
+        if workers is None:
+            workers = default_local_workers(device, cpus)
+        self.workers = check_positive_int("workers", workers)
         self.threads_per_worker = check_positive_int(
             "threads_per_worker",
             threads_per_worker if threads_per_worker is not None else max(1, cpus // self.workers))
         self.setup = setup
         self._context = multiprocessing.get_context(start_method)
         self._idle: list[_Worker] = []
+        self._started = 0
         self.running = 0
 
     def __call__(self, specs: list[RunSpec]) -> Iterator[tuple[RunSpec, dict | RunFailure]]:
@@ -169,10 +188,11 @@ class LocalProcessExecutor:
 
         def fill() -> None:
             while queue and len(busy) < self.workers:
-                worker = self._idle.pop() if self._idle else _Worker(
-                    self._context, self.threads_per_worker, self.setup)
-                worker.spec = queue.popleft()
-                worker.spec.show_progress = False
+                worker = self._idle.pop() if self._idle else self._new_worker()
+                spec = queue.popleft()
+                worker.spec = dataclasses.replace(
+                    spec, show_progress=False,
+                    device=worker_device(spec.device, worker.index, self.gpu_count))
                 try:
                     worker.conn.send(worker.spec)
                 except OSError:  # died while idle: the next wait() reports it
@@ -197,6 +217,11 @@ class LocalProcessExecutor:
             self.running = 0
             for worker in busy:  # interrupted: abandon the runs in flight
                 worker.stop(terminate=True)
+
+    def _new_worker(self) -> _Worker:
+        worker = _Worker(self._context, self.threads_per_worker, self.setup)
+        worker.index, self._started = self._started, self._started + 1
+        return worker
 
     def _collect(self, worker: _Worker) -> tuple[str, Any] | None:
         """The worker's outcome if it has one (it is then idle again, or dead).

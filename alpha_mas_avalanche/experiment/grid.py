@@ -18,6 +18,7 @@ from typing import Any
 
 from alpha_mas_avalanche.experiment import report as reporting
 from alpha_mas_avalanche.experiment.config import ExperimentConfig
+from alpha_mas_avalanche.experiment.devices import check_device_available
 from alpha_mas_avalanche.experiment.executors import Executor, sequential_executor
 from alpha_mas_avalanche.experiment.selection import (
     Grids,
@@ -30,10 +31,10 @@ from alpha_mas_avalanche.experiment.specs import RunSpec, final_specs, single_ta
 from alpha_mas_avalanche.experiment.store import (
     RunFailure,
     check_resumable,
-    record_failure,
-    environment_info,
     failure_path,
     read_record,
+    record_environment,
+    record_failure,
     spec_path,
     write_json_atomic,
 )
@@ -169,11 +170,12 @@ def _record_attempt(output_dir: Path, spec: RunSpec, result: RunFailure, attempt
 def run_experiment(config: ExperimentConfig, *, executor: Executor | None = None,
                    report: bool = True) -> dict[str, Any]:
     """Run (or resume) the whole grid; write runs, selection, report; return the summary."""
+    check_device_available("device", config.device)
     output_dir = Path(config.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     check_resumable(output_dir, config)
     config.save(output_dir / "config.yaml")
-    write_json_atomic(output_dir / "environment.json", environment_info())
+    record_environment(output_dir)
 
     wandb = WandbSession(config)
     select, singles = selection_specs(config), single_task_specs(config)

@@ -15,18 +15,20 @@ from avalanche.core import SupervisedPlugin
 from avalanche.models.utils import avalanche_forward
 from torch.utils.data import DataLoader
 
+from alpha_mas_avalanche.experiment.devices import loader_options
+
 
 @torch.no_grad()
 def dataset_accuracy(model: torch.nn.Module, dataset, batch_size: int, device) -> float:
     """Top-1 accuracy of ``model`` on an Avalanche dataset of ``(x, y, task)`` samples."""
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False,
-                        generator=torch.Generator())
-    correct = total = 0
+                        generator=torch.Generator(), **loader_options(str(device)))
+    correct, total = 0, 0  # counted on the device, read once
     for x, y, t, *_ in loader:
         x, y, t = x.to(device), y.to(device), t.to(device)
-        correct += int((avalanche_forward(model, x, t).argmax(dim=1) == y).sum())
-        total += int(y.numel())
-    return correct / total
+        correct = correct + (avalanche_forward(model, x, t).argmax(dim=1) == y).sum()
+        total += y.numel()
+    return int(correct) / total
 
 
 class HeldOutAccuracy(SupervisedPlugin):

@@ -92,13 +92,15 @@ class TrainingRecorder(SupervisedPlugin):
                              position=1, unit="epoch")
 
     def after_training_iteration(self, strategy, **kwargs) -> None:
-        if self.sources:
-            self._sum += sum(float(p.last_penalty) for p in self.sources)
+        if self.sources:  # summed on the device: read back once per epoch
+            for plugin in self.sources:
+                value = getattr(plugin, "last_penalty_tensor", None)
+                self._sum = self._sum + (value if value is not None else plugin.last_penalty)
             self._count += 1
 
     def after_training_epoch(self, strategy, **kwargs) -> None:
         if self.sources:
-            self.penalty_per_epoch.append(self._sum / max(self._count, 1))
+            self.penalty_per_epoch.append(float(self._sum) / max(self._count, 1))
             self._sum, self._count = 0.0, 0
         if self._bar is not None:
             self._bar.update(1)

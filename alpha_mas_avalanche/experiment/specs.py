@@ -11,7 +11,12 @@ from typing import Any
 
 from alpha_mas_avalanche.data.names import n_tasks
 from alpha_mas_avalanche.experiment.config import ExperimentConfig
+from alpha_mas_avalanche.experiment.devices import device_type
 from alpha_mas_avalanche.experiment.methods import get_entry
+
+
+#: The compute settings of every run recorded before they were recorded.
+COMPUTE_DEFAULTS = {"device_type": "cpu", "amp": "off", "deterministic": False}
 
 
 @dataclass
@@ -42,6 +47,8 @@ class RunSpec:
     phase: str = "final"  # "select" | "final" | "single_task"
     pair: int | None = None  # single_task: the pair trained alone
     show_progress: bool = False
+    amp: str = "off"  # autocast precision of forward and loss: "off" | "bf16" | "fp16"
+    deterministic: bool = False
 
     @property
     def run_id(self) -> str:
@@ -52,7 +59,9 @@ class RunSpec:
         return f"{self.phase}__{self.method}__{params}__seed{self.seed}__order{order}"
 
     def settings_key(self) -> str:
-        """Short hash of the training settings shared by the whole grid."""
+        """Short hash of the training settings shared by the whole grid, the device type
+        and the precision included (CPU, full precision, non-deterministic: left out of
+        the hash, so that results recorded before these settings existed keep their key)."""
         import hashlib
 
         keys = ("model", "epochs", "lr", "optimizer", "batch_size", "validation_size",
@@ -61,8 +70,15 @@ class RunSpec:
         for key in FIRST_TASK_KEYS:  # only where set: the keys of earlier grids stay the same
             if getattr(self, key) is not None:
                 settings[key] = getattr(self, key)
+        settings.update({k: v for k, v in self.compute_settings().items()
+                         if v != COMPUTE_DEFAULTS[k]})
         text = json.dumps(settings, sort_keys=True)
         return hashlib.sha1(text.encode()).hexdigest()[:10]
+
+    def compute_settings(self) -> dict[str, Any]:
+        """How the run computes: device type, autocast precision, determinism."""
+        return {"device_type": device_type(self.device), "amp": self.amp,
+                "deterministic": self.deterministic}
 
 
 FIRST_TASK_KEYS = ("first_task_epochs", "first_task_lr", "first_task_batch_size")
@@ -83,6 +99,7 @@ def base_spec(config: ExperimentConfig, seed: int, order: list[int], **more: Any
         train_samples_per_task=config.train_samples_per_task,
         eval_samples_per_task=config.eval_samples_per_task,
         data_root=config.data_root, device=config.device, seed=seed, task_order=list(order),
+        amp=config.amp, deterministic=config.deterministic,
         **{key: getattr(config, key) for key in FIRST_TASK_KEYS}, **more,
     )
 

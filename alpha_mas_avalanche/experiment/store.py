@@ -18,12 +18,14 @@ import torch
 
 from alpha_mas_avalanche.experiment.atomic import write_text_atomic
 from alpha_mas_avalanche.experiment.config import ExperimentConfig
+from alpha_mas_avalanche.experiment.devices import device_type, gpu_environment
 
 if TYPE_CHECKING:
     from alpha_mas_avalanche.experiment.specs import RunSpec
 
 RESULT_FORMAT = 1
-#: Config keys that may change between a run and its resumption.
+#: Config keys that may change between a run and its resumption (``device`` only within
+#: its type: a grid never mixes CPU and GPU runs).
 RESUMABLE_KEYS = ("output_dir", "wandb", "wandb_project", "data_root", "device", "name")
 
 
@@ -126,8 +128,26 @@ def environment_info() -> dict[str, Any]:
     return {
         "packages": versions, "python": sys.version, "platform": platform.platform(),
         "git_commit": commit, "git_dirty": dirty, "torch_threads": torch.get_num_threads(),
-        "command": sys.argv,
+        "command": sys.argv, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **gpu_environment(),
     }
+
+
+def record_environment(output_dir: Path) -> None:
+    """Write this invocation's :func:`environment_info` to ``environment.json``: the latest
+    at the top level, every invocation so far (an older single-invocation file included)
+    in ``invocations``."""
+    path = output_dir / "environment.json"
+    invocations = []
+    if path.is_file():
+        try:
+            previous = json.loads(path.read_text())
+        except (ValueError, OSError):
+            previous = None
+        if isinstance(previous, dict):
+            invocations = previous.pop("invocations", None) or [previous]
+    current = environment_info()
+    write_json_atomic(path, {**current, "invocations": [*invocations, current]})
 
 
 def check_resumable(output_dir: Path, config: ExperimentConfig) -> None:
@@ -137,6 +157,8 @@ def check_resumable(output_dir: Path, config: ExperimentConfig) -> None:
     previous = ExperimentConfig.load(path).to_dict()
     current = config.to_dict()
     changed = sorted(k for k in current if k not in RESUMABLE_KEYS and previous.get(k) != current[k])
+    if device_type(previous["device"]) != device_type(current["device"]):
+        changed.append("device type")  # cuda:0 -> cuda:1 resumes; cpu -> cuda does not
     if changed:
         raise ValueError(
             f"output_dir {output_dir} holds results of a different experiment (changed: "

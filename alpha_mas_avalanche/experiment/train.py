@@ -11,9 +11,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from alpha_mas_avalanche.amp import amp_strategy
 from alpha_mas_avalanche.data import make_benchmark
 from alpha_mas_avalanche.data.names import classes_per_task, n_tasks
 from alpha_mas_avalanche.experiment.config import ConfigError
+from alpha_mas_avalanche.experiment.devices import configure_determinism, loader_options
 from alpha_mas_avalanche.experiment.heldout import HeldOutAccuracy
 from alpha_mas_avalanche.experiment.methods import build_method, method_label
 from alpha_mas_avalanche.experiment.metrics import (
@@ -98,6 +100,7 @@ def execute_run(spec: RunSpec) -> dict[str, Any]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="No loggers specified")
         warnings.filterwarnings("ignore", message="stream generator")
+        configure_determinism(spec.deterministic)
         started = time.perf_counter()
         record = _single_task(spec) if spec.phase == "single_task" else _sequence(spec)
     record.update(
@@ -111,12 +114,15 @@ def _strategy(kind: str, model, optimizer, spec: RunSpec, plugins: list, evaluat
     from avalanche.training import JointTraining, Naive
 
     cls = JointTraining if kind == "joint" else Naive
-    return cls(
+    options = dict(
         model=model, optimizer=optimizer, criterion=torch.nn.CrossEntropyLoss(),
         train_mb_size=spec.batch_size, train_epochs=spec.epochs,
         eval_mb_size=spec.eval_batch_size, device=spec.device, plugins=plugins,
         evaluator=evaluator, eval_every=-1,
     )
+    if spec.amp == "off":
+        return cls(**options)
+    return amp_strategy(cls)(amp=spec.amp, **options)
 
 
 def _sequence(spec: RunSpec) -> dict[str, Any]:
@@ -172,13 +178,14 @@ def _train_and_evaluate(kind: str, strategy, bm, eval_stream, evaluator,
                         spec: RunSpec) -> tuple[list[dict[int, float]], float]:
     """Train on the sequence (or jointly); the accuracy per position after each experience
     (``rows``) and the time spent training."""
+    loading = loader_options(spec.device)
     train_time = 0.0
     rows: list[dict[int, float]] = []
     if kind == "joint":
         start = time.perf_counter()
-        strategy.train(bm.train_stream, num_workers=0)
+        strategy.train(bm.train_stream, **loading)
         train_time += time.perf_counter() - start
-        strategy.eval(eval_stream, num_workers=0)
+        strategy.eval(eval_stream, **loading)
         rows.append(exp_accuracies(evaluator.get_last_metrics()))
     else:
         for i, experience in enumerate(bm.train_stream):
@@ -186,9 +193,9 @@ def _train_and_evaluate(kind: str, strategy, bm, eval_stream, evaluator,
             # same minibatch order for every method, whatever RNG its plugin draws
             seed_everything(experience_seed(spec.seed, i))
             start = time.perf_counter()
-            strategy.train(experience, num_workers=0)
+            strategy.train(experience, **loading)
             train_time += time.perf_counter() - start
-            strategy.eval(eval_stream[: i + 1], num_workers=0)
+            strategy.eval(eval_stream[: i + 1], **loading)
             rows.append(exp_accuracies(evaluator.get_last_metrics()))
     return rows, train_time
 
@@ -200,9 +207,10 @@ def _single_task(spec: RunSpec) -> dict[str, Any]:
         spec, bm, [], task_schedule(spec, True)[0])
     strategy = _strategy("naive", model, optimizer, spec, [recorder], evaluator)
     _apply_schedule(strategy, spec, True)  # trained from scratch, as the first task
+    loading = loader_options(spec.device)
     try:
-        strategy.train(bm.train_stream[spec.pair], num_workers=0)
-        strategy.eval(eval_stream[spec.pair: spec.pair + 1], num_workers=0)
+        strategy.train(bm.train_stream[spec.pair], **loading)
+        strategy.eval(eval_stream[spec.pair: spec.pair + 1], **loading)
     finally:
         recorder.close()
     accuracies = exp_accuracies(evaluator.get_last_metrics())

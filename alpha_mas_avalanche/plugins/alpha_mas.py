@@ -1,28 +1,36 @@
 """AlphaMAS: Memory Aware Synapses with per-task alpha-scaling, as an Avalanche plugin."""
 from __future__ import annotations
 
-import math
 import warnings
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 import torch
-from avalanche.core import SupervisedPlugin
 from avalanche.models import MultiTaskModule
 
-from alpha_mas_avalanche.importance import mas_importance, trainable_parameters
+from alpha_mas_avalanche.importance import (
+    iterate_input_batches,
+    mas_importance,
+    model_device,
+    trainable_parameters,
+)
+from alpha_mas_avalanche.importance_window import ImportanceWindow
 from alpha_mas_avalanche.penalty import ConsolidatedPenalty
+from alpha_mas_avalanche.plugins.quadratic import (  # noqa: F401 (re-exported)
+    DIVERGENCE_GROWTH,
+    PENALTY_GRADIENTS,
+    QuadraticPenaltyPlugin,
+    TrainingDivergedError,
+)
 from alpha_mas_avalanche.validation import check_choice, check_positive_int
 
-PENALTY_GRADIENTS = ("analytic", "autograd")
-#: A training experience that multiplies the largest |parameter| (or 1, if larger) by more
-#: than this is reported as diverged.
-DIVERGENCE_GROWTH = 1e3
 IMPORTANCE_FROM = ("after_training", "last_epochs")
+#: Inputs of an experience on which ``importance_from="last_epochs"`` checks, before
+#: training, that the model's samples do not interact (see ``per_sample``).
+PROBE_SAMPLES = 8
 
 
-class AlphaMASPlugin(SupervisedPlugin):
+class AlphaMASPlugin(QuadraticPenaltyPlugin):
     """Alpha-scaled Memory Aware Synapses.
 
     MAS (Aljundi, Babiloni, Elhoseiny, Rohrbach, Tuytelaars, "Memory Aware Synapses:
@@ -115,8 +123,8 @@ class AlphaMASPlugin(SupervisedPlugin):
         penalty_gradient: str = "analytic",
         anchor: str = "per_task",
     ) -> None:
-        super().__init__()
-        self.penalty = ConsolidatedPenalty(lambda_reg, lambda_mode, alpha_scaling, anchor)
+        super().__init__(ConsolidatedPenalty(lambda_reg, lambda_mode, alpha_scaling, anchor),
+                         penalty_gradient)
         self.exact_importance = check_choice("exact_importance", exact_importance, (True, False))
         if importance_data is not None and not callable(importance_data):
             raise ValueError(
@@ -134,18 +142,7 @@ class AlphaMASPlugin(SupervisedPlugin):
         )
         self.importance_from = check_choice("importance_from", importance_from, IMPORTANCE_FROM)
         self.importance_epochs = check_positive_int("importance_epochs", importance_epochs)
-        # per-epoch [sums, count] of the last importance_epochs epochs run
-        self._window: deque[list] = deque()
-        self._window_epoch: int | None = None
-        self._backward_hooked = False
-        self._warned_no_backward = False
-        self._gradient_added = False
-        self._warned_late_gradient = False
-        self._penalty_overflow: tuple[int, float] | None = None  # (iteration, value)
-        self._start_magnitude: float | None = None  # largest |parameter| as training began
-        self._params: dict[str, torch.nn.Parameter] | None = None
-        self.penalty_gradient = check_choice("penalty_gradient", penalty_gradient, PENALTY_GRADIENTS)
-        self.last_penalty = 0.0
+        self._window = ImportanceWindow(self.importance_epochs)
 
     # -------------------------------------------------------------- read-only
     @property
@@ -159,121 +156,39 @@ class AlphaMASPlugin(SupervisedPlugin):
         return list(self.penalty.totals)
 
     # ------------------------------------------------------------------ hooks
-    def before_backward(self, strategy, **kwargs) -> None:
-        self._backward_hooked = True
-        if self.penalty.num_tasks == 0:
-            return
-        params = self._trainable(strategy)
-        if self.penalty_gradient == "autograd":
-            value = self.penalty.value(params)
-            self._record_penalty(strategy, float(value.detach()))
-            strategy.loss = strategy.loss + value
-        elif isinstance(strategy.loss, torch.Tensor) and strategy.loss.requires_grad:
-            # runs first thing in backward: the gradient is in .grad before any
-            # after_backward plugin reads it, and autograd accumulates into it
-            strategy.loss.register_hook(self._gradient_hook(strategy, params))
-
-    def _gradient_hook(self, strategy, params):
-        def hook(grad: torch.Tensor) -> None:
-            self._gradient_added = True
-            # times d(backward's root)/d(loss): 1 unless the loss is scaled afterwards
-            value = self.penalty.add_gradient_(params, factor=float(grad))
-            self._record_penalty(strategy, value)
-        return hook
-
-    def _record_penalty(self, strategy, value: float) -> None:
-        self.last_penalty = value
-        if not math.isfinite(value) and self._penalty_overflow is None:
-            self._penalty_overflow = (strategy.clock.train_exp_iterations, value)
-
-    def after_backward(self, strategy, **kwargs) -> None:
-        if self.penalty.num_tasks == 0 or self.penalty_gradient != "analytic":
-            return
-        if not self._gradient_added:  # strategy.loss was replaced, or needs no gradient
-            self._record_penalty(strategy, self.penalty.add_gradient_(self._trainable(strategy)))
-            if not self._warned_late_gradient:
-                self._warned_late_gradient = True
-                warnings.warn(
-                    "AlphaMASPlugin: backward did not pass through the loss it saw in "
-                    "before_backward, so the analytic penalty gradient was added in "
-                    "after_backward; a plugin that reads gradients before it there sees "
-                    "them without the penalty (penalty_gradient='autograd' avoids this)",
-                    stacklevel=2,
-                )
-        self._gradient_added = False
-        strategy.loss = strategy.loss.detach() + self.last_penalty
-
     def before_training_exp(self, strategy, **kwargs) -> None:
         if self.importance_from == "last_epochs" and self.importance_epochs > strategy.train_epochs:
             raise ValueError(
                 f"importance_epochs: {self.importance_epochs} is more than the strategy's "
                 f"train_epochs={strategy.train_epochs}; expected 1..{strategy.train_epochs}"
             )
-        self._window.clear()
-        self._window_epoch = None
-        self._backward_hooked = False
-        self._penalty_overflow: tuple[int, float] | None = None
-        # after Avalanche's model adaptation: the parameters of this experience
-        self._params = trainable_parameters(strategy.model)
-        self._start_magnitude = _largest_magnitude(self._params)[0]
-
-    def _trainable(self, strategy) -> dict[str, torch.nn.Parameter]:
-        return self._params if self._params is not None else trainable_parameters(strategy.model)
+        super().before_training_exp(strategy, **kwargs)
+        if self.importance_from == "last_epochs":
+            model, experience = strategy.model, strategy.experience
+            self._window.start(model, self.params(strategy),
+                               _task_label(model, experience), _probe(experience, model))
 
     def before_forward(self, strategy, **kwargs) -> None:
-        if self.importance_from != "last_epochs" or not strategy.is_training:
-            return
-        epoch = strategy.clock.train_exp_epochs
-        if epoch != self._window_epoch:  # a new epoch: the oldest leaves the window
-            self._window.append([{}, 0])
-            if len(self._window) > self.importance_epochs:
-                self._window.popleft()
-            self._window_epoch = epoch
-        batch = strategy.mb_x
-        mean = mas_importance(
-            strategy.model,
-            batch,
-            task_label=_task_label(strategy.model, strategy.experience),
-            exact=True,
-            batch_size=batch.shape[0],
-            device=strategy.device,
-        )
-        sums, n = self._window[-1][0], batch.shape[0]
-        for name, omega in mean.items():
-            if name in sums:
-                sums[name] += omega * n
-            else:
-                sums[name] = omega * n
-        self._window[-1][1] += n
+        if self.importance_from == "last_epochs" and strategy.is_training:
+            self._window.add(strategy.mb_x, strategy.clock.train_exp_epochs)
 
     def after_training_exp(self, strategy, **kwargs) -> None:
-        self._params = None
         experience = strategy.experience
-        self._check_finite(strategy, experience.current_experience)
-        if not self._backward_hooked and not self._warned_no_backward:
-            self._warned_no_backward = True
-            warnings.warn(
-                f"AlphaMASPlugin, experience {experience.current_experience}: the strategy "
-                f"({type(strategy).__name__}) never called the before_backward hook during "
-                "training, so the penalty is not applied by it (Avalanche's EWC and MAS "
-                "plugins are not either); the importance is still consolidated",
-                stacklevel=2,
-            )
+        try:
+            self.check_divergence(strategy)
+        except TrainingDivergedError:
+            self._window.close()
+            raise
+        super().after_training_exp(strategy, **kwargs)
         if self.importance_from == "last_epochs":
-            count = sum(c for _, c in self._window)
-            if count == 0:
+            importance = self._window.finish()
+            if importance is None:
                 raise ValueError(
                     f"AlphaMASPlugin, experience {experience.current_experience}: no training "
                     "mini-batch reached the before_forward hook in this experience (training "
                     "stopped before its first iteration, or the strategy, e.g. MER, calls no "
                     "forward hooks); importance_from='last_epochs' has nothing to average"
                 )
-            importance: dict[str, torch.Tensor] = {}
-            for sums, _ in self._window:
-                for name, s in sums.items():
-                    importance[name] = importance[name] + s if name in importance else s.clone()
-            importance = {n: s / count for n, s in importance.items()}
-            self._window.clear()
             self._add_task(strategy.model, importance, experience.current_experience)
             return
         if self.importance_data is not None:
@@ -284,43 +199,8 @@ class AlphaMASPlugin(SupervisedPlugin):
             strategy.model,
             data,
             task_label=_task_label(strategy.model, experience),
-            device=strategy.device,
             experience=experience.current_experience,
         )
-
-    def _check_finite(self, strategy, experience: int) -> None:
-        """Raise :class:`TrainingDivergedError` if a trainable parameter is NaN or inf, or
-        the penalty was during the experience."""
-        params = trainable_parameters(strategy.model)
-        for name, p in params.items():
-            if not bool(torch.isfinite(p).all()):
-                kind = "NaN" if bool(torch.isnan(p).any()) else "inf"
-                raise TrainingDivergedError(self._divergence(
-                    strategy, f"experience {experience} (parameter {name!r} is {kind})"))
-        largest, name = _largest_magnitude(params)
-        if self._penalty_overflow is not None:
-            iteration, value = self._penalty_overflow
-            raise TrainingDivergedError(self._divergence(
-                strategy, f"experience {experience} (the penalty was {value} at iteration "
-                f"{iteration}; largest |parameter| {largest:.3g}, in {name!r})"))
-        start = self._start_magnitude
-        if start is not None and largest > DIVERGENCE_GROWTH * max(start, 1.0):
-            raise TrainingDivergedError(self._divergence(
-                strategy, f"experience {experience} (the largest |parameter| grew from "
-                f"{start:.3g} to {largest:.3g}, in {name!r})"))
-
-    def _divergence(self, strategy, where: str) -> str:
-        message = f"training diverged in {where}; lower the learning rate or lambda_reg"
-        curvature = self.penalty.max_curvature
-        if curvature == 0:
-            return message + " (no penalty was active yet)"
-        message += (f". The penalty's largest curvature 2*max(alpha*Omega) is {curvature:.4g}; "
-                    "SGD on it alone is stable only while lr * that < 2 (1 + momentum)")
-        lrs = [g.get("lr") for g in getattr(strategy.optimizer, "param_groups", [])]
-        lrs = [lr for lr in lrs if isinstance(lr, (int, float)) and math.isfinite(lr)]
-        if lrs:
-            message += f" (here lr * that = {max(lrs) * curvature:.4g})"
-        return message
 
     # ------------------------------------------------------------- public API
     def consolidate(
@@ -336,7 +216,8 @@ class AlphaMASPlugin(SupervisedPlugin):
 
         Estimates MAS importance on ``data`` (inputs only; labels are never read), with the
         current parameters as anchor. Also usable before the first experience to protect a
-        network trained elsewhere.
+        network trained elsewhere. Runs on the model's device (``device``, if given, must
+        name it; see :func:`~alpha_mas_avalanche.importance.model_device`).
         """
         try:
             importance = mas_importance(
@@ -377,23 +258,15 @@ class AlphaMASPlugin(SupervisedPlugin):
         except ValueError as err:
             raise ValueError(f"AlphaMASPlugin, experience {experience}: {err}") from err
 
-    def state_dict(self) -> dict:
-        return {"penalty": self.penalty.state_dict(), "last_penalty": self.last_penalty}
 
-    def load_state_dict(self, state: dict) -> None:
-        self.penalty.load_state_dict(state["penalty"])
-        self.last_penalty = float(state["last_penalty"])
-
-
-def _largest_magnitude(params: dict[str, torch.Tensor]) -> tuple[float, str]:
-    """``(max |value|, name)`` over ``params`` (``(0.0, "")`` when empty)."""
-    with torch.no_grad():
-        return max(((float(p.abs().max()), n) for n, p in params.items() if p.numel()),
-                   default=(0.0, ""))
-
-
-class TrainingDivergedError(FloatingPointError):
-    """The model's parameters are no longer finite after a training experience."""
+def _probe(experience, model: torch.nn.Module) -> torch.Tensor | None:
+    """The first ``PROBE_SAMPLES`` inputs of the experience (eval transforms), on the
+    model's device, or None if it has fewer than two."""
+    batch = next(iterate_input_batches(experience.dataset.eval(), PROBE_SAMPLES,
+                                       PROBE_SAMPLES), None)
+    if batch is None or batch.shape[0] < 2:
+        return None
+    return batch.to(model_device(model))
 
 
 def _task_label(model: torch.nn.Module, experience) -> int | None:

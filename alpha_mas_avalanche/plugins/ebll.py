@@ -16,7 +16,9 @@ from alpha_mas_avalanche.autoencoder import (
     distillation_loss,
     train_autoencoder,
 )
+from alpha_mas_avalanche.importance import model_device
 from alpha_mas_avalanche.plugins.imm import experience_task_label
+from alpha_mas_avalanche.precision import accumulation_dtype, autocast_off
 from alpha_mas_avalanche.validation import check_finite_float, check_positive_int
 
 CONTRACT = (
@@ -67,6 +69,12 @@ class EBLLPlugin(SupervisedPlugin):
         autoencoder_lr: Adam learning rate of the autoencoder (authors' code: 1e-2, Adadelta).
         autoencoder_batch_size: batch size of the autoencoder's training.
         feature_extractor: optional ``fn(model, x) -> features`` replacing ``model.features``.
+
+    Mixed precision: under ``torch.autocast`` the losses follow the autocast precision;
+    the autoencoders are trained and kept in float32 (float64 for a float64 model) with
+    autocast off. ``last_code_loss``
+    and ``last_distillation_loss`` are read from the device only when asked for; state
+    restored with ``load_state_dict`` moves to the model's device at the next experience.
     """
 
     def __init__(
@@ -106,12 +114,23 @@ class EBLLPlugin(SupervisedPlugin):
         self.old_classes: dict[int | None, set[int]] = {}
         self.previous_model: nn.Module | None = None
         self.autoencoder_history: list[list[float]] = []
-        self.last_code_loss = 0.0
-        self.last_distillation_loss = 0.0
+        self._code_loss: Tensor | float = 0.0
+        self._distillation_loss: Tensor | float = 0.0
+
+    @property
+    def last_code_loss(self) -> float:
+        """The code-preservation loss of the last training step (reading it synchronises)."""
+        return float(self._code_loss)
+
+    @property
+    def last_distillation_loss(self) -> float:
+        """The distillation loss of the last training step (reading it synchronises)."""
+        return float(self._distillation_loss)
 
     # ------------------------------------------------------------------ hooks
     def before_training_exp(self, strategy, **kwargs) -> None:
         check_contract(strategy.model, self.feature_extractor)
+        self._follow(strategy.model)
 
     def before_backward(self, strategy, **kwargs) -> None:
         if self.previous_model is None:
@@ -129,13 +148,13 @@ class EBLLPlugin(SupervisedPlugin):
             with torch.no_grad():
                 old_logits = _head(old, old_features, task)[:, units]
             distillation = distillation + distillation_loss(logits, old_logits, self.temperature)
-        self.last_code_loss = float(codes.detach())
-        self.last_distillation_loss = float(distillation.detach())
+        self._code_loss, self._distillation_loss = codes.detach(), distillation.detach()
         strategy.loss = (strategy.loss + self.distillation_weight * distillation
                          + self.code_weight * codes)
 
     def after_training_exp(self, strategy, **kwargs) -> None:
-        model, experience, device = strategy.model, strategy.experience, strategy.device
+        model, experience = strategy.model, strategy.experience
+        device = model_device(model)
         task = experience_task_label(model, experience, "EBLLPlugin")
         data = experience.dataset.eval()
         loader = DataLoader(data, batch_size=self.autoencoder_batch_size, shuffle=False,
@@ -179,12 +198,22 @@ class EBLLPlugin(SupervisedPlugin):
         self.autoencoder_history = [list(h) for h in state["autoencoder_history"]]
 
     # ---------------------------------------------------------------- helpers
+    def _follow(self, model: nn.Module) -> None:
+        """Encoders and the frozen previous model on ``model``'s device and in its dtype
+        (after a restore); the encoders in float32 (float64 for a float64 model)."""
+        device, dtype = model_device(model), model_dtype(model)
+        encoder_dtype = torch.float64 if dtype == torch.float64 else torch.float32
+        self.encoders = [e.to(device, encoder_dtype) for e in self.encoders]
+        if self.previous_model is not None:
+            self.previous_model.to(device, dtype)
+
     def _learn_encoder(self, model: nn.Module, loader: DataLoader, task, device) -> set[int]:
         """Train and keep the experience's encoder; returns the classes of its labels."""
         features, labels = [], []
         with torch.no_grad():
-            for batch in loader:
-                features.append(self.features(model, batch[0].to(device)))
+            for batch in loader:  # float32 (float64 for a float64 model) whatever autocast does
+                out = self.features(model, batch[0].to(device))
+                features.append(out.to(accumulation_dtype(out)))
                 labels.append(batch[1].to(device))
         if not features:
             raise ValueError("EBLLPlugin: the experience holds no samples; no autoencoder to train")
@@ -201,16 +230,17 @@ class EBLLPlugin(SupervisedPlugin):
             return zip(features[order].split(self.autoencoder_batch_size),
                        labels[order].split(self.autoencoder_batch_size))
 
-        autoencoder = FeatureAutoencoder(feature_size, self.code_size)
-        autoencoder.to(device=features.device, dtype=features.dtype)
-        history = train_autoencoder(
-            autoencoder,
-            batches,
-            lambda reconstruction: _head(model, reconstruction, task),
-            reconstruction_weight=self.reconstruction_weight,
-            epochs=self.autoencoder_epochs,
-            lr=self.autoencoder_lr,
-        )
+        autoencoder = FeatureAutoencoder(feature_size, self.code_size).to(features)
+        with autocast_off(features.device):  # float32 weights, float32 Adam
+            history = train_autoencoder(
+                autoencoder,
+                batches,
+                lambda reconstruction: _head(model, reconstruction.to(model_dtype(model)), task)
+                .to(features.dtype),
+                reconstruction_weight=self.reconstruction_weight,
+                epochs=self.autoencoder_epochs,
+                lr=self.autoencoder_lr,
+            )
         self.autoencoder_history.append(history)
         self.encoders.append(autoencoder.encoder.requires_grad_(False))
         return {int(c) for c in labels.unique()}
@@ -225,6 +255,11 @@ def check_contract(model: nn.Module, feature_extractor) -> None:
         missing.append("an attribute `classifier`")
     if missing:
         raise TypeError(f"{CONTRACT}. {type(model).__name__} lacks {' and '.join(missing)}.")
+
+
+def model_dtype(model: nn.Module) -> torch.dtype:
+    """The dtype of the model's first floating-point parameter (float32 if none)."""
+    return next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
 
 
 def _head(model: nn.Module, features: Tensor, task: int | None) -> Tensor:

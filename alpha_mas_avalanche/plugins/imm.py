@@ -20,7 +20,7 @@ from alpha_mas_avalanche.imm_merge import (
     merge_coefficients,
     used_parameters,
 )
-from alpha_mas_avalanche.importance import trainable_parameters
+from alpha_mas_avalanche.importance import model_device, trainable_parameters
 from alpha_mas_avalanche.validation import (
     check_choice,
     check_finite_float,
@@ -98,9 +98,14 @@ class IMMPlugin(SupervisedPlugin):
         self.fishers: list[dict[str, Tensor]] = []
         self.used: list[set[str]] = []
         self.initial: dict[str, Tensor] | None = None
-        self.last_l2_penalty = 0.0
+        self._l2_penalty: Tensor | float = 0.0
         self._anchor: dict[str, Tensor] | None = None
         self._hooks: list = []
+
+    @property
+    def last_l2_penalty(self) -> float:
+        """The L2-transfer penalty of the last training step (reading it synchronises)."""
+        return float(self._l2_penalty)
 
     # ------------------------------------------------------------------ hooks
     def before_training_exp(self, strategy, **kwargs) -> None:
@@ -125,7 +130,7 @@ class IMMPlugin(SupervisedPlugin):
             (p - self._anchor[n]).pow(2).sum() for n, p in trainable_parameters(strategy.model).items()
         )
         penalty = self.l2_transfer * penalty
-        self.last_l2_penalty = float(penalty.detach())
+        self._l2_penalty = penalty.detach()
         strategy.loss = strategy.loss + penalty
 
     def after_training_exp(self, strategy, **kwargs) -> None:
@@ -136,8 +141,7 @@ class IMMPlugin(SupervisedPlugin):
         loader = DataLoader(data, batch_size=self.fisher_batch_size, shuffle=True,
                             collate_fn=getattr(data, "collate_fn", None))
         self.consolidate(model, _labelled_batches(loader, self.max_fisher_samples),
-                         task_label=experience_task_label(model, experience, "IMMPlugin"),
-                         device=strategy.device)
+                         task_label=experience_task_label(model, experience, "IMMPlugin"))
 
     # ------------------------------------------------------------- public API
     def consolidate(
@@ -149,11 +153,15 @@ class IMMPlugin(SupervisedPlugin):
         device: torch.device | str | None = None,
     ) -> None:
         """Store ``model``'s parameters as a task solution (with its Fisher on ``batches``
-        of ``(x, y)`` for mode-IMM) and load the IMM merge of all solutions into ``model``."""
+        of ``(x, y)`` for mode-IMM) and load the IMM merge of all solutions into ``model``.
+
+        Runs on the model's device, where the batches are moved (``device``, if given, must
+        name it; see :func:`~alpha_mas_avalanche.importance.model_device`)."""
         if not batches:
             raise ValueError("IMMPlugin: the experience holds no samples; nothing to merge")
+        device = model_device(model, device)
         params = trainable_parameters(model)
-        first_x = batches[0][0].to(device) if device is not None else batches[0][0]
+        first_x = batches[0][0].to(device)
         self.used.append(used_parameters(model, first_x, task_label))
         self.solutions.append({n: p.detach().clone() for n, p in params.items()})
         if self.mode == "mode":

@@ -13,6 +13,8 @@ class L2Plugin(QuadraticPenaltyPlugin):
     SI) with ``Omega = 1``, as the L2 baseline of Kirkpatrick et al. (2017, PNAS) and of
     Hsu, Liu, Ramasamy & Kira, "Re-evaluating Continual Learning Scenarios" (2018), whose
     code keeps one anchor, the latest. Parameters first seen later carry no penalty.
+    Training that diverged raises
+    :class:`~alpha_mas_avalanche.plugins.quadratic.TrainingDivergedError`.
 
     Args:
         lambda_reg: ``lambda`` > 0.
@@ -23,6 +25,7 @@ class L2Plugin(QuadraticPenaltyPlugin):
         super().__init__(ConsolidatedPenalty(lambda_reg, alpha_scaling=False))
 
     def after_training_exp(self, strategy, **kwargs) -> None:
+        self.check_divergence(strategy)
         params = self.params(strategy)
         anchor = {n: p.detach() for n, p in params.items()}
         penalty = ConsolidatedPenalty(self.lambda_reg, alpha_scaling=False)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 
+from alpha_mas_avalanche.penalty import exact_total
 from alpha_mas_avalanche.plugins.quadratic import QuadraticPenaltyPlugin
 from alpha_mas_avalanche.synaptic import SynapticIntelligence
 
@@ -22,6 +23,11 @@ class SIPlugin(QuadraticPenaltyPlugin):
     current parameters. Penalty: ``c * sum Omega (theta - anchor)^2``. Parameters first
     seen in an experience (a new head) carry no penalty; untouched heads have ``g = 0``.
 
+    Mixed precision: ``g`` is read from ``.grad`` divided by the loss hook's factor
+    ``d(root)/d(loss)``, so gradients a ``GradScaler`` scaled are unscaled (a step it skips
+    adds nothing); the path integral is accumulated in float32. Training that diverged
+    raises :class:`~alpha_mas_avalanche.plugins.quadratic.TrainingDivergedError`.
+
     Unlike Avalanche 0.6's ``SynapticIntelligencePlugin``, whose weight snapshots alias
     the live parameters on CPU (see docs/harness.md), clips importances at 0.001 and damps
     with 1e-7, this one copies its snapshots and uses the paper's ``xi``.
@@ -31,17 +37,20 @@ class SIPlugin(QuadraticPenaltyPlugin):
         damping: ``xi`` > 0 (the paper uses 0.1 on Split MNIST).
     """
 
+    strength_name = "si_lambda"
+
     def __init__(self, si_lambda: float = 1.0, damping: float = 0.1) -> None:
         super().__init__(SynapticIntelligence(si_lambda, damping))
         self._grads: dict[str, torch.Tensor] = {}
         self._penalty_grads: dict[str, torch.Tensor] = {}
+        self._loss_scale: torch.Tensor | float = 1.0
 
     @property
     def importance_totals(self) -> list[float]:
         """``sum_ij Omega[ij]`` of the consolidated importance (one number once trained)."""
         if not self.penalty.importance:
             return []
-        return [float(sum(o.double().sum() for o in self.penalty.importance.values()))]
+        return [exact_total(self.penalty.importance.values())]
 
     def before_training_exp(self, strategy, **kwargs) -> None:
         super().before_training_exp(strategy, **kwargs)
@@ -49,9 +58,18 @@ class SIPlugin(QuadraticPenaltyPlugin):
 
     def before_backward(self, strategy, **kwargs) -> None:
         self._penalty_grads = {}
+        self._loss_scale = 1.0
         super().before_backward(strategy, **kwargs)
+        if self.penalty.num_tasks == 0 and isinstance(strategy.loss, torch.Tensor) \
+                and strategy.loss.requires_grad:  # no penalty yet: only the loss scale
+            strategy.loss.register_hook(self._keep_loss_scale)
 
-    def penalty_gradient_added(self, params: dict[str, torch.nn.Parameter]) -> None:
+    def _keep_loss_scale(self, factor: torch.Tensor) -> None:
+        self._loss_scale = factor.detach().sum()
+
+    def penalty_gradient_added(self, params: dict[str, torch.nn.Parameter],
+                               factor: torch.Tensor | float) -> None:
+        self._loss_scale = factor.detach() if isinstance(factor, torch.Tensor) else factor
         self._penalty_grads = {n: p.grad.detach().clone() for n, p in params.items()
                                if p.grad is not None}
 
@@ -63,7 +81,7 @@ class SIPlugin(QuadraticPenaltyPlugin):
                 grad = p.grad.detach().clone()
                 if name in self._penalty_grads:
                     grad -= self._penalty_grads[name]
-                self._grads[name] = grad
+                self._grads[name] = grad / self._loss_scale  # unscaled (GradScaler)
 
     def before_update(self, strategy, **kwargs) -> None:
         self.penalty.before_step(self.params(strategy))
@@ -73,9 +91,11 @@ class SIPlugin(QuadraticPenaltyPlugin):
         self._grads = {}
 
     def after_training_exp(self, strategy, **kwargs) -> None:
+        self.check_divergence(strategy)
         try:
             self.penalty.end_task(self.params(strategy))
         except ValueError as err:
             raise ValueError(f"SIPlugin, experience {strategy.experience.current_experience}: "
                              f"{err}") from err
         super().after_training_exp(strategy, **kwargs)
+
