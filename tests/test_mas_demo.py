@@ -172,3 +172,25 @@ def test_mas_demo_runs_on_a_slice_of_mnist(tmp_path, capsys):
     assert record["label"] == "MAS (reference code)"
     assert len(record["epochs"]) == 10 + 4 * 1  # first task: 10 epochs (the preset's), then --epochs
     assert "MAS (reference code" in (out / "table.md").read_text()
+
+
+def test_a_diverged_validation_run_is_a_result_ranked_last():
+    from alpha_mas_avalanche.experiment.selection import choose_hyperparameters, selection_specs
+
+    config = ExperimentConfig(benchmark="split_digits", optimizer="sgd", epochs=1, lr=0.1,
+                              batch_size=32, methods=[MethodConfig("mas_reference",
+                                                                   select={"lambda_reg": [1.0, 1e6]})])
+    records = {}
+    for spec in selection_specs(config):
+        record = execute_run(spec)
+        records[spec.run_id] = record
+    by_lambda = {r["params"]["lambda_reg"]: r for r in records.values()}
+    assert "diverged" in by_lambda[1e6] and by_lambda[1e6]["final_avg_acc"] is None
+    assert "lambda_reg" in by_lambda[1e6]["diverged"]  # the error names the strength
+    assert "diverged" not in by_lambda[1.0] and by_lambda[1.0]["final_avg_acc"] > 0.5
+    choice = choose_hyperparameters(config, records)["mas_reference"]
+    assert choice["chosen"] == {"lambda_reg": 1.0}
+    assert list(choice["valid_acc"].values())[1] is None
+    final = base_spec(config, 0, [0, 1, 2, 3, 4], method="mas_reference", params={"lambda_reg": 1e6})
+    with pytest.raises(FloatingPointError):  # a final run that diverges stays a failure
+        execute_run(final)

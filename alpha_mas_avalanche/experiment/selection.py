@@ -57,24 +57,26 @@ def _method_specs(config: ExperimentConfig, name: str, grids: Grids) -> list[Run
 
 
 def _scores(config: ExperimentConfig, name: str, grid: dict[str, list],
-            records: dict[str, dict]) -> dict[str, float] | None:
-    """Mean final validation accuracy per grid combination (None: a run is missing)."""
-    per_combo: dict[str, list[float]] = {}
+            records: dict[str, dict]) -> dict[str, float | None] | None:
+    """Mean final validation accuracy per grid combination (None: a run is missing); a
+    combination with a diverged run (``diverged`` in its record) scores None."""
+    per_combo: dict[str, list[float | None]] = {}
     for spec in _method_specs(config, name, {name: grid}):
         record = records.get(spec.run_id)
         if record is None:
             return None
         key = json.dumps({k: spec.params[k] for k in grid}, sort_keys=True)
-        per_combo.setdefault(key, []).append(record["final_avg_acc"])
-    return {key: float(np.mean(v)) for key, v in per_combo.items()}
+        per_combo.setdefault(key, []).append(None if record.get("diverged") else record["final_avg_acc"])
+    return {key: None if None in v else float(np.mean(v)) for key, v in per_combo.items()}
 
 
-def _best(scores: dict[str, float]) -> dict[str, Any]:
-    """The highest score; a tie goes to the combination listed later in the grid (``scores``
-    is in grid order, and grids stay sorted as they grow: the stronger value for the
-    registry's increasing strength grids)."""
+def _best(scores: dict[str, float | None]) -> dict[str, Any]:
+    """The highest score, a diverged combination (None) last; a tie goes to the combination
+    listed later in the grid (``scores`` is in grid order, and grids stay sorted as they
+    grow: the stronger value for the registry's increasing strength grids)."""
     position = {key: i for i, key in enumerate(scores)}
-    return json.loads(max(scores, key=lambda key: (scores[key], position[key])))
+    return json.loads(max(scores, key=lambda key: (scores[key] is not None,
+                                                    scores[key] or 0.0, position[key])))
 
 
 def _extensible(values: list) -> bool:
@@ -126,8 +128,9 @@ def final_grids(config: ExperimentConfig, records: dict[str, dict]) -> Grids:
     return grids
 
 
-def _no_effect(scores: dict[str, float]) -> bool:
-    return len(scores) > 1 and max(scores.values()) == min(scores.values())
+def _no_effect(scores: dict[str, float | None]) -> bool:
+    trained = [v for v in scores.values() if v is not None]
+    return len(trained) > 1 and len(trained) == len(scores) and max(trained) == min(trained)
 
 
 def _at_edge(grid: dict[str, list], chosen: dict[str, Any]) -> bool:

@@ -29,6 +29,7 @@ from alpha_mas_avalanche.experiment.metrics import (
 from alpha_mas_avalanche.experiment.specs import RunSpec
 from alpha_mas_avalanche.experiment.store import RESULT_FORMAT, sanitize
 from alpha_mas_avalanche.models import count_parameters, make_model
+from alpha_mas_avalanche.plugins.quadratic import TrainingDivergedError
 
 
 def seed_everything(seed: int) -> None:
@@ -102,12 +103,25 @@ def execute_run(spec: RunSpec) -> dict[str, Any]:
         warnings.filterwarnings("ignore", message="stream generator")
         configure_determinism(spec.deterministic)
         started = time.perf_counter()
-        record = _single_task(spec) if spec.phase == "single_task" else _sequence(spec)
+        try:
+            record = _single_task(spec) if spec.phase == "single_task" else _sequence(spec)
+        except TrainingDivergedError as err:
+            if spec.phase != "select":
+                raise
+            record = diverged_record(spec, err)
     record.update(
         run_id=spec.run_id, spec=asdict(spec), format=RESULT_FORMAT,
         wall_time_s=time.perf_counter() - started,
     )
     return sanitize(record)
+
+
+def diverged_record(spec: RunSpec, error: Exception) -> dict[str, Any]:
+    """The record of a validation-grid run whose training diverged: a finished result (its
+    strength is unusable, the grid's choice ranks it last) with no accuracy."""
+    return {"method": spec.method, "label": method_label(spec.method, spec.params),
+            "params": spec.params, "seed": spec.seed, "task_order": spec.task_order,
+            "eval_stream": spec.eval_stream, "final_avg_acc": None, "diverged": str(error)}
 
 
 def _strategy(kind: str, model, optimizer, spec: RunSpec, plugins: list, evaluator):
