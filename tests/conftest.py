@@ -24,8 +24,10 @@ CIFAR10_EXACT = Path("cifar10/exact_subset/cifar10_exact_subset.npz")
 
 
 def data_root_path() -> Path:
-    """``ALPHA_MAS_DATA_ROOT``, else ``../shared/data`` beside the repository."""
-    return Path(os.environ.get("ALPHA_MAS_DATA_ROOT", REPO.parent / "shared" / "data"))
+    """``ALPHA_MAS_DATA_ROOT``, else ``../shared/data`` beside the repository; absolute, so
+    that a test that changes its working directory still finds the files (README's root is
+    relative)."""
+    return Path(os.environ.get("ALPHA_MAS_DATA_ROOT", REPO.parent / "shared" / "data")).resolve()
 
 
 def _require(paths: list[Path], what: str) -> None:

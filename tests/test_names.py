@@ -53,7 +53,7 @@ def test_every_preset_is_a_valid_config():
     ({"methods": [{"name": "si", "selct": {}}]},
      "methods[0]: unknown key 'selct' (did you mean 'select'?); accepted keys: 'name', "),
     ({"optimiser": "sgd"}, "config: unknown key 'optimiser' (did you mean 'optimizer'?); "
-                           "accepted keys: 'batch_size', "),
+                           "accepted keys: 'amp', 'batch_size', "),
     ({"scenario": "Class"}, "(did you mean 'class'?)"),
 ])
 def test_name_errors_name_the_key_list_each_name_once_quoted_and_suggest(config, message):
