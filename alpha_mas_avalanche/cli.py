@@ -136,6 +136,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_long_stream_scenario(args: argparse.Namespace) -> None:
+    """A long stream (permuted/rotated MNIST) is domain-incremental: a preset or benchmark
+    of one with another scenario is refused here, before the presets build their plugins."""
+    long_stream = args.benchmark if args.benchmark in LONG_STREAMS else \
+        args.preset if not args.config and args.preset in LONG_STREAMS else None
+    if long_stream is None:
+        return
+    preset_domain = args.preset in LONG_STREAMS and not args.config
+    if args.scenario not in (None, "domain") or (args.scenario is None and args.benchmark
+                                                  and not preset_domain and not args.config):
+        given = repr(args.scenario) if args.scenario else "none (the preset's is 'task')"
+        raise ValueError(f"--scenario: {long_stream} is domain-incremental (one shared 10-way "
+                         f"head); expected 'domain', got {given}")
+
+
 def check_arguments(args: argparse.Namespace) -> None:
     """Errors naming the flag, before any config is built or anything heavy imported."""
     if not (args.config or args.quick or args.full or args.cifar or args.preset
@@ -145,6 +160,7 @@ def check_arguments(args: argparse.Namespace) -> None:
                         ("--epochs", args.epochs), ("--train-samples", args.train_samples)):
         if value is not None:
             check_positive_int(flag, value)
+    _check_long_stream_scenario(args)
     if args.seeds is not None:
         for seed in args.seeds:
             check_non_negative_int("--seeds", seed)
@@ -193,6 +209,11 @@ def resolve_config(args: argparse.Namespace) -> ExperimentConfig:
     data.update(overrides)
     if args.benchmark and not args.config:
         data["model"] = None
+        if args.benchmark in LONG_STREAMS and args.preset not in LONG_STREAMS:
+            # a preset's placements are orders of 5 pairs: a long stream runs in its own order
+            data["task_orders"] = None
+            for method in data["methods"]:
+                method["task_orders"] = None
     if args.methods:
         data["methods"] = [m for m in data["methods"] if m["name"] in args.methods]
         known = {m["name"] for m in data["methods"]}

@@ -111,3 +111,27 @@ def test_scaled_split_mnist_multiplies_each_pairs_inputs_by_its_scale(data_root)
             xb = torch.stack([x for x, _, _ in b])
             assert torch.equal(xb, xa * SCALED_MNIST_SCALES[pair])
             assert [y for _, y, _ in a] == [y for _, y, _ in b]
+
+
+@pytest.mark.parametrize("argv", [
+    ["--preset", "permuted_mnist", "--scenario", "task"],
+    ["--full", "--benchmark", "rotated_mnist"],
+    ["--full", "--benchmark", "rotated_mnist_20", "--scenario", "class"],
+])
+def test_a_long_stream_in_another_scenario_is_refused_naming_the_flag(argv, capsys):
+    from alpha_mas_avalanche.cli import main
+
+    assert main([*argv, "--save-config", "/dev/null"]) == 2
+    err = capsys.readouterr().err
+    assert "--scenario: " in err and "is domain-incremental" in err and "'domain'" in err
+
+
+def test_a_five_task_preset_runs_a_long_stream_in_its_own_order(tmp_path):
+    from alpha_mas_avalanche.cli import main
+
+    path = tmp_path / "config.yaml"
+    assert main(["--full", "--benchmark", "rotated_mnist", "--scenario", "domain",
+                 "--save-config", str(path)]) == 0
+    config = ExperimentConfig.load(path)
+    assert config.task_orders == [list(range(10))]
+    assert all(m.task_orders is None for m in config.methods)
