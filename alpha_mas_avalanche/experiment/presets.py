@@ -15,7 +15,7 @@ BASELINES = ("naive", "joint", "mas", "alpha_mas_per_task", "avalanche_mas", "ew
              "online_ewc", "si", "si_avalanche", "l2", "lwf", "ebll", "imm")
 
 
-def comparison_methods(select: bool, orders: list[list[int]]) -> list[MethodConfig]:
+def comparison_methods(select: bool, orders: list[list[int]] | None) -> list[MethodConfig]:
     """AlphaMAS (lambda sweep) and every available baseline; ``orders`` for MAS/AlphaMAS."""
     methods = [MethodConfig.default("alpha_mas", task_orders=orders)]
     for name in BASELINES:
@@ -95,9 +95,7 @@ def long_stream(benchmark: str) -> Callable[[str], ExperimentConfig]:
     test images, the MLP 2x400 with one 10-way head, Adam at lr 1e-3, batch 128, 5 epochs per
     task; every method, strengths chosen on the validation stream, 5 seeds."""
     def config(scenario: str = "domain") -> ExperimentConfig:
-        methods = comparison_methods(True, [list(range(LONG_STREAMS[benchmark]))])
-        for method in methods:
-            method.task_orders = None
+        methods = comparison_methods(True, None)  # the stream's own order for every method
         return ExperimentConfig(
             name=benchmark, benchmark=benchmark, scenario="domain", model="mlp", methods=methods,
             epochs=5, batch_size=128, lr=1e-3, seeds=[0, 1, 2, 3, 4], selection_seeds=[0, 1],

@@ -13,7 +13,7 @@ every folder holding final runs of MAS and AlphaMAS (λ = N) in its main task or
   (the last task, whose forgetting is 0 by construction, left out).
 
 ``python -m alpha_mas_avalanche.experiment.spread results`` writes ``results/alpha_map/``.
-No Avalanche, no torch.
+No Avalanche; the statistics are the report's.
 """
 from __future__ import annotations
 
@@ -26,6 +26,8 @@ import numpy as np
 import pandas as pd
 import yaml
 from scipy import stats
+
+from alpha_mas_avalanche.experiment.report.statistics import _paired_test, mean_std_ci
 
 #: (series label, method, params that pick its row) compared with plain MAS
 SERIES = (("AlphaMAS λ=N", "alpha_mas", {"lambda_multiplier": 1.0}),
@@ -72,16 +74,16 @@ def folder_runs(folder: Path) -> pd.DataFrame:
 
 
 def paired(a: pd.DataFrame, b: pd.DataFrame, metric: str) -> dict[str, Any] | None:
-    """Mean of ``a - b`` over the seeds both hold, its 95 % t-interval and the t-test's p."""
+    """Mean of ``a - b`` over the seeds both hold, its 95 % t-interval and the paired
+    t-test's p (the report's :func:`mean_std_ci` and paired test)."""
     joined = a.set_index("seed")[metric].to_frame("a").join(
         b.set_index("seed")[metric].to_frame("b"), how="inner").dropna()
-    diff = (joined.a - joined.b).to_numpy(dtype=float)
-    if len(diff) < 2:
+    if len(joined) < 2:
         return None
-    sem = stats.sem(diff)
-    half = float(stats.t.ppf(0.975, len(diff) - 1) * sem) if sem > 0 else 0.0
-    p = float(stats.ttest_1samp(diff, 0.0).pvalue) if sem > 0 else None
-    return {"mean": float(diff.mean()), "ci95": half, "p": p, "n": len(diff)}
+    first, second = joined.a.to_numpy(dtype=float), joined.b.to_numpy(dtype=float)
+    stat = mean_std_ci(first - second)
+    return {"mean": stat["mean"], "ci95": stat["ci95"], "p": _paired_test(first, second)[1],
+            "n": stat["n"]}
 
 
 def _correlation(x: list[float], y: list[float]) -> dict[str, Any] | None:

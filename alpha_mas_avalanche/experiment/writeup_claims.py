@@ -8,7 +8,7 @@ write-up's text (single-task accuracy minus final accuracy) and the reference co
 (accuracy right after training the task minus final accuracy, averaged over all 5 tasks).
 
 ``python -m alpha_mas_avalanche.experiment.writeup_claims results/mas_demo`` writes
-``writeup_claims.md`` there. No Avalanche, no torch.
+``writeup_claims.md`` there. No Avalanche.
 """
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from alpha_mas_avalanche.experiment.spread import paired
+from alpha_mas_avalanche.experiment.report.statistics import mean_std_ci
+from alpha_mas_avalanche.experiment.spread import paired, task_forgetting
 
 #: (metric, write-up's MAS, write-up's AlphaMAS at N, at 2N)
 CLAIMS = (("avg_forgetting", 0.0664, 0.0316, 0.0307), ("max_forgetting", 0.37, 0.11, 0.10))
@@ -47,7 +48,7 @@ def run_rows(folder: Path) -> pd.DataFrame:
         matrix, final = record["acc_matrix"], record["acc_matrix"][-1]
         if len(matrix) == 1:  # joint training: no sequence, no forgetting
             continue
-        code = [matrix[t][t] - final[t] for t in range(len(final))]
+        code = task_forgetting(matrix) + [0.0]  # the last task's own forgetting is 0
         ref = [singles.get((record["seed"], pair)) for pair in record["task_order"]]
         ref = [s - f for s, f in zip(ref, final)] if None not in ref else None
         rows.append({"label": row_label(record), "seed": record["seed"],
@@ -60,13 +61,10 @@ def run_rows(folder: Path) -> pd.DataFrame:
 
 
 def _mean_ci(values: pd.Series) -> str:
-    values = values.dropna().to_numpy(dtype=float)
-    if len(values) < 2:
-        return f"{values.mean():.4f}" if len(values) else "–"
-    from scipy import stats
-
-    half = stats.t.ppf(0.975, len(values) - 1) * stats.sem(values)
-    return f"{values.mean():.4f} ± {half:.4f}"
+    stat = mean_std_ci(values.tolist())
+    if stat["mean"] is None:
+        return "–"
+    return f"{stat['mean']:.4f}" + ("" if stat["ci95"] is None else f" ± {stat['ci95']:.4f}")
 
 
 def claim_sentences(runs: pd.DataFrame, baseline: str) -> list[str]:
