@@ -37,8 +37,9 @@ JPEG_PATH = Path("cifar10/lossy_jpeg_fallback/cifar10_jpeg_q75.npz")
 #: Wheels the GPU image (Python 3.12, torch 2.11) lacks: Avalanche and what it imports.
 WHEELS = ("avalanche-lib==0.6.0", "dill", "gdown", "pytorchcv", "wandb", "gputil", "qpsolvers")
 PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
-FULL = dict(samples=1000, eval_samples=500, seeds=[0, 1, 2], epochs=5, model="vgg16")
-TINY = dict(samples=6, eval_samples=4, seeds=[0], epochs=1, model="cnn")
+FULL = dict(samples=1000, eval_samples=500, seeds=[0, 1, 2], epochs=5, model="vgg16",
+            multipliers=[1.0, 2.0, 3.0])
+TINY = dict(samples=6, eval_samples=4, seeds=[0], epochs=1, model="cnn", multipliers=[1.0])
 TEST_FILES = ["tests/test_mixed_precision.py", "tests/test_host_sync.py", "tests/test_devices.py",
               "tests/test_gpu_harness.py"]
 PLUGINS = ("alpha_mas", "alpha_mas_last_epochs", "si", "l2", "ebll", "imm")
@@ -82,7 +83,7 @@ def report_size(carry: Path = CARRY, limit_mib: float = LIMIT_MIB) -> bool:
 def grid_config(settings: dict, device: str, output_dir: str, data_root: str | None):
     from alpha_mas_avalanche.experiment import ExperimentConfig, MethodConfig
 
-    methods = [MethodConfig("alpha_mas", sweep={"lambda_multiplier": [1.0, 2.0, 3.0]}),
+    methods = [MethodConfig("alpha_mas", sweep={"lambda_multiplier": list(settings["multipliers"])}),
                MethodConfig("mas"), MethodConfig("naive")]
     return ExperimentConfig(
         name="gpu_check_cifar10_vgg16", benchmark="split_cifar10_jpeg", model=settings["model"],
@@ -214,19 +215,24 @@ def prepare(args) -> int:
 
 
 # -------------------------------------------------------------------- the run
+def test_command(device: str) -> list[str]:
+    """The CUDA test selection: the device-aware tests, the earlier CUDA tests as well."""
+    return [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--device", device,
+            *TEST_FILES, "tests/test_compatibility.py", "tests/test_ebll.py", "tests/test_imm.py",
+            "-k", "cuda or test_mixed or test_host or test_devices or test_gpu_harness"]
+
+
 def step_tests(device: str, out: Path, dry_run: bool) -> str:
-    select = ["-k", "committed or unknown_device"] if dry_run else []
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--device", device,
-               *TEST_FILES, *select]
-    if not dry_run:  # the earlier CUDA tests as well
-        command += ["tests/test_compatibility.py", "tests/test_ebll.py", "tests/test_imm.py",
-                    "-k", "cuda or test_mixed or test_host or test_devices or test_gpu_harness"]
+    command = test_command(device)
+    if dry_run:  # the selection is the suite's own; here only check that its files exist
+        missing = [f for f in command if f.startswith("tests/") and not (REPO / f).is_file()]
+        return f"missing test files: {missing}" if missing else "dry run: not run, files present"
     result = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
     (out / "tests.log").write_text(result.stdout[-200_000:] + result.stderr[-50_000:])
     return result.stdout.strip().splitlines()[-1] if result.stdout.strip() else "no output"
 
 
-def step_sync_debug(device: str) -> dict[str, str]:
+def step_sync_debug(device: str, n_train: int = 300, model: str = "cnn_bn") -> dict[str, str]:
     """A second training experience of each plugin with CUDA's sync debug mode "error"
     (on the CPU: the same runs, nothing to watch)."""
     import torch
@@ -235,10 +241,10 @@ def step_sync_debug(device: str) -> dict[str, str]:
     from amp_helpers import MODELS, PLUGINS as FACTORIES, make_strategy, train
     from digits import digits_benchmark
 
-    bm, outcome = digits_benchmark(n_train=300), {}
+    bm, outcome = digits_benchmark(n_train=n_train), {}
     for name in PLUGINS:
         torch.manual_seed(0)
-        strategy = make_strategy(MODELS["cnn_bn"](), [FACTORIES[name]()], device=device,
+        strategy = make_strategy(MODELS[model](), [FACTORIES[name]()], device=device,
                                  amp="bf16")
         train(strategy, bm.train_stream[:1], device)
         watched = torch.device(device).type == "cuda"
@@ -302,7 +308,8 @@ def run(args) -> int:
               "torch": torch.__version__, "settings": settings}
     started = time.perf_counter()
     report["tests"] = step_tests(device, out, args.dry_run)
-    report["sync_debug"] = step_sync_debug(device)
+    report["sync_debug"] = (step_sync_debug(device, n_train=100, model="mlp") if args.dry_run
+                            else step_sync_debug(device))
     report["grid"] = step_grid(device, out, settings, data_root)
     report["total_s"] = round(time.perf_counter() - started, 1)
     (out / "gpu_check.json").write_text(json.dumps(report, indent=1))

@@ -119,10 +119,12 @@ def test_importing_the_package_imports_no_torch_but_its_names_work():
 import sys
 import alpha_mas_avalanche
 print("torch" in sys.modules)
-from alpha_mas_avalanche import AlphaMASPlugin, mas_importance
-print(AlphaMASPlugin.__module__, mas_importance.__module__)
 """)
-    assert out.split() == ["False", "alpha_mas_avalanche.plugins.alpha_mas", "alpha_mas_avalanche.importance"]
+    assert out.split() == ["False"]
+    from alpha_mas_avalanche import AlphaMASPlugin, mas_importance  # the lazy names resolve
+
+    assert AlphaMASPlugin.__module__ == "alpha_mas_avalanche.plugins.alpha_mas"
+    assert mas_importance.__module__ == "alpha_mas_avalanche.importance"
 
 
 @pytest.mark.parametrize("torch_first", [False, True])

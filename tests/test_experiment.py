@@ -3,11 +3,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -237,30 +232,6 @@ def test_selection_uses_only_the_validation_stream(tmp_path):
     final = final_specs(config, summary["selection"])
     assert final[0].params == chosen["chosen"] and final[0].eval_stream == "test"
     assert json.loads((Path(config.output_dir) / "selection.json").read_text()) == summary["selection"]
-
-
-@pytest.mark.slow
-def test_killed_grid_resumes_and_loses_nothing(tmp_path):
-    config = tiny_config(tmp_path, [MethodConfig("alpha_mas", sweep={"lambda_multiplier": [1.0, 2.0, 3.0]}),
-                                    MethodConfig("naive"), MethodConfig("mas")], seeds=[0, 1])
-    config.save(tmp_path / "grid.yaml")
-    runs = Path(config.output_dir) / "runs"
-    command = [sys.executable, "-m", "alpha_mas_avalanche.cli", "--config", str(tmp_path / "grid.yaml"),
-               "--threads", "1"]
-    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and len(list(runs.glob("*.json"))) < 3:
-        time.sleep(0.05)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-    before = {p.name: p.read_bytes() for p in runs.glob("*.json")}
-    assert 3 <= len(before) < 10, "the grid must be killed mid-way"
-    summary = run_experiment(ExperimentConfig.load(tmp_path / "grid.yaml"))
-    after = {p.name: p.read_bytes() for p in runs.glob("*.json")}
-    assert len(after) == 10 and summary["n_runs"] == 10
-    assert all(after[name] == content for name, content in before.items())  # skipped, kept
-    assert not [p for p in runs.iterdir() if p.suffix != ".json"]
 
 
 def read_wandb_summary(run_folder: Path) -> dict:

@@ -163,7 +163,7 @@ def test_mas_demo_runs_on_a_slice_of_mnist(tmp_path, capsys):
     out = tmp_path / "demo"
     main(["--preset", "mas_demo", "--data-root", str(Path(data_root).resolve()), "--output", str(out),
           "--seeds", "0", "--epochs", "1", "--train-samples", "40",
-          "--methods", "mas_reference", "naive", "--no-select", "--workers", "1", "--threads", "1"])
+          "--methods", "mas_reference", "--no-select", "--workers", "1", "--threads", "1"])
     records = [json.loads(p.read_text()) for p in (out / "runs").glob("final__mas_reference*.json")]
     assert len(records) == 1
     record = records[0]

@@ -19,6 +19,7 @@ from alpha_mas_avalanche.experiment import ExperimentConfig, MethodConfig, run_e
 from alpha_mas_avalanche.experiment.executors import LocalProcessExecutor, RayExecutor
 from alpha_mas_avalanche.experiment.methods import REGISTRY, MethodEntry, register
 from alpha_mas_avalanche.experiment.executors import sequential_executor
+from forkserver import forkserver_context
 
 TINY = dict(benchmark="split_digits", epochs=1, batch_size=32, train_samples_per_task=60,
             eval_samples_per_task=40)
@@ -93,9 +94,12 @@ def sequential(tmp_path_factory, one_thread) -> Path:
 
 @pytest.fixture(scope="module")
 def pool():
-    """Two local workers for the module (startup, i.e. importing torch, is paid once)."""
+    """Two local workers for the module, forked from the shared fork server (torch and
+    Avalanche are imported once, also for the workers that replace dead ones)."""
     register_test_methods()
-    with LocalProcessExecutor(workers=2, threads_per_worker=1, setup=register_test_methods) as ex:
+    forkserver_context()
+    with LocalProcessExecutor(workers=2, threads_per_worker=1, setup=register_test_methods,
+                              start_method="forkserver") as ex:
         yield ex
     for name in ("test_raises", "test_dies"):
         REGISTRY.pop(name, None)
