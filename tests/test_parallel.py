@@ -235,11 +235,13 @@ def test_ctrl_c_and_killed_driver_resume_without_repeating_runs(pool, tmp_path):
                               output_dir=str(tmp_path / "out"))  # 10 runs of ~0.6 s + 10 single-task
     config.save(tmp_path / "grid.yaml")
     out, runs = tmp_path / "out", tmp_path / "out" / "runs"
-    args = ["--config", str(tmp_path / "grid.yaml"), "--workers", "2", "--threads", "1"]
+    args = ["--config", str(tmp_path / "grid.yaml"), "--threads", "1"]
     command = [sys.executable, "-m", "alpha_mas_avalanche.cli", *args]
 
-    # Ctrl-C: the terminal sends SIGINT to the whole foreground process group. A test run
-    # started in the background (CI scripts, nohup) inherits SIGINT ignored: restore it
+    # Ctrl-C, runs in the driver (workers, which would find their pipe closed as below,
+    # are left to the SIGKILL case): the terminal sends SIGINT to the whole foreground
+    # process group. A test run started in the background (CI scripts, nohup) inherits
+    # SIGINT ignored: restore it
     process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, start_new_session=True,
                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
@@ -249,12 +251,12 @@ def test_ctrl_c_and_killed_driver_resume_without_repeating_runs(pool, tmp_path):
     assert process.returncode == 130
     assert "interrupted; every finished run is kept" in err
     assert "Resume with the same command:\n  compare-baselines " + " ".join(args) in err
-    assert _gone(process.pid, 10)  # workers stopped with the driver
+    assert _gone(process.pid, 10)  # nothing of it keeps running
     interrupted = snapshot(out)
     assert 2 <= len([k for k in interrupted if k.startswith("runs/")]) < 10
 
-    # SIGKILL of the driver alone: its workers notice and exit; nothing is half-written
-    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL,
+    # SIGKILL of the driver alone: its two workers notice and exit; nothing is half-written
+    process = subprocess.Popen([*command, "--workers", "2"], cwd=tmp_path, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, start_new_session=True)
     _wait_for(runs, len(list(runs.glob("*.json"))) + 2, process)
     process.kill()
