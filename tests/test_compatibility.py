@@ -110,9 +110,19 @@ class Recorder(SupervisedPlugin):
         self.epochs[exp] = self.epochs.get(exp, 0) + 1
 
 
+#: the device ``make`` puts strategies on: ``pytest --device`` (set for each test below)
+ON = {"device": "cpu"}
+
+
+@pytest.fixture(autouse=True)
+def _strategies_on_the_test_device(device, monkeypatch):
+    monkeypatch.setitem(ON, "device", device)
+
+
 def make(strategy_cls, model, plugins, **kwargs):
-    """``strategy_cls`` with SGD, mini-batches of 32, 1 epoch, no loggers (overridable)."""
-    options = dict(train_mb_size=32, train_epochs=1, device="cpu", evaluator=quiet_evaluator())
+    """``strategy_cls`` with SGD, mini-batches of 32, 1 epoch, no loggers, on the test
+    device (all overridable)."""
+    options = dict(train_mb_size=32, train_epochs=1, device=ON["device"], evaluator=quiet_evaluator())
     options.update(kwargs)
     if strategy_cls is OnlineNaive:
         options.pop("train_epochs")  # it has train_passes

@@ -36,12 +36,12 @@ def task_accuracy(strategy, bm, task: int) -> float:
     return float((pred == y).float().mean())
 
 
-def mean_first_task_forgetting(make_plugins) -> float:
+def mean_first_task_forgetting(make_plugins, device: str = "cpu") -> float:
     """Over SEEDS: accuracy on task 0 right after it minus after all five experiences."""
     forgetting = []
     for seed in SEEDS:
         bm = digits_benchmark(seed=seed)
-        strategy = make_strategy(make_plugins(), seed=seed)
+        strategy = make_strategy(make_plugins(), seed=seed, device=device)
         strategy.train(bm.train_stream[0])
         after_first = task_accuracy(strategy, bm, 0)
         for exp in bm.train_stream[1:]:
@@ -51,8 +51,8 @@ def mean_first_task_forgetting(make_plugins) -> float:
 
 
 @pytest.fixture(scope="session")
-def naive_forgetting() -> float:
-    return mean_first_task_forgetting(lambda: [])
+def naive_forgetting(device) -> float:
+    return mean_first_task_forgetting(lambda: [], device)
 
 
 # ------------------------------------------------------------------ merges
@@ -195,10 +195,10 @@ def test_drop_transfer_uses_the_previous_weights_for_dropped_nodes_and_is_unbias
 
 # ----------------------------------------------------------- in Avalanche
 @pytest.mark.slow
-def test_merged_model_is_what_evaluation_sees_and_heads_keep_their_task_solution():
+def test_merged_model_is_what_evaluation_sees_and_heads_keep_their_task_solution(device):
     bm = digits_benchmark(seed=0)
     plugin = IMMPlugin(mode="mode", l2_transfer=1e-3, drop_transfer=0.2)
-    strategy = make_strategy([plugin], epochs=2)
+    strategy = make_strategy([plugin], epochs=2, device=device)
     for k, exp in enumerate(bm.train_stream[:3]):
         strategy.train(exp)
         assert not any(m._forward_hooks for m in strategy.model.modules())
@@ -219,10 +219,10 @@ def test_merged_model_is_what_evaluation_sees_and_heads_keep_their_task_solution
 
 
 @pytest.mark.slow
-def test_without_weight_transfer_each_experience_restarts_from_the_first_start():
+def test_without_weight_transfer_each_experience_restarts_from_the_first_start(device):
     bm = digits_benchmark(seed=0)
     plugin = IMMPlugin(mode="mean", weight_transfer=False)
-    strategy = make_strategy([plugin], epochs=1)
+    strategy = make_strategy([plugin], epochs=1, device=device)
     strategy.train(bm.train_stream[0])
     starts = []
 
@@ -239,26 +239,26 @@ def test_without_weight_transfer_each_experience_restarts_from_the_first_start()
                                          lambda: IMMPlugin(mode="mean")],
                          ids=["mode-IMM", "mean-IMM"])
 @pytest.mark.slow
-def test_imm_forgets_the_first_task_less_than_naive_on_digits(make_plugin, naive_forgetting):
+def test_imm_forgets_the_first_task_less_than_naive_on_digits(make_plugin, naive_forgetting, device):
     # Measured (seeds 0-7, windows of 3 seeds): naive 0.23-0.30, mode-IMM 0.01-0.05.
-    forgetting = mean_first_task_forgetting(lambda: [make_plugin()])
+    forgetting = mean_first_task_forgetting(lambda: [make_plugin()], device)
     assert forgetting < naive_forgetting - 0.1, (forgetting, naive_forgetting)
 
 
-def checkpointed_and_uninterrupted(make_plugin, tmp_path, n_experiences: int):
+def checkpointed_and_uninterrupted(make_plugin, tmp_path, n_experiences: int, device: str = "cpu"):
     """The same training on the digits tasks twice: uninterrupted, and with an Avalanche
     checkpoint after each of the first two experiences, resumed in a fresh strategy (other
     seed) for the rest; returns (uninterrupted, resumed) strategies."""
     def run(resume: bool):
         bm = digits_benchmark(seed=0)
-        strategy = make_strategy([make_plugin()], epochs=1)
+        strategy = make_strategy([make_plugin()], epochs=1, device=device)
         fname = tmp_path / "ckpt.pkl"
         for exp in bm.train_stream[:2]:
             strategy.train(exp)
             if resume:
                 save_checkpoint(strategy, fname)
         if resume:
-            strategy = make_strategy([make_plugin()], epochs=1, seed=1)
+            strategy = make_strategy([make_plugin()], epochs=1, seed=1, device=device)
             strategy, next_exp = maybe_load_checkpoint(strategy, fname)
             assert next_exp == 2
         for exp in bm.train_stream[2:n_experiences]:
@@ -272,17 +272,17 @@ def checkpointed_and_uninterrupted(make_plugin, tmp_path, n_experiences: int):
 
 
 @pytest.mark.slow
-def test_checkpoint_round_trip_resumes_exactly(tmp_path):
+def test_checkpoint_round_trip_resumes_exactly(tmp_path, device):
     _, resumed = checkpointed_and_uninterrupted(
-        lambda: IMMPlugin(mode="mode", drop_transfer=0.2), tmp_path, n_experiences=4)
+        lambda: IMMPlugin(mode="mode", drop_transfer=0.2), tmp_path, n_experiences=4, device=device)
     plugin = next(p for p in resumed.plugins if isinstance(p, IMMPlugin))
     assert len(plugin.solutions) == 4
 
 
-def test_state_dict_round_trip():
+def test_state_dict_round_trip(device):
     bm = digits_benchmark(seed=0)
     plugin = IMMPlugin(mode="mode")
-    strategy = make_strategy([plugin], epochs=1)
+    strategy = make_strategy([plugin], epochs=1, device=device)
     strategy.train(bm.train_stream[0])
     copy = IMMPlugin(mode="mode")
     copy.load_state_dict(plugin.state_dict())

@@ -27,11 +27,11 @@ class PenaltyRecorder(SupervisedPlugin):
         self.penalties.setdefault(exp, []).append(self.plugin.last_penalty)
 
 
-def make_strategy(plugins, seed=0, epochs=4):
+def make_strategy(plugins, seed=0, epochs=4, device="cpu"):
     torch.manual_seed(seed)
     model = MultiHeadMLP(hidden=64)
     return Naive(model, torch.optim.SGD(model.parameters(), lr=0.1), train_mb_size=32,
-                 train_epochs=epochs, device="cpu", plugins=plugins,
+                 train_epochs=epochs, device=device, plugins=plugins,
                  evaluator=EvaluationPlugin(loggers=[]))
 
 
@@ -41,7 +41,7 @@ def first_task_accuracy(strategy, bm) -> float:
     x = torch.stack([exp.dataset[i][0] for i in range(len(exp.dataset))])
     y = torch.tensor([exp.dataset[i][1] for i in range(len(exp.dataset))])
     with torch.no_grad():
-        pred = strategy.model(x, 0).argmax(1)
+        pred = strategy.model(x.to(strategy.device), 0).argmax(1).cpu()
     return float((pred == y).float().mean())
 
 
@@ -54,7 +54,7 @@ def train_stream(strategy, bm, upto=5):
 
 
 @pytest.mark.slow
-def test_penalty_zero_on_first_experience_then_positive_and_task_one_forgets_less():
+def test_penalty_zero_on_first_experience_then_positive_and_task_one_forgets_less(device):
     bm = digits_benchmark(seed=0)
     forgetting = {}
     for name in ("naive", "alpha_mas"):
@@ -62,7 +62,8 @@ def test_penalty_zero_on_first_experience_then_positive_and_task_one_forgets_les
         for seed in (0, 1, 2):
             plugin = AlphaMASPlugin(lambda_reg=5.0)
             recorder = PenaltyRecorder(plugin)
-            strategy = make_strategy([plugin, recorder] if name == "alpha_mas" else [], seed=seed)
+            strategy = make_strategy([plugin, recorder] if name == "alpha_mas" else [], seed=seed,
+                                     device=device)
             acc = train_stream(strategy, bm)
             per_seed.append(acc[0] - acc[-1])
             if name == "alpha_mas":
@@ -81,17 +82,17 @@ def test_penalty_zero_on_first_experience_then_positive_and_task_one_forgets_les
     assert forgetting["alpha_mas"] < forgetting["naive"] - 0.05, forgetting
 
 
-def test_checkpoint_round_trip_gives_the_same_penalty(tmp_path):
+def test_checkpoint_round_trip_gives_the_same_penalty(tmp_path, device):
     bm = digits_benchmark(seed=0)
     plugin = AlphaMASPlugin(lambda_reg=3.0)
-    strategy = make_strategy([plugin], epochs=1)
+    strategy = make_strategy([plugin], epochs=1, device=device)
     train_stream(strategy, bm, upto=2)
     fname = tmp_path / "ckpt.pkl"
     save_checkpoint(strategy, fname)
 
     params = dict(strategy.model.named_parameters())
     expected = float(plugin.penalty.value(params))
-    fresh = make_strategy([AlphaMASPlugin(lambda_reg=3.0)], seed=7, epochs=1)
+    fresh = make_strategy([AlphaMASPlugin(lambda_reg=3.0)], seed=7, epochs=1, device=device)
     fresh, next_exp = maybe_load_checkpoint(fresh, fname)
     assert next_exp == 2
     loaded = next(p for p in fresh.plugins if isinstance(p, AlphaMASPlugin))

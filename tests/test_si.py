@@ -100,22 +100,22 @@ class GradientTap(SupervisedPlugin):
                 self.squared[name] = self.squared.get(name, 0) + p.grad.detach() ** 2
 
 
-def _strategy(plugins, seed=0, epochs=3, adam=False):
+def _strategy(plugins, seed=0, epochs=3, adam=False, device="cpu"):
     torch.manual_seed(seed)
     model = MultiHeadMLP(hidden=32)
     optimizer = (torch.optim.Adam(model.parameters(), lr=0.01) if adam
                  else torch.optim.SGD(model.parameters(), lr=0.1))
     return Naive(model=model, optimizer=optimizer,
-                 train_mb_size=32, train_epochs=epochs, device="cpu", plugins=plugins,
+                 train_mb_size=32, train_epochs=epochs, device=device, plugins=plugins,
                  evaluator=EvaluationPlugin(loggers=[]))
 
 
-def test_si_plugin_first_task_importance_is_lr_times_summed_squared_gradients():
+def test_si_plugin_first_task_importance_is_lr_times_summed_squared_gradients(device):
     """With plain SGD and no penalty yet, each step moves theta by -lr g, so
     omega = lr * sum_steps g^2 and Omega * (Delta^2 + xi) = omega, parameter by parameter."""
     bm = digits_benchmark(seed=0)
     tap, plugin = GradientTap(), SIPlugin(si_lambda=1.0, damping=0.1)
-    strategy = _strategy([tap, plugin])
+    strategy = _strategy([tap, plugin], device=device)
     start = {n: p.detach().clone() for n, p in strategy.model.named_parameters()}
     strategy.train(bm.train_stream[0])
     for name, p in strategy.model.named_parameters():
@@ -147,19 +147,19 @@ class TaskGradientCheck(SupervisedPlugin):
         self.checked += 1
 
 
-def test_si_path_integral_uses_the_gradient_without_its_own_penalty_in_later_tasks():
+def test_si_path_integral_uses_the_gradient_without_its_own_penalty_in_later_tasks(device):
     bm = digits_benchmark(seed=0)
     si = SIPlugin(si_lambda=50.0)
     check = TaskGradientCheck(si)
-    strategy = _strategy([si, check], epochs=1)
+    strategy = _strategy([si, check], epochs=1, device=device)
     for exp in bm.train_stream[:2]:
         strategy.train(exp)
     assert check.checked > 0 and si.last_penalty > 0
 
 
-def _first_task_forgetting(plugins, seed):
+def _first_task_forgetting(plugins, seed, device="cpu"):
     bm = digits_benchmark(seed=0)
-    strategy = _strategy(plugins, seed=seed, adam=True)
+    strategy = _strategy(plugins, seed=seed, adam=True, device=device)
     accs = []
     for exp in bm.train_stream:
         strategy.train(exp)
@@ -168,12 +168,12 @@ def _first_task_forgetting(plugins, seed):
         x = torch.stack([data[i][0] for i in range(len(data))])
         y = torch.tensor([data[i][1] for i in range(len(data))])
         with torch.no_grad():
-            accs.append(float((model(x, 0).argmax(1) == y).float().mean()))
+            accs.append(float((model(x.to(device), 0).argmax(1).cpu() == y).float().mean()))
     return accs[0] - accs[-1], strategy
 
 
 @pytest.mark.slow
-def test_si_and_l2_forget_the_first_task_less_than_naive_and_penalise_only_after_it():
+def test_si_and_l2_forget_the_first_task_less_than_naive_and_penalise_only_after_it(device):
     """Adam 0.01 on digits (measured: first-task forgetting Naive 0.44 / 0.24 on seeds 0 / 1,
     SI c=100 0.0 / 0.0; with SGD 0.1, c >= 1000 diverges)."""
     results = {}
@@ -182,7 +182,7 @@ def test_si_and_l2_forget_the_first_task_less_than_naive_and_penalise_only_after
         per_seed = []
         for seed in (0, 1):
             plugins = make()
-            forgetting, _ = _first_task_forgetting(plugins, seed)
+            forgetting, _ = _first_task_forgetting(plugins, seed, device)
             per_seed.append(forgetting)
             if plugins:
                 assert plugins[0].penalty.num_tasks >= 1
@@ -217,10 +217,10 @@ def test_avalanche_si_has_no_effect_on_cpu_because_its_snapshots_alias_the_weigh
 
 @pytest.mark.parametrize("make", [lambda: SIPlugin(si_lambda=5.0), lambda: L2Plugin(0.5)],
                          ids=["si", "l2"])
-def test_checkpoint_round_trip_keeps_the_penalty(tmp_path, make):
+def test_checkpoint_round_trip_keeps_the_penalty(tmp_path, make, device):
     bm = digits_benchmark(seed=0)
     plugin = make()
-    strategy = _strategy([plugin], epochs=1)
+    strategy = _strategy([plugin], epochs=1, device=device)
     for exp in bm.train_stream[:2]:
         strategy.train(exp)
     fname = tmp_path / "ckpt.pkl"
@@ -228,7 +228,7 @@ def test_checkpoint_round_trip_keeps_the_penalty(tmp_path, make):
     params = dict(strategy.model.named_parameters())
     expected = float(plugin.penalty.value(params))
     assert expected == 0.0 or math.isfinite(expected)
-    fresh, next_exp = maybe_load_checkpoint(_strategy([make()], seed=5, epochs=1), fname)
+    fresh, next_exp = maybe_load_checkpoint(_strategy([make()], seed=5, epochs=1, device=device), fname)
     assert next_exp == 2
     loaded = next(p for p in fresh.plugins if type(p) is type(plugin))
     assert float(loaded.penalty.value(dict(fresh.model.named_parameters()))) == expected
