@@ -75,30 +75,71 @@ def alpha_weights(totals: Sequence[float], lambda_reg: float) -> list[float]:
     return [lambda_reg * r / norm for r in relative_inverse]
 
 
+class WorkBuffers:
+    """Two parameter-sized work tensors per term, kept from one training step to the next,
+    so that adding a quadratic's gradient allocates nothing (on a CPU, allocating those
+    temporaries every step cost more than the arithmetic; ``benchmarks/penalty_overhead.py``).
+    Not pickled: a checkpoint holds no work tensors."""
+
+    def __init__(self) -> None:
+        self._pairs: list[tuple[Tensor, Tensor]] = []
+
+    def pairs(self, thetas: Sequence[Tensor]) -> list[tuple[Tensor, Tensor]]:
+        """One ``(diff, weighted)`` pair per tensor of ``thetas``, matching its shape,
+        dtype and device (re-made only where those changed)."""
+        del self._pairs[len(thetas):]
+        for i, theta in enumerate(thetas):
+            if i == len(self._pairs):
+                self._pairs.append(_empty_pair(theta))
+            elif not _matches(self._pairs[i][0], theta):
+                self._pairs[i] = _empty_pair(theta)
+        return self._pairs
+
+    def __getstate__(self) -> dict:
+        return {}
+
+    def __setstate__(self, state: dict) -> None:
+        self._pairs = []
+
+
+def _empty_pair(like: Tensor) -> tuple[Tensor, Tensor]:
+    return torch.empty_like(like, memory_format=torch.contiguous_format), torch.empty_like(
+        like, memory_format=torch.contiguous_format)
+
+
+def _matches(buffer: Tensor, like: Tensor) -> bool:
+    return buffer.shape == like.shape and buffer.dtype == like.dtype and buffer.device == like.device
+
+
 @torch.no_grad()
 def add_quadratic_gradient_(thetas: Sequence[Tensor], weights: Sequence[Tensor],
                             centers: Sequence[Tensor], coefficient: float,
-                            factor: Tensor | float = 1.0) -> Tensor:
+                            factor: Tensor | float = 1.0,
+                            buffers: WorkBuffers | None = None) -> Tensor:
     """Add ``factor * coefficient * 2 weight (theta - center)`` to each ``theta.grad``
-    (creating it where it is None) with fused ``torch._foreach_*`` ops; return
-    ``sum weight (theta - center)^2`` as a 0-d float32 tensor (float64 for float64
-    parameters) on the parameters' device. ``factor`` may be a tensor on that device (the
-    loss hook's ``d(root)/d(loss)``): it is never read on the host. The gradient step of
-    every quadratic penalty here."""
+    (creating it where it is None); return ``sum weight (theta - center)^2`` as a 0-d
+    float32 tensor (float64 for float64 parameters) on the parameters' device. ``factor``
+    may be a tensor on that device (the loss hook's ``d(root)/d(loss)``): it is never read
+    on the host. ``buffers`` (kept by the caller between steps) holds the work tensors;
+    without it they are allocated per call. The gradient step of every quadratic penalty
+    here."""
     for p in thetas:
         if p.grad is None:
             p.grad = torch.zeros_like(p)
-    diffs = torch._foreach_sub(thetas, centers)
-    weighted = torch._foreach_mul(diffs, weights)  # weight (theta - center)
-    value = torch.stack([_dot(w, d) for w, d in zip(weighted, diffs)]).sum()
-    grads = [p.grad for p in thetas]
-    if isinstance(factor, Tensor):  # one pass per tensor, the factor broadcast on the device
-        factor = factor.detach()
-        for grad, w in zip(grads, weighted):
-            grad.addcmul_(w, factor.to(w.dtype), value=2.0 * coefficient)
-    else:
-        torch._foreach_add_(grads, weighted, alpha=2.0 * coefficient * factor)
-    return value
+    work = (buffers or WorkBuffers()).pairs(thetas)
+    factors: dict[torch.dtype, Tensor] = {}
+    values = []
+    for theta, weight, center, (diff, weighted) in zip(thetas, weights, centers, work):
+        torch.sub(theta, center, out=diff)
+        torch.mul(weight, diff, out=weighted)  # weight (theta - center)
+        values.append(_dot(weighted, diff))
+        if isinstance(factor, Tensor):  # the factor broadcast on the device
+            if theta.dtype not in factors:
+                factors[theta.dtype] = factor.detach().to(theta.dtype)
+            theta.grad.addcmul_(weighted, factors[theta.dtype], value=2.0 * coefficient)
+        else:
+            theta.grad.add_(weighted, alpha=2.0 * coefficient * factor)
+    return torch.stack(values).sum()
 
 
 def _dot(a: Tensor, b: Tensor) -> Tensor:
@@ -139,6 +180,7 @@ class ConsolidatedPenalty:
         self.center: dict[str, Tensor] = {}
         self.offset = 0.0
         self.totals: list[float] = []
+        self._work = WorkBuffers()
 
     # ---------------------------------------------------------------- weights
     @property
@@ -276,7 +318,8 @@ class ConsolidatedPenalty:
         if not terms:
             return zero_penalty(params)
         scale = self.scale
-        quad = add_quadratic_gradient_(*zip(*terms), coefficient=scale, factor=factor)
+        quad = add_quadratic_gradient_(*zip(*terms), coefficient=scale, factor=factor,
+                                       buffers=self._work)
         return scale * (quad + self.offset)
 
     @property

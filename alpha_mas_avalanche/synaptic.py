@@ -20,7 +20,7 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor
 
-from alpha_mas_avalanche.penalty import add_quadratic_gradient_, zero_penalty
+from alpha_mas_avalanche.penalty import WorkBuffers, add_quadratic_gradient_, zero_penalty
 from alpha_mas_avalanche.precision import accumulation_dtype, zero_sums
 from alpha_mas_avalanche.validation import check_finite_float
 
@@ -58,6 +58,7 @@ class SynapticIntelligence:
         self._start: dict[str, Tensor] = {}
         self._omega: dict[str, Tensor] = {}
         self._before: dict[str, Tensor] = {}
+        self._work = WorkBuffers()
 
     # ------------------------------------------------------------ path integral
     @torch.no_grad()
@@ -149,7 +150,7 @@ class SynapticIntelligence:
         if not terms:
             return zero_penalty(params)
         return self.strength * add_quadratic_gradient_(*zip(*terms), coefficient=self.strength,
-                                                      factor=factor)
+                                                      factor=factor, buffers=self._work)
 
     @property
     def max_curvature(self) -> float:

@@ -172,3 +172,35 @@ def test_sgd_on_the_penalty_alone_is_stable_exactly_below_the_documented_bound(m
     assert distances[0.95] < 1.0  # the start is 1.0 away from the minimum everywhere
     assert distances[1.05] > 1e3, distances
     assert ConsolidatedPenalty(1.0).max_curvature == 0.0
+
+
+def test_gradient_with_kept_work_tensors_is_the_hand_gradient_step_after_step():
+    """``add_gradient_`` adds ``2 scale weight (theta - center)`` (float64 hand computation)
+    and returns the penalty value, at every step with the same work tensors, after a layer
+    grew, and on a copy made by pickling (which carries no work tensors)."""
+    import pickle
+
+    gen = torch.Generator().manual_seed(3)
+    penalty = ConsolidatedPenalty(2.0)
+    for _ in range(3):
+        penalty.add_task(*random_task(gen, 1.0))
+    shapes = dict(SHAPES)
+    for step in range(3):
+        if step == 2:  # the head grew a row: new work tensors of the new shape
+            shapes["head.weight"] = (4, 5)
+        params = {n: torch.randn(s, generator=gen, dtype=torch.float64).requires_grad_()
+                  for n, s in shapes.items()}
+        for copy in (penalty, pickle.loads(pickle.dumps(penalty))):
+            for p in params.values():
+                p.grad = None
+            value = copy.add_gradient_(params, factor=torch.tensor(0.5, dtype=torch.float64))
+            by_hand = penalty.offset
+            for name, p in params.items():  # the stored weight and center, zero-padded
+                weight, center = torch.zeros_like(p), torch.zeros_like(p)
+                old = tuple(slice(0, s) for s in SHAPES[name])
+                weight[old], center[old] = penalty.weight[name][old], penalty.center[name][old]
+                expected = 0.5 * 2 * penalty.scale * weight * (p.detach() - center)
+                torch.testing.assert_close(p.grad, expected, rtol=1e-12, atol=1e-12)
+                by_hand += float((weight * (p.detach() - center) ** 2).sum())
+            assert float(value) == pytest.approx(penalty.scale * by_hand, rel=1e-12)
+    assert pickle.loads(pickle.dumps(penalty._work))._pairs == []
