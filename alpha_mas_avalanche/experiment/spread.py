@@ -27,7 +27,7 @@ import pandas as pd
 import yaml
 from scipy import stats
 
-from alpha_mas_avalanche.experiment.report.statistics import _paired_test, mean_std_ci
+from alpha_mas_avalanche.experiment.report.statistics import paired_t_test, mean_std_ci
 
 #: (series label, method, params that pick its row) compared with plain MAS
 SERIES = (("AlphaMAS λ=N", "alpha_mas", {"lambda_multiplier": 1.0}),
@@ -82,7 +82,7 @@ def paired(a: pd.DataFrame, b: pd.DataFrame, metric: str) -> dict[str, Any] | No
         return None
     first, second = joined.a.to_numpy(dtype=float), joined.b.to_numpy(dtype=float)
     stat = mean_std_ci(first - second)
-    return {"mean": stat["mean"], "ci95": stat["ci95"], "p": _paired_test(first, second)[1],
+    return {"mean": stat["mean"], "ci95": stat["ci95"], "p": paired_t_test(first, second)[1],
             "n": stat["n"]}
 
 

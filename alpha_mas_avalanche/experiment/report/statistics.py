@@ -41,7 +41,7 @@ def paired_comparisons(runs_df: pd.DataFrame, main_order: str) -> list[dict[str,
             b = base.loc[seeds, metric].astype(float).to_numpy()
             ok = np.isfinite(a) & np.isfinite(b)
             a, b = a[ok], b[ok]
-            statistic, p_value = _paired_test(a, b)
+            statistic, p_value = paired_t_test(a, b)
             results.append({
                 "alpha_mas": label, "baseline": baseline.label.iloc[0], "metric": metric,
                 "n_seeds": int(a.size), "mean_difference": float(np.mean(a - b)) if a.size else None,
@@ -51,7 +51,7 @@ def paired_comparisons(runs_df: pd.DataFrame, main_order: str) -> list[dict[str,
     return results
 
 
-def _paired_test(a: np.ndarray, b: np.ndarray) -> tuple[float | None, float | None]:
+def paired_t_test(a: np.ndarray, b: np.ndarray) -> tuple[float | None, float | None]:
     """(t, p) of scipy's two-sided paired t-test; (None, None) for fewer than 2 pairs or
     identical differences (t undefined)."""
     if a.size >= 2 and np.ptp(a - b) > 0:
@@ -81,7 +81,7 @@ def placement_spread_comparisons(runs_df: pd.DataFrame) -> list[dict[str, Any]]:
         ours = spreads(rows)
         seeds = sorted(set(ours.index) & set(base.index))
         a, b = ours.loc[seeds].to_numpy(float), base.loc[seeds].to_numpy(float)
-        statistic, p_value = _paired_test(a, b)
+        statistic, p_value = paired_t_test(a, b)
         results.append({
             "alpha_mas": label, "baseline": baseline.label.iloc[0],
             "metric": "moved_pair_final_acc_spread", "n_seeds": len(seeds),
