@@ -53,3 +53,26 @@ def test_claim_sentences_and_alphas(folder):
     assert claims[0].startswith("- Write-up: avg forgetting MAS 0.0664 against 0.0316")
     # max forgetting (code): MAS 0.3 and 0.2, AlphaMAS 0.05 and 0.1 -> -0.25, -0.1: mean -0.175
     assert "paired difference -0.1750" in claims[1]
+
+
+def test_rows_of_a_second_folder_are_paired_by_seed(folder, tmp_path_factory):
+    """The reference code's MAS at another strength, run into its own folder, is compared
+    with the first folder's AlphaMAS runs seed by seed."""
+    other = tmp_path_factory.mktemp("lambda01")
+    (other / "runs").mkdir()
+    (other / "single_task").mkdir()
+    for seed in (0, 1):
+        for pair in range(3):
+            (other / "single_task" / f"s{seed}{pair}.json").write_text(
+                json.dumps({"seed": seed, "pair": pair, "acc": 1.0}))
+        _write_run(other, "mas_reference", "mas_reference", {"lambda_reg": 0.1}, seed,
+                   [[0.9, None, None], [0.9, 0.9, None], [0.9, 0.9, 0.9]])
+    runs = run_rows(folder, other)
+    assert sorted(set(runs.label)) == ["AlphaMAS 1N", "MAS (reference code) λ=0.1",
+                                       "MAS (reference code) λ=1"]
+    text = markdown(folder, other)
+    first, second = text.split("**Claims of the write-up, against ")[1:]
+    assert first.startswith("MAS (reference code) λ=1:") and second.startswith("MAS (reference code) λ=0.1:")
+    claims = [line for line in second.splitlines() if line.startswith("- Write-up")]
+    # max forgetting (code): lambda 0.1 forgets nothing; AlphaMAS 0.05 and 0.1 -> +0.075
+    assert "paired difference +0.0750" in claims[1] and "not confirmed" in claims[1]

@@ -7,8 +7,10 @@ forgetting MAS 0.066 against 0.032 at sum of alphas N and 0.031 at 2N, and maxim
 write-up's text (single-task accuracy minus final accuracy) and the reference code's
 (accuracy right after training the task minus final accuracy, averaged over all 5 tasks).
 
-``python -m alpha_mas_avalanche.experiment.writeup_claims results/mas_demo`` writes
-``writeup_claims.md`` there. No Avalanche.
+``python -m alpha_mas_avalanche.experiment.writeup_claims results/mas_demo [more folders]``
+writes ``writeup_claims.md`` in the first folder, from the final runs of all of them (e.g. the
+reference code's MAS at its own ``reg_lambda`` 1, run into a folder of its own with
+``--methods mas_reference --no-select``); runs are paired by seed. No Avalanche.
 """
 from __future__ import annotations
 
@@ -38,8 +40,13 @@ def row_label(record: dict) -> str:
     return record["label"]
 
 
-def run_rows(folder: Path) -> pd.DataFrame:
-    """One row per final run: forgetting both ways, final accuracy, final alphas."""
+def run_rows(*folders: Path) -> pd.DataFrame:
+    """One row per final run of ``folders``: forgetting both ways (each run against its own
+    folder's single-task references), final accuracy, final alphas."""
+    return pd.DataFrame([row for folder in folders for row in _folder_rows(folder)])
+
+
+def _folder_rows(folder: Path) -> list[dict[str, Any]]:
     singles = {(r["seed"], r["pair"]): r["acc"] for r in
                (json.loads(p.read_text()) for p in sorted((folder / "single_task").glob("*.json")))}
     rows = []
@@ -57,7 +64,7 @@ def run_rows(folder: Path) -> pd.DataFrame:
                      "avg_forgetting_ref": float(np.mean(ref)) if ref else None,
                      "max_forgetting_ref": max(ref) if ref else None,
                      "alphas": (record.get("alphas_per_experience") or [[]])[-1]})
-    return pd.DataFrame(rows)
+    return rows
 
 
 def _mean_ci(values: pd.Series) -> str:
@@ -97,8 +104,14 @@ def claim_sentences(runs: pd.DataFrame, baseline: str) -> list[str]:
     return sentences
 
 
-def markdown(folder: Path, baseline: str = "MAS (reference code) λ=1") -> str:
-    runs = run_rows(folder)
+#: the write-up's own MAS: the reference code at its ``reg_lambda`` 1
+WRITEUP_MAS = "MAS (reference code) λ=1"
+
+
+def markdown(*folders: Path) -> str:
+    """The table, the alphas, and the claims against every reference-code MAS row (its
+    ``reg_lambda`` 1 first, then the strengths chosen on validation)."""
+    runs = run_rows(*folders)
     if runs.empty:
         return "No finished final runs yet.\n"
     columns = ["final_avg_acc", "avg_forgetting_code", "max_forgetting_code",
@@ -113,13 +126,13 @@ def markdown(folder: Path, baseline: str = "MAS (reference code) λ=1") -> str:
     for label, group in runs[runs.label.str.startswith("AlphaMAS")].groupby("label", sort=True):
         alphas = np.mean(np.array(group.alphas.tolist(), dtype=float), axis=0)
         lines.append(f"- {label}: " + ", ".join(f"{a:.3f}" for a in alphas))
-    baselines = [baseline] if baseline in set(runs.label) else sorted(
-        label for label in set(runs.label) if label.startswith("MAS (reference code)"))
+    baselines = sorted((label for label in set(runs.label) if label.startswith("MAS (reference code)")),
+                       key=lambda label: (label != WRITEUP_MAS, label))
     for name in baselines:
         lines += ["", f"**Claims of the write-up, against {name}:**", "", *claim_sentences(runs, name)]
     return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
-    target = Path(sys.argv[1] if len(sys.argv) > 1 else "results/mas_demo")
-    (target / "writeup_claims.md").write_text(markdown(target))
+    targets = [Path(a) for a in sys.argv[1:]] or [Path("results/mas_demo")]
+    (targets[0] / "writeup_claims.md").write_text(markdown(*targets))
