@@ -34,6 +34,12 @@ def folder(tmp_path):
     return tmp_path
 
 
+def test_a_run_at_the_registry_default_is_labelled_with_that_strength(folder):
+    _write_run(folder, "mas_reference__default", "mas_reference", {}, 0,
+               [[0.9, None, None], [0.9, 0.9, None], [0.9, 0.9, 0.9]])
+    assert "MAS (reference code) λ=1" in set(run_rows(folder).label)  # mas_reference's default
+
+
 def test_forgetting_both_ways_by_hand(folder):
     runs = run_rows(folder).set_index(["label", "seed"])
     mas0 = runs.loc[("MAS (reference code) λ=1", 0)]
@@ -76,3 +82,18 @@ def test_rows_of_a_second_folder_are_paired_by_seed(folder, tmp_path_factory):
     claims = [line for line in second.splitlines() if line.startswith("- Write-up")]
     # max forgetting (code): lambda 0.1 forgets nothing; AlphaMAS 0.05 and 0.1 -> +0.075
     assert "paired difference +0.0750" in claims[1] and "not confirmed" in claims[1]
+
+
+def test_a_significant_difference_the_other_way_is_called_contradicted(folder):
+    """Five seeds where AlphaMAS forgets 0.10-0.14 more than MAS: p < 0.05, against the claim."""
+    for seed in range(5):
+        for pair in range(3):
+            (folder / "single_task" / f"s{seed}{pair}.json").write_text(
+                json.dumps({"seed": seed, "pair": pair, "acc": 1.0}))
+        _write_run(folder, "mas_reference", "mas_reference", {"lambda_reg": 1.0}, seed,
+                   [[0.9, None, None], [0.9, 0.9, None], [0.9, 0.9, 0.9]])
+        _write_run(folder, "alpha_mas", "alpha_mas", {"lambda_multiplier": 1.0}, seed,
+                   [[0.9, None, None], [0.9, 0.9, None], [0.8 - 0.01 * seed, 0.9, 0.9]],
+                   alphas=[1.0, 1.0, 1.0], label="AlphaMAS")
+    claims = [line for line in markdown(folder).splitlines() if line.startswith("- Write-up: max")]
+    assert "**contradicted**" in claims[0]

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from alpha_mas_avalanche.experiment.methods import REGISTRY, with_defaults
 from alpha_mas_avalanche.experiment.report.statistics import mean_std_ci
 from alpha_mas_avalanche.experiment.spread import paired, task_forgetting
 
@@ -32,7 +33,9 @@ DEFINITIONS = {"code": "accuracy right after training minus final accuracy",
 
 
 def row_label(record: dict) -> str:
-    params = record["params"]
+    """The run's label with its strength (the registry default where the run used it)."""
+    params = with_defaults(record["method"], record["params"]) if record["method"] in REGISTRY \
+        else record["params"]
     if record["method"] == "alpha_mas":
         return f"AlphaMAS {float(params['lambda_multiplier']):g}N"
     if "lambda_reg" in params:
@@ -89,8 +92,9 @@ def claim_sentences(runs: pd.DataFrame, baseline: str) -> list[str]:
                 stat = paired(alpha, base, column)
                 if stat is None:
                     continue
-                verdict = ("confirmed" if stat["mean"] < 0 and stat["p"] is not None and stat["p"] < 0.05
-                           else "not confirmed")
+                significant = stat["p"] is not None and stat["p"] < 0.05
+                verdict = ("not confirmed" if not significant
+                           else "confirmed" if stat["mean"] < 0 else "contradicted")
                 p_text = "–" if stat["p"] is None else f"{stat['p']:.2g}"
                 parts.append(f"{definition}: {base[column].mean():.4f} against "
                              f"{alpha[column].mean():.4f}, paired difference {stat['mean']:+.4f} "
