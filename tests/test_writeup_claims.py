@@ -15,14 +15,19 @@ def _write_run(folder, name, method, params, seed, matrix, alphas=None, label="M
     (folder / "runs" / f"final__{name}__seed{seed}.json").write_text(json.dumps(record))
 
 
+def _write_singles(folder, seeds, acc=1.0):
+    """Single-task references of every pair (``acc`` each) for ``seeds``."""
+    for seed in seeds:
+        for pair in range(3):
+            (folder / "single_task" / f"s{seed}{pair}.json").write_text(
+                json.dumps({"seed": seed, "pair": pair, "acc": acc}))
+
+
 @pytest.fixture()
 def folder(tmp_path):
     (tmp_path / "runs").mkdir()
     (tmp_path / "single_task").mkdir()
-    for seed in (0, 1):
-        for pair in range(3):
-            (tmp_path / "single_task" / f"s{seed}{pair}.json").write_text(
-                json.dumps({"seed": seed, "pair": pair, "acc": 1.0}))
+    _write_singles(tmp_path, (0, 1))
     mas = {0: [[0.9, None, None], [0.7, 0.9, None], [0.6, 0.8, 0.9]],
            1: [[0.9, None, None], [0.8, 0.9, None], [0.7, 0.8, 0.9]]}
     alpha = {0: [[0.9, None, None], [0.85, 0.9, None], [0.85, 0.85, 0.9]],
@@ -67,10 +72,8 @@ def test_rows_of_a_second_folder_are_paired_by_seed(folder, tmp_path_factory):
     other = tmp_path_factory.mktemp("lambda01")
     (other / "runs").mkdir()
     (other / "single_task").mkdir()
+    _write_singles(other, (0, 1))
     for seed in (0, 1):
-        for pair in range(3):
-            (other / "single_task" / f"s{seed}{pair}.json").write_text(
-                json.dumps({"seed": seed, "pair": pair, "acc": 1.0}))
         _write_run(other, "mas_reference", "mas_reference", {"lambda_reg": 0.1}, seed,
                    [[0.9, None, None], [0.9, 0.9, None], [0.9, 0.9, 0.9]])
     runs = run_rows(folder, other)
@@ -86,10 +89,8 @@ def test_rows_of_a_second_folder_are_paired_by_seed(folder, tmp_path_factory):
 
 def test_a_significant_difference_the_other_way_is_called_contradicted(folder):
     """Five seeds where AlphaMAS forgets 0.10-0.14 more than MAS: p < 0.05, against the claim."""
+    _write_singles(folder, range(5))
     for seed in range(5):
-        for pair in range(3):
-            (folder / "single_task" / f"s{seed}{pair}.json").write_text(
-                json.dumps({"seed": seed, "pair": pair, "acc": 1.0}))
         _write_run(folder, "mas_reference", "mas_reference", {"lambda_reg": 1.0}, seed,
                    [[0.9, None, None], [0.9, 0.9, None], [0.9, 0.9, 0.9]])
         _write_run(folder, "alpha_mas", "alpha_mas", {"lambda_multiplier": 1.0}, seed,
