@@ -76,7 +76,7 @@ def test_device_type_and_precision_change_the_settings_key():
 
 @pytest.mark.parametrize("change,resumable", [
     ({"device": "cuda"}, False), ({"amp": "bf16"}, False), ({"deterministic": True}, False),
-    ({"device": "cpu", "wandb": "offline"}, True),
+    ({"device": "cpu", "wandb": "offline"}, True), ({"grid_extensions": 4}, True),
 ])
 def test_resume_never_mixes_devices_or_precisions(tmp_path, change, resumable):
     base = dict(TINY, output_dir=str(tmp_path))

@@ -57,6 +57,22 @@ def test_best_value_at_the_upper_edge_grows_the_grid_a_decade_at_a_time_until_in
     assert chosen["valid_acc"]['{"lambda_reg": 100.0}'] == pytest.approx(0.9005)
 
 
+def test_a_resumed_grid_with_more_extensions_grows_on_from_its_finished_runs():
+    """What resuming with a raised ``grid_extensions`` does: the runs of the first settling
+    are kept, the grid grows further, and the choice moves inside it."""
+    def score(lam, seed):
+        return 0.9 - 0.01 * abs(math.log10(lam / 1e-4))  # peak three decades below the grid
+
+    first, records, _ = _run_until_settled(_config([0.1, 1.0], extensions=2), score)
+    assert first["mas"]["lambda_reg"] == [0.001, 0.01, 0.1, 1.0]
+    resumed = _config([0.1, 1.0], extensions=4)
+    grids, more, _ = _run_until_settled(resumed, score)
+    assert set(records) < set(more)  # every earlier run is among the resumed grid's runs
+    assert grids["mas"]["lambda_reg"] == [1e-5, 1e-4, 0.001, 0.01, 0.1, 1.0]
+    chosen = choose_hyperparameters(resumed, more)["mas"]
+    assert chosen["chosen"] == {"lambda_reg": 1e-4} and chosen["at_grid_edge"] is False
+
+
 def test_extension_stops_at_its_bound_and_the_choice_is_marked_at_grid_edge():
     config = _config([1.0, 10.0], extensions=1)
     grids, records, _ = _run_until_settled(config, lambda lam, seed: 0.5 - lam / 1e4)

@@ -62,6 +62,32 @@ def test_map_row_by_hand(tmp_path):
     # rho = 1.5 / sqrt(4.5 * 4.5) = 1/3
     rho = row["mechanism"]["alpha_vs_forgetting"]["rho"]
     assert math.isclose(rho, 1 / 3, rel_tol=1e-9)
+    # per task, medians over the two AlphaMAS λ=N seeds: totals / max (0.25 1 0.5), (1 1/3 2/3)
+    profile = row["per_task"]
+    assert profile["relative_totals"] == pytest.approx([0.625, 2 / 3, 7 / 12])
+    assert profile["alphas"] == pytest.approx([1.25, 1.0, 0.75])
+    assert profile["learned"] == pytest.approx([0.9, 0.9, 0.9])
+    assert profile["forgetting"] == pytest.approx([0.15, 0.075])
+
+
+def test_mas_runs_at_a_superseded_strength_are_left_out(tmp_path):
+    """selection.json chose lambda 10: MAS's and the ablation's runs at 1 are not compared."""
+    folder = tmp_path / "grown"
+    good, bad = [[0.9, None], [0.8, 0.9]], [[0.9, None], [0.1, 0.9]]
+    _write(folder, [
+        _record("mas", 0, {"lambda_reg": 10.0}, good), _record("mas", 1, {"lambda_reg": 10.0}, good),
+        _record("mas", 0, {"lambda_reg": 1.0}, bad), _record("mas", 1, {"lambda_reg": 1.0}, bad),
+        _record("alpha_mas_per_task", 0, {"lambda_reg": 10.0}, good),
+        _record("alpha_mas_per_task", 1, {"lambda_reg": 10.0}, good),
+        _record("alpha_mas_per_task", 0, {"lambda_reg": 1.0}, bad),
+        *[_record("alpha_mas", seed, {"lambda_multiplier": 1.0}, good, totals=[1.0, 2.0],
+                  alphas=[1.0, 0.5]) for seed in (0, 1)],
+    ])
+    (folder / "selection.json").write_text(json.dumps({"mas": {"chosen": {"lambda_reg": 10}}}))
+    row = folder_summary(folder)
+    for label in ("AlphaMAS λ=N", "AlphaMAS (per-task, MAS's λ)"):
+        assert row["series"][label]["final_avg_acc"]["mean"] == 0.0
+        assert row["series"][label]["max_forgetting"]["mean"] == 0.0
 
 
 def test_folders_without_both_methods_are_left_out_and_files_are_written(tmp_path):

@@ -109,19 +109,44 @@ def mechanism(runs: pd.DataFrame) -> dict[str, Any]:
             "alpha_vs_forgetting": _correlation(alphas, forgotten)}
 
 
+def chosen_mas_params(folder: Path) -> dict[str, float]:
+    """MAS's chosen strength from ``selection.json`` (empty where MAS was not selected):
+    the final runs of MAS and of the ablation that inherits it, and no run left from an
+    earlier choice."""
+    path = folder / "selection.json"
+    chosen = (json.loads(path.read_text()).get("mas") or {}).get("chosen") if path.is_file() else None
+    return {k: float(v) for k, v in (chosen or {}).items()}
+
+
+def per_task_profile(runs: pd.DataFrame) -> dict[str, list[float]]:
+    """Per task position, the median over AlphaMAS's seeds of S_t / max S_t, alpha_t (both
+    after the last task), the accuracy right after training the task and its forgetting."""
+    def median(lists: list[list[float]]) -> list[float]:
+        return [float(np.median(column)) for column in zip(*lists)]
+
+    records = list(runs.record)
+    totals = [r["importance_totals_per_experience"][-1] for r in records]
+    return {"relative_totals": median([[t / max(ts) for t in ts] for ts in totals]),
+            "alphas": median([r["alphas_per_experience"][-1] for r in records]),
+            "learned": median([[m[t][t] for t in range(len(m))] for m in (r["acc_matrix"] for r in records)]),
+            "forgetting": median([task_forgetting(r["acc_matrix"]) for r in records])}
+
+
 def folder_summary(folder: Path) -> dict[str, Any] | None:
     """The folder's row of the map, or None where it lacks MAS or AlphaMAS λ=N final runs."""
     runs = folder_runs(folder)
     if runs.empty:
         return None
-    mas = runs[runs.method == "mas"]
+    mas_params = chosen_mas_params(folder)
+    mas = runs[[_matches(r, "mas", mas_params) for r in runs.record]]
     main = runs[[_matches(r, *SERIES[0][1:]) for r in runs.record]]
     if mas.empty or main.empty or main.spread.isna().all():
         return None
     out = {"folder": folder.name, "benchmark": main.benchmark.iloc[0],
            "spread_median": float(main.spread.median()), "seeds": int(main.seed.nunique()),
-           "series": {}, "mechanism": mechanism(main)}
+           "series": {}, "mechanism": mechanism(main), "per_task": per_task_profile(main)}
     for label, method, params in SERIES:
+        params = mas_params if method == "alpha_mas_per_task" else params
         rows = runs[[_matches(r, method, params) for r in runs.record]]
         out["series"][label] = {m: paired(rows, mas, m) for m in METRICS} if not rows.empty else None
     return out
@@ -159,7 +184,18 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     lines += ["", "Paired over seeds (mean ± 95 % t-interval half-width, two-sided t-test p); "
               "maximum forgetting from each run's accuracy matrix (accuracy right after training "
               "a task minus its final accuracy); ρ: Spearman over (task, seed) of the AlphaMAS "
-              "λ=N runs. Written by `python -m alpha_mas_avalanche.experiment.spread results`."]
+              "λ=N runs. Written by `python -m alpha_mas_avalanche.experiment.spread results`.",
+              "", "## Per task, AlphaMAS λ=N after the last task (median over seeds)", "",
+              "S_t / max S_t, alpha_t, accuracy right after training the task (%) and its "
+              "forgetting (pp), tasks in training order.", "",
+              "| Results folder | S_t / max S_t | alpha_t | accuracy after training (%) | forgetting (pp) |",
+              "|---|---|---|---|---|"]
+    for row in rows:
+        profile = row["per_task"]
+        lines.append(f"| {row['folder']} | " + " | ".join(
+            " ".join(fmt.format(scale * v) for v in profile[key]) for key, fmt, scale in (
+                ("relative_totals", "{:.2f}", 1), ("alphas", "{:.2f}", 1),
+                ("learned", "{:.1f}", 100), ("forgetting", "{:.1f}", 100))) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -52,7 +52,8 @@ def draw_alpha_map(rows: list[dict[str, Any]], stem: Path) -> None:
         ax.set_xlabel("S_t max/min over the tasks (median over seeds)")
         ax.set_ylabel(f"difference in {name} (pp)")
         ax.set_title(f"{name.capitalize()}: AlphaMAS − MAS")
-    axes[0].legend(fontsize=7, loc="lower left")
+    if axes[0].get_legend_handles_labels()[0]:  # no legend for an empty map
+        axes[0].legend(fontsize=7, loc="lower left")
     key = [Line2D([], [], linestyle="none", label=f"{k}: {folder}") for folder, k in numbers.items()]
     figure.legend(handles=key, loc="outside lower center", ncols=4, fontsize=7, handlelength=0,
                   title="results folders (by S_t spread)", title_fontsize=7, frameon=False)

@@ -25,8 +25,10 @@ if TYPE_CHECKING:
 
 RESULT_FORMAT = 1
 #: Config keys that may change between a run and its resumption (``device`` only within
-#: its type: a grid never mixes CPU and GPU runs).
-RESUMABLE_KEYS = ("output_dir", "wandb", "wandb_project", "data_root", "device", "name")
+#: its type: a grid never mixes CPU and GPU runs; a changed ``grid_extensions`` only grows
+#: or stops growing the validation grids, and the final runs follow the new choice).
+RESUMABLE_KEYS = ("output_dir", "wandb", "wandb_project", "data_root", "device", "name",
+                  "grid_extensions")
 
 
 @dataclass
