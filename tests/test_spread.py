@@ -68,6 +68,10 @@ def test_map_row_by_hand(tmp_path):
     assert profile["alphas"] == pytest.approx([1.25, 1.0, 0.75])
     assert profile["learned"] == pytest.approx([0.9, 0.9, 0.9])
     assert profile["forgetting"] == pytest.approx([0.15, 0.075])
+    written = write_alpha_map(tmp_path, tmp_path / "out")
+    assert [r["folder"] for r in written] == ["hand"]
+    assert json.loads((tmp_path / "out" / "alpha_map.json").read_text())[0]["per_task"] == profile
+    assert (tmp_path / "out" / "per_task.png").stat().st_size > 0
 
 
 def test_mas_runs_at_a_superseded_strength_are_left_out(tmp_path):
@@ -96,3 +100,4 @@ def test_folders_without_both_methods_are_left_out_and_files_are_written(tmp_pat
     rows = write_alpha_map(tmp_path, tmp_path / "out")
     assert rows == [] and (tmp_path / "out" / "alpha_map.md").is_file()
     assert (tmp_path / "out" / "alpha_map.png").stat().st_size > 0
+    assert not (tmp_path / "out" / "per_task.png").exists()  # no folder, no panels

@@ -200,8 +200,9 @@ def markdown(rows: list[dict[str, Any]]) -> str:
 
 
 def write_alpha_map(results: Path, output: Path | None = None) -> list[dict[str, Any]]:
-    """Write ``alpha_map.md``, ``alpha_map.json`` and the figure into ``output``."""
-    from alpha_mas_avalanche.experiment.spread_figure import draw_alpha_map
+    """Write ``alpha_map.md``, ``alpha_map.json`` and the figures (``alpha_map``,
+    ``per_task``) into ``output``."""
+    from alpha_mas_avalanche.experiment.spread_figure import draw_alpha_map, draw_per_task
 
     output = output or results / "alpha_map"
     output.mkdir(parents=True, exist_ok=True)
@@ -209,6 +210,7 @@ def write_alpha_map(results: Path, output: Path | None = None) -> list[dict[str,
     (output / "alpha_map.md").write_text(markdown(rows))
     (output / "alpha_map.json").write_text(json.dumps(rows, indent=1))
     draw_alpha_map(rows, output / "alpha_map")
+    draw_per_task(rows, output / "per_task")
     return rows
 
 

@@ -1,5 +1,6 @@
-"""The alpha-scaling map's figure: AlphaMAS − MAS against the spread of the S_t, one point
-per results folder, for the final accuracy and the maximum forgetting."""
+"""The alpha-scaling map's figures: AlphaMAS − MAS against the spread of the S_t, one point
+per results folder, for the final accuracy and the maximum forgetting; and, per results
+folder, S_t / max S_t and alpha_t task by task."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -60,3 +61,43 @@ def draw_alpha_map(rows: list[dict[str, Any]], stem: Path) -> None:
     figure.suptitle("Where alpha-scaling can act: paired difference with MAS against the spread of S_t")
     for suffix in (".png", ".pdf"):
         figure.savefig(stem.with_suffix(suffix), dpi=150)
+
+
+def draw_per_task(rows: list[dict[str, Any]], stem: Path) -> None:
+    """One panel per results folder: S_t / max S_t and alpha_t (λ = N, after the last task)
+    against the task's position in training, medians over seeds, log y; PNG and PDF."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    if not rows:
+        return
+    columns = min(4, len(rows))
+    lines = -(-len(rows) // columns)
+    figure = Figure(figsize=(3.0 * columns, 2.4 * lines + 0.8), layout="constrained")
+    axes = figure.subplots(lines, columns, sharey=True, squeeze=False).ravel()
+    for ax, row in zip(axes, rows):
+        profile = row["per_task"]
+        positions = range(1, len(profile["relative_totals"]) + 1)
+        ax.plot(positions, profile["relative_totals"], "o-", color="tab:green", markersize=3,
+                label="S_t / max S_t")
+        ax.plot(positions, profile["alphas"], "s--", color="tab:purple", markersize=3,
+                label="alpha_t (λ = N)")
+        ax.axhline(1.0, color="0.6", linewidth=0.6)
+        ax.set_yscale("log")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_title(f"{row['folder']} (S_t max/min {row['spread_median']:.1f})", fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in axes[len(rows):]:
+        ax.set_visible(False)
+    for ax in axes[::columns]:
+        ax.set_ylabel("median over seeds", fontsize=8)
+    for ax in axes[len(rows) - columns:len(rows)]:
+        ax.set_xlabel("task, in training order", fontsize=8)
+    handles, labels = axes[0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="outside lower center", ncols=2, fontsize=8, frameon=False)
+    figure.suptitle("Importance totals and alphas per task, AlphaMAS λ=N after the last task")
+    for suffix in (".png", ".pdf"):
+        figure.savefig(stem.with_suffix(suffix), dpi=130)
