@@ -22,7 +22,8 @@ from pathlib import Path
 
 import yaml
 
-from alpha_mas_avalanche.data.names import BENCHMARKS, DATA_FREE_BENCHMARKS, LONG_STREAMS, SCENARIOS
+from alpha_mas_avalanche.data.names import (BENCHMARKS, DATA_FREE_BENCHMARKS, LONG_STREAMS, SCENARIOS,
+                                            check_scenario)
 from alpha_mas_avalanche.experiment.config import WANDB_MODES, ExperimentConfig
 from alpha_mas_avalanche.experiment.devices import AMP_MODES
 from alpha_mas_avalanche.experiment.methods import REGISTRY, available_methods
@@ -141,14 +142,9 @@ def _check_long_stream_scenario(args: argparse.Namespace) -> None:
     of one with another scenario is refused here, before the presets build their plugins."""
     long_stream = args.benchmark if args.benchmark in LONG_STREAMS else \
         args.preset if not args.config and args.preset in LONG_STREAMS else None
-    if long_stream is None:
-        return
-    preset_domain = args.preset in LONG_STREAMS and not args.config
-    if args.scenario not in (None, "domain") or (args.scenario is None and args.benchmark
-                                                  and not preset_domain and not args.config):
-        given = repr(args.scenario) if args.scenario else "none (the preset's is 'task')"
-        raise ValueError(f"--scenario: {long_stream} is domain-incremental (one shared 10-way "
-                         f"head); expected 'domain', got {given}")
+    if long_stream is None or (args.scenario is None and (args.config or args.preset in LONG_STREAMS)):
+        return  # a long-stream preset's own 'domain', or the config's (checked as it loads)
+    check_scenario(long_stream, args.scenario or "task", param="--scenario")
 
 
 def check_arguments(args: argparse.Namespace) -> None:

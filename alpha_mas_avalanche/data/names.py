@@ -56,10 +56,10 @@ def classes_per_task(name: str) -> int:
     return 10 if name in LONG_STREAMS else 2
 
 
-def check_scenario(name: str, scenario: str) -> str:
-    """The long streams are domain-incremental only."""
+def check_scenario(name: str, scenario: str, param: str = "scenario") -> str:
+    """The long streams are domain-incremental only (``param``: the key or flag named)."""
     if name in LONG_STREAMS and scenario != "domain":
-        raise ValueError(f"scenario: {name} is domain-incremental (one shared 10-way head); "
+        raise ValueError(f"{param}: {name} is domain-incremental (one shared 10-way head); "
                          f"expected 'domain', got {scenario!r}")
     return scenario
 
