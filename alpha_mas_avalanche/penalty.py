@@ -123,9 +123,6 @@ def add_quadratic_gradient_(thetas: Sequence[Tensor], weights: Sequence[Tensor],
     on the host. ``buffers`` (kept by the caller between steps) holds the work tensors;
     without it they are allocated per call. The gradient step of every quadratic penalty
     here."""
-    for p in thetas:
-        if p.grad is None:
-            p.grad = torch.zeros_like(p)
     work = (buffers or WorkBuffers()).pairs(thetas)
     factors: dict[torch.dtype, Tensor] = {}
     values = []
@@ -135,10 +132,16 @@ def add_quadratic_gradient_(thetas: Sequence[Tensor], weights: Sequence[Tensor],
         values.append(_dot(weighted, diff))
         if isinstance(factor, Tensor):  # the factor broadcast on the device
             if theta.dtype not in factors:
-                factors[theta.dtype] = factor.detach().to(theta.dtype)
-            theta.grad.addcmul_(weighted, factors[theta.dtype], value=2.0 * coefficient)
+                factors[theta.dtype] = factor.detach().to(theta.dtype) * (2.0 * coefficient)
+            step = factors[theta.dtype]
         else:
-            theta.grad.add_(weighted, alpha=2.0 * coefficient * factor)
+            step = 2.0 * coefficient * factor
+        if theta.grad is None:  # after zero_grad(set_to_none=True): no zero fill to add to
+            theta.grad = torch.mul(weighted, step)
+        elif isinstance(step, Tensor):
+            theta.grad.addcmul_(weighted, step)
+        else:
+            theta.grad.add_(weighted, alpha=step)
     return torch.stack(values).sum()
 
 

@@ -203,4 +203,8 @@ def test_gradient_with_kept_work_tensors_is_the_hand_gradient_step_after_step():
                 torch.testing.assert_close(p.grad, expected, rtol=1e-12, atol=1e-12)
                 by_hand += float((weight * (p.detach() - center) ** 2).sum())
             assert float(value) == pytest.approx(penalty.scale * by_hand, rel=1e-12)
+            grads = {n: p.grad.clone() for n, p in params.items()}  # made, not added to
+            copy.add_gradient_(params, factor=torch.tensor(0.5, dtype=torch.float64))
+            for name, p in params.items():  # an existing gradient is added to
+                torch.testing.assert_close(p.grad, 2 * grads[name], rtol=1e-12, atol=1e-12)
     assert pickle.loads(pickle.dumps(penalty._work))._pairs == []
