@@ -54,7 +54,9 @@ def draw_alpha_map(rows: list[dict[str, Any]], stem: Path) -> None:
         ax.set_ylabel(f"difference in {name} (pp)")
         ax.set_title(f"{name.capitalize()}: AlphaMAS − MAS")
     if axes[0].get_legend_handles_labels()[0]:  # no legend for an empty map
-        axes[0].legend(fontsize=7, loc="lower left")
+        low, high = axes[0].get_ylim()  # an empty band at the bottom holds the legend
+        axes[0].set_ylim(low - 0.2 * (high - low), high)
+        axes[0].legend(fontsize=7, loc="lower right")
     key = [Line2D([], [], linestyle="none", label=f"{k}: {folder}") for folder, k in numbers.items()]
     figure.legend(handles=key, loc="outside lower center", ncols=4, fontsize=7, handlelength=0,
                   title="results folders (by S_t spread)", title_fontsize=7, frameon=False)
