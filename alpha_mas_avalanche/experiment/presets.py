@@ -25,6 +25,12 @@ def comparison_methods(select: bool, orders: list[list[int]] | None) -> list[Met
     return methods
 
 
+def alpha_mas_beside(multipliers: list[float], names: tuple[str, ...]) -> list[MethodConfig]:
+    """AlphaMAS at ``multipliers`` x N, then the registry methods ``names`` at their defaults."""
+    alpha_mas = MethodConfig.default("alpha_mas", sweep={"lambda_multiplier": multipliers})
+    return [alpha_mas] + [MethodConfig.default(name) for name in names]
+
+
 def quick(scenario: str = "task") -> ExperimentConfig:
     """Offline digits: registry defaults, 2 seeds, 2 epochs, AlphaMAS at N and 2N, pair
     (1,2) first and last for MAS and AlphaMAS (``scenario`` is set by the caller)."""
@@ -70,9 +76,8 @@ def mas_demo(scenario: str = "task") -> ExperimentConfig:
     lr 0.01, batch 200; tasks 2-5 for 20 epochs at lr 0.001, batch 150. Their "MAS" (summed
     Omega, one anchor) is ``mas_reference``; strengths are chosen on the validation split,
     never on the test split (their best epoch is picked on MNIST's test split; not here)."""
-    alpha_mas = MethodConfig.default("alpha_mas", sweep={"lambda_multiplier": [1.0, 1.5, 2.0]})
-    methods = [alpha_mas] + [MethodConfig.default(name) for name in
-                             ("mas_reference", "mas", "alpha_mas_per_task", "naive", "joint")]
+    methods = alpha_mas_beside([1.0, 1.5, 2.0],
+                               ("mas_reference", "mas", "alpha_mas_per_task", "naive", "joint"))
     return ExperimentConfig(
         name="mas_demo", benchmark="split_mnist", scenario="task", model="mlp256",
         methods=methods, optimizer="sgd", epochs=20, lr=1e-3, batch_size=150,
@@ -85,9 +90,7 @@ def split_mnist_scaled(scenario: str = "task") -> ExperimentConfig:
     by (1, 0.1, 3, 0.3, 10): importance totals S_t that differ by design. The methods the
     alpha-scaling map compares: AlphaMAS at N and 2N, MAS (lambda chosen on validation),
     the per-task ablation at MAS's lambda, Naive and Joint."""
-    alpha_mas = MethodConfig.default("alpha_mas", sweep={"lambda_multiplier": [1.0, 2.0]})
-    methods = [alpha_mas] + [MethodConfig.default(name) for name in
-                             ("mas", "alpha_mas_per_task", "naive", "joint")]
+    methods = alpha_mas_beside([1.0, 2.0], ("mas", "alpha_mas_per_task", "naive", "joint"))
     return ExperimentConfig(
         name="split_mnist_scaled", benchmark="split_mnist_scaled",
         methods=methods, epochs=5, batch_size=128,

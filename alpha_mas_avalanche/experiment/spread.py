@@ -41,6 +41,11 @@ def task_forgetting(acc_matrix: list[list[float | None]]) -> list[float]:
     return [acc_matrix[t][t] - last[t] for t in range(len(acc_matrix) - 1)]
 
 
+def learned_accuracy(acc_matrix: list[list[float | None]]) -> list[float]:
+    """Accuracy of each task right after training it (the matrix's diagonal)."""
+    return [row[t] for t, row in enumerate(acc_matrix)]
+
+
 def _main_order(folder: Path) -> list[int] | None:
     config = folder / "config.yaml"
     if not config.is_file():
@@ -102,7 +107,7 @@ def mechanism(runs: pd.DataFrame) -> dict[str, Any]:
         last_alphas = record["alphas_per_experience"][-1]
         matrix = record["acc_matrix"]
         totals += last_totals
-        learned += [matrix[t][t] for t in range(len(last_totals))]
+        learned += learned_accuracy(matrix)[:len(last_totals)]
         alphas += last_alphas[:-1]
         forgotten += task_forgetting(matrix)
     return {"s_vs_learned": _correlation(totals, learned),
@@ -128,7 +133,7 @@ def per_task_profile(runs: pd.DataFrame) -> dict[str, list[float]]:
     totals = [r["importance_totals_per_experience"][-1] for r in records]
     return {"relative_totals": median([[t / max(ts) for t in ts] for ts in totals]),
             "alphas": median([r["alphas_per_experience"][-1] for r in records]),
-            "learned": median([[m[t][t] for t in range(len(m))] for m in (r["acc_matrix"] for r in records)]),
+            "learned": median([learned_accuracy(r["acc_matrix"]) for r in records]),
             "forgetting": median([task_forgetting(r["acc_matrix"]) for r in records])}
 
 
