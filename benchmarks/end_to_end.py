@@ -22,7 +22,6 @@ the largest of the process and its waited-for children, e.g. the worker).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -34,6 +33,7 @@ from speed_common import print_table
 
 from alpha_mas_avalanche.cli import preset
 from alpha_mas_avalanche.experiment.config import REGISTRY, MethodConfig
+from alpha_mas_avalanche.experiment.records import load_records, record_paths
 
 
 def timed_process(command: list[str]) -> tuple[float, float]:
@@ -83,7 +83,7 @@ def main() -> None:
         folder = Path(tmp)
         if not args.no_quick:
             seconds, rss = timed_process(cli + ["--quick", "--output", str(folder / "quick")])
-            runs = len(list((folder / "quick" / "runs").glob("*.json")))
+            runs = len(record_paths(folder / "quick" / "runs"))
             rows.append([f"quick preset ({runs} runs + single-task refs, digits)",
                          f"{seconds:.1f}", "", "", f"{rss:.0f}"])
             print(" | ".join(rows[-1]), flush=True)
@@ -91,7 +91,7 @@ def main() -> None:
             config = one_run_config(method, args.epochs, folder)
             seconds, rss = timed_process(cli + ["--config", str(config), "--no-select",
                                                 "--workers", "1", "--threads", str(args.threads)])
-            record = json.loads(next((folder / method / "runs").glob("final__*.json")).read_text())
+            record, = load_records(folder / method / "runs", "final__")
             rows.append([f"{REGISTRY[method].label}", f"{seconds:.1f}",
                          f"{record['wall_time_s']:.1f}", f"{record['train_time_s']:.1f}",
                          f"{rss:.0f}"])

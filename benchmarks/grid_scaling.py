@@ -102,7 +102,7 @@ def main() -> None:
         ratio = statistics.median(b / t for b, t in zip(times[base], times[name]))
         print(f"| {name} | {startup[name]:.1f} | {statistics.median(times[name]):.1f} | "
               f"{ratio:.2f}x |")
-    print(f"\nall rounds (s): " + "; ".join(
+    print("\nall rounds (s): " + "; ".join(
         f"{name}: {', '.join(f'{t:.1f}' for t in ts)}" for name, ts in times.items()))
     print(f"load average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 

@@ -264,6 +264,7 @@ def step_sync_debug(device: str, n_train: int = 300, model: str = "cnn_bn") -> d
 def step_grid(device: str, out: Path, settings: dict, data_root: str | None) -> dict:
     from alpha_mas_avalanche.experiment import run_experiment
     from alpha_mas_avalanche.experiment.executors import LocalProcessExecutor, sequential_executor
+    from alpha_mas_avalanche.experiment.records import load_records
 
     work = Path("/tmp/gpu_check_grid")
     shutil.rmtree(work, ignore_errors=True)
@@ -282,7 +283,7 @@ def step_grid(device: str, out: Path, settings: dict, data_root: str | None) -> 
             shutil.copy(work / name, out / name)
     with tarfile.open(out / "grid.tar.gz", "w:gz") as archive:
         archive.add(work, arcname="gpu_check_grid")
-    records = [json.loads(p.read_text()) for p in (work / "runs").glob("*.json")]
+    records = load_records(work / "runs")
     # about: each task's training samples less the validation share, every epoch
     per_task = settings["samples"] * (1 - config.validation_size) * settings["epochs"]
     images = sum(per_task * len(r["acc_matrix"]) for r in records)

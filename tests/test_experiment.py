@@ -18,6 +18,7 @@ from alpha_mas_avalanche.experiment.report import mean_std_ci, paired_comparison
 from alpha_mas_avalanche.experiment.selection import selection_specs
 from alpha_mas_avalanche.experiment.executors import sequential_executor
 from alpha_mas_avalanche.experiment.specs import final_specs, single_task_specs
+from alpha_mas_avalanche.experiment.records import load_records
 from wandb_records import offline_history, offline_records
 
 REPO = Path(__file__).resolve().parents[1]
@@ -45,13 +46,13 @@ def grid(tmp_path_factory):
 
 
 def _load(folder: Path) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+    return load_records(folder)
 
 
 @pytest.mark.slow
 def test_harness_writes_table_figures_and_provenance(grid):
     config, summary, out = grid
-    assert len(list((out / "runs").glob("*.json"))) == 2 * 2 * 2 + 2 * 2 + 2
+    assert len(_load(out / "runs")) == 2 * 2 * 2 + 2 * 2 + 2
     table = (out / "table.md").read_text()
     for label in ("AlphaMAS λ=N", "AlphaMAS λ=2N", "MAS (λ=1, default)", "Naive (fine-tuning)"):
         assert f"| {label} |" in table

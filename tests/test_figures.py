@@ -7,7 +7,6 @@ from __future__ import annotations
 import copy
 import io
 import json
-from pathlib import Path
 
 import matplotlib
 import numpy as np
@@ -15,8 +14,10 @@ import pytest
 import torch
 
 from alpha_mas_avalanche.experiment import ExperimentConfig, MethodConfig, execute_run, run_experiment
+from alpha_mas_avalanche.experiment.figure_style import save_png_and_pdf
 from alpha_mas_avalanche.experiment.figures import FIGURES, Figures, method_colours
 from alpha_mas_avalanche.experiment.methods import REGISTRY
+from alpha_mas_avalanche.experiment.records import load_records
 from alpha_mas_avalanche.experiment.report import display_label
 from alpha_mas_avalanche.experiment.specs import base_spec
 
@@ -42,7 +43,7 @@ def grid(tmp_path_factory):
     summary = run_experiment(config)
     figures = Figures(summary)
     drawn = {name: figures.draw(name) for name in FIGURES}
-    runs = [json.loads(p.read_text()) for p in sorted((out / "runs").glob("final__*.json"))]
+    runs = load_records(out / "runs", "final__")
     yield out, summary, figures, drawn, runs
     for fig in drawn.values():
         figures.plt.close(fig)
@@ -131,6 +132,66 @@ def test_accuracy_matrix_heatmaps_show_the_runs_mean_per_cell(grid):
                                   for j in range(5)] for i in range(5)])
         np.testing.assert_allclose(shown, expected, atol=1e-9, equal_nan=True)
         assert tick_texts(ax) == TASKS
+
+
+def with_tasks(summary: dict, n_tasks: int) -> dict:
+    """The summary's first method alone, on ``n_tasks`` tasks with made-up mean accuracies."""
+    result = copy.deepcopy(summary)
+    label = next(iter(result["methods"]))
+    result["methods"] = {label: result["methods"][label]}
+    result["task_names"] = [f"t{i}" for i in range(n_tasks)]
+    result["main_task_order"] = list(range(n_tasks))
+    result["accuracy_matrices"] = {label: {"mean": [
+        [0.5 + 0.4 * j / n_tasks if j <= i else None for j in range(n_tasks)]
+        for i in range(n_tasks)]}}
+    return result
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("n_tasks, first_cell", [(5, "50.0"), (10, "50"), (20, None)])
+def test_accuracy_matrix_prints_cells_only_as_precisely_as_they_fit(grid, n_tasks, first_cell):
+    _, summary, figures, *_ = grid
+    fig = Figures(with_tasks(summary, n_tasks)).accuracy_matrix()
+    texts = [t.get_text() for t in visible_panels(fig)[0].texts]
+    if first_cell is None:  # 210 cells: colours only, the title says where the numbers are
+        assert texts == [] and "values in summary.json" in fig._suptitle.get_text()
+    else:
+        assert len(texts) == n_tasks * (n_tasks + 1) // 2 and texts[0] == first_cell
+    figures.plt.close(fig)
+
+
+def test_png_keeps_every_colour_step_of_a_heatmap_and_the_pdf_is_vector(tmp_path):
+    """The 256-colour PNG against the RGBA render of the same figure: each of the 64 colour
+    steps that the render shows is in the PNG exactly (no banding), and the other pixels
+    are off by little on average."""
+    from matplotlib.figure import Figure
+    from PIL import Image
+
+    fig = Figure(figsize=(4, 3))
+    ax = fig.subplots()
+    cmap = matplotlib.colormaps["viridis"].resampled(64)
+    image = ax.imshow(np.linspace(15, 100, 64 * 64).reshape(64, 64), cmap=cmap, vmin=15, vmax=100)
+    fig.colorbar(image)
+    ax.set_title("accuracy after each task (%)")
+    for i in range(0, 64, 8):
+        ax.text(i, i, f"{i:.1f}", fontsize=5, color="white")
+    steps = {tuple(int(v) for v in c[:3]) for c in cmap(np.arange(64), bytes=True)}
+    rendered = io.BytesIO()
+    fig.savefig(rendered, format="png", dpi=100)
+    reference = np.asarray(Image.open(rendered).convert("RGB"), dtype=float)
+    shown = steps & {tuple(c) for c in reference.reshape(-1, 3).astype(int)}
+    assert len(shown) >= 60
+
+    written = save_png_and_pdf(fig, tmp_path / "heat", keep_colours=cmap(np.arange(64), bytes=True),
+                               dpi=100)
+    assert [p.name for p in written] == ["heat.png", "heat.pdf"]
+    assert (tmp_path / "heat.pdf").read_bytes()[:5] == b"%PDF-"
+    png = Image.open(tmp_path / "heat.png")
+    assert png.mode == "P"
+    palette = np.asarray(png.convert("RGB"), dtype=float)
+    assert palette.shape == reference.shape
+    assert shown <= {tuple(c) for c in palette.reshape(-1, 3).astype(int)}
+    assert np.abs(palette - reference).mean() < 1.0  # grey levels of 255, per channel
 
 
 def two_panels_long_names(summary: dict) -> dict:

@@ -16,6 +16,7 @@ from alpha_mas_avalanche.experiment import ExperimentConfig, MethodConfig, run_e
 from alpha_mas_avalanche.experiment.devices import worker_device
 from alpha_mas_avalanche.experiment.specs import base_spec, single_task_specs
 from alpha_mas_avalanche.experiment.store import check_resumable, record_environment
+from alpha_mas_avalanche.experiment.records import load_records, record_paths, run_id_of
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = dict(benchmark="split_digits", epochs=1, batch_size=32, train_samples_per_task=60,
@@ -50,7 +51,7 @@ def test_committed_cpu_results_keep_their_settings_keys():
     checked = 0
     for config_path in sorted(REPO.glob("results/*/config.yaml")):
         folder = config_path.parent
-        names = {p.stem for p in (folder / "single_task").glob("*.json")}
+        names = {run_id_of(p) for p in record_paths(folder / "single_task")}
         if not names:
             continue
         config = ExperimentConfig.load(config_path)
@@ -133,7 +134,7 @@ def test_amp_and_determinism_recorded_with_each_run(tmp_path, device):
         run_experiment(config, report=False)
     finally:
         torch.use_deterministic_algorithms(False)
-    records = [json.loads(p.read_text()) for p in (tmp_path / "out" / "runs").glob("*.json")]
+    records = load_records(tmp_path / "out" / "runs")
     assert len(records) == 2
     for record in records:
         assert record["spec"]["amp"] == amp and record["spec"]["deterministic"] is True

@@ -12,7 +12,7 @@ import torch
 from alpha_mas_avalanche.experiment.presets import preset
 from alpha_mas_avalanche.data import make_benchmark
 from alpha_mas_avalanche.data.long_streams import MNIST_MEAN, MNIST_STD
-from alpha_mas_avalanche.experiment.config import ExperimentConfig, MethodConfig
+from alpha_mas_avalanche.experiment.config import ExperimentConfig
 from alpha_mas_avalanche.experiment.methods import available_methods
 from alpha_mas_avalanche.experiment.specs import base_spec, single_task_specs
 from alpha_mas_avalanche.experiment.train import execute_run

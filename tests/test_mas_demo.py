@@ -3,7 +3,6 @@ schedule, the ``mas_reference`` method and the ``mas_demo`` preset."""
 from __future__ import annotations
 
 import copy
-import json
 import os
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from alpha_mas_avalanche.experiment.config import ExperimentConfig, MethodConfig
 from alpha_mas_avalanche.experiment.specs import base_spec
 from alpha_mas_avalanche.experiment.train import execute_run
 from alpha_mas_avalanche.penalty import ConsolidatedPenalty
+from alpha_mas_avalanche.experiment.records import load_records
 from digits import MultiHeadMLP, digits_benchmark
 
 
@@ -164,7 +164,7 @@ def test_mas_demo_runs_on_a_slice_of_mnist(tmp_path, capsys):
     main(["--preset", "mas_demo", "--data-root", str(Path(data_root).resolve()), "--output", str(out),
           "--seeds", "0", "--epochs", "1", "--train-samples", "40",
           "--methods", "mas_reference", "--no-select", "--workers", "1", "--threads", "1"])
-    records = [json.loads(p.read_text()) for p in (out / "runs").glob("final__mas_reference*.json")]
+    records = load_records(out / "runs", "final__mas_reference")
     assert len(records) == 1
     record = records[0]
     # 784-256-256 trunk and five 2-way heads, counted by hand

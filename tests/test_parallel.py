@@ -19,6 +19,7 @@ from alpha_mas_avalanche.experiment import ExperimentConfig, MethodConfig, run_e
 from alpha_mas_avalanche.experiment.executors import LocalProcessExecutor, RayExecutor
 from alpha_mas_avalanche.experiment.methods import REGISTRY, MethodEntry, register
 from alpha_mas_avalanche.experiment.executors import sequential_executor
+from alpha_mas_avalanche.experiment.records import decode_record, record_paths
 from forkserver import forkserver_context
 
 TINY = dict(benchmark="split_digits", epochs=1, batch_size=32, train_samples_per_task=60,
@@ -61,8 +62,8 @@ GRID = [MethodConfig("alpha_mas"), MethodConfig("naive")]  # 2 methods x 2 seeds
 def numbers(folder: Path) -> dict[str, dict]:
     """Every result file's content but its timings and the progress-bar flag."""
     out = {}
-    for path in sorted(folder.glob("*.json")):
-        record = json.loads(path.read_text())
+    for path in record_paths(folder):
+        record = decode_record(path)
         for key in TIMING_KEYS:
             record.pop(key, None)
         record["spec"].pop("show_progress")
@@ -72,7 +73,7 @@ def numbers(folder: Path) -> dict[str, dict]:
 
 def snapshot(out: Path) -> dict[str, tuple[bytes, int]]:
     return {f"{p.parent.name}/{p.name}": (p.read_bytes(), p.stat().st_mtime_ns)
-            for folder in ("runs", "single_task") for p in (out / folder).glob("*.json")}
+            for folder in ("runs", "single_task") for p in record_paths(out / folder)}
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +142,7 @@ def test_ray_gives_the_sequential_results_and_records_failures(sequential, ray_s
     failure, failed_at = json.loads(failure_file.read_text()), failure_file.stat().st_mtime_ns
     assert failure["error"] == "RuntimeError: test-only failure before experience 2"
     assert failure["attempts"] == 2 and not failure["worker_lost"]
-    assert summary["n_runs"] == 1 and (out / "runs" / "final__naive__default__seed0__order01234.json").is_file()
+    assert summary["n_runs"] == 1 and (out / "runs" / "final__naive__default__seed0__order01234.json.gz").is_file()
     # a failure file is not a result: the next invocation retries that run only
     before = snapshot(out)
     with pytest.warns(UserWarning, match="1 run\\(s\\) failed twice"):
@@ -169,8 +170,8 @@ def test_failed_runs_are_recorded_retried_and_do_not_stop_the_grid(pool, tmp_pat
     assert sorted(summary["failed_runs"]) == ["final__test_dies__default__seed0__order01234",
                                               "final__test_raises__default__seed0__order01234"]
     # the rest of the grid finished and was reported; failures are not results
-    assert sorted(p.name for p in (out / "runs").iterdir()) == ["final__naive__default__seed0__order01234.json"]
-    assert len(list((out / "single_task").glob("*.json"))) == 5
+    assert sorted(p.name for p in (out / "runs").iterdir()) == ["final__naive__default__seed0__order01234.json.gz"]
+    assert len(record_paths(out / "single_task")) == 5
     assert "| Naive (fine-tuning) |" in (out / "table.md").read_text()
     assert "Raises" not in (out / "table.md").read_text()
 
@@ -221,7 +222,7 @@ def _gone(sid: int, timeout: float) -> bool:
 
 def _wait_for(folder: Path, count: int, process: subprocess.Popen, timeout: float = 240) -> None:
     deadline = time.monotonic() + timeout
-    while len(list(folder.glob("*.json"))) < count:
+    while len(record_paths(folder)) < count:
         assert process.poll() is None, "the grid ended before it could be interrupted"
         assert time.monotonic() < deadline, "the grid made no progress"
         time.sleep(0.02)
@@ -258,7 +259,7 @@ def test_ctrl_c_and_killed_driver_resume_without_repeating_runs(pool, tmp_path):
     # SIGKILL of the driver alone: its two workers notice and exit; nothing is half-written
     process = subprocess.Popen([*command, "--workers", "2"], cwd=tmp_path, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, start_new_session=True)
-    _wait_for(runs, len(list(runs.glob("*.json"))) + 2, process)
+    _wait_for(runs, len(record_paths(runs)) + 2, process)
     process.kill()
     process.wait()
     killed = snapshot(out)
@@ -272,7 +273,7 @@ def test_ctrl_c_and_killed_driver_resume_without_repeating_runs(pool, tmp_path):
     assert len(final) == 10 + 10
     assert all(final[name] == value for name, value in killed.items())  # not re-run: same mtime
     assert not [p for folder in ("runs", "single_task") for p in (out / folder).iterdir()
-                if p.suffix != ".json"]
+                if not p.name.endswith(".json.gz")]
 
 
 def test_cli_executor_options_are_checked(tmp_path, capsys, monkeypatch):

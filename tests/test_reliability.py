@@ -2,6 +2,7 @@
 run files, and a grid killed with SIGKILL at random moments, on a tiny real grid (digits)."""
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import random
@@ -16,7 +17,8 @@ import torch
 
 from alpha_mas_avalanche.experiment import ExperimentConfig, MethodConfig, run_experiment
 from alpha_mas_avalanche.experiment.specs import final_specs, single_task_specs
-from alpha_mas_avalanche.experiment.store import git_state, read_record
+from alpha_mas_avalanche.experiment.records import load_records
+from alpha_mas_avalanche.experiment.store import git_state, read_record, write_record
 from forkserver import forkserver_context
 
 TINY = dict(benchmark="split_digits", epochs=1, batch_size=32, train_samples_per_task=60,
@@ -40,6 +42,11 @@ def result_files(out: Path) -> dict[str, bytes]:
             if (out / folder).is_dir()}
 
 
+def decoded(content: bytes) -> dict:
+    """A run record from its file's bytes (gzip-compressed JSON), decoded independently."""
+    return json.loads(gzip.decompress(content))
+
+
 def without_times(record: dict) -> dict:
     return {k: v for k, v in record.items() if k not in TIME_KEYS}
 
@@ -59,7 +66,7 @@ def test_corrupt_and_half_written_run_files_are_reported_and_rerun(tmp_path, one
     run_experiment(config)
     out = Path(config.output_dir)
     original = result_files(out)
-    records = {name: json.loads(content) for name, content in original.items()}
+    records = {name: decoded(content) for name, content in original.items()}
     alpha = next(n for n in original if n.startswith("runs/final__alpha_mas"))
     naive = next(n for n in original if n.startswith("runs/final__naive"))
     single = sorted(n for n in original if n.startswith("single_task/"))
@@ -67,8 +74,9 @@ def test_corrupt_and_half_written_run_files_are_reported_and_rerun(tmp_path, one
         alpha: original[alpha][: len(original[alpha]) // 2],  # half-written (crash)
         single[0]: b"",  # created, never written
         single[1]: b"\x00" * 512,  # zeroed blocks after a power loss
-        single[2]: original[single[2]].replace(b'"acc": 0.', b'"acc": NaN, "x": 0.', 1),
-        single[3]: json.dumps({**records[naive], "format": 1}).encode(),  # another run's
+        single[2]: gzip.compress(gzip.decompress(original[single[2]]).replace(
+            b'"acc":0.', b'"acc":NaN,"x":0.', 1)),
+        single[3]: gzip.compress(json.dumps({**records[naive], "format": 1}).encode()),
     }
     for name, content in damage.items():
         (out / name).write_bytes(content)
@@ -87,20 +95,34 @@ def test_corrupt_and_half_written_run_files_are_reported_and_rerun(tmp_path, one
     assert set(after) == set(original)  # nothing added, nothing lost
     assert all(after[n] == c for n, c in kept.items())  # the others untouched, byte for byte
     for name in damage:  # re-run: same numbers as the first time
-        assert without_times(json.loads(after[name])) == without_times(records[name])
+        assert without_times(decoded(after[name])) == without_times(records[name])
 
 
 def test_read_record_accepts_only_complete_records_of_this_run(tmp_path):
-    path = tmp_path / "final__x.json"
-    path.write_text(json.dumps({"run_id": "final__x", "format": 1, "final_avg_acc": 0.5}))
+    path = tmp_path / "final__x.json.gz"
+    write_record(path, {"run_id": "final__x", "format": 1, "final_avg_acc": 0.5})
+    assert gzip.decompress(path.read_bytes()) == b'{"run_id":"final__x","format":1,"final_avg_acc":0.5}'
     assert read_record(path)["final_avg_acc"] == 0.5
-    path.write_text(json.dumps({"run_id": "final__x", "format": 99}))
-    with pytest.warns(UserWarning, match=r"final__x.json: has result format 99"):
+    write_record(path, {"run_id": "final__x", "format": 99})
+    with pytest.warns(UserWarning, match=r"final__x.json.gz: has result format 99"):
         assert read_record(path) is None
-    path.write_bytes(b"\xff\xfe{")
-    with pytest.warns(UserWarning, match=r"final__x.json: unreadable \(UnicodeDecodeError"):
+    path.write_bytes(gzip.compress(b"\xff\xfe{"))
+    with pytest.warns(UserWarning, match=r"final__x.json.gz: unreadable \(UnicodeDecodeError"):
         assert read_record(path) is None
-    assert read_record(tmp_path / "absent.json") is None
+    path.write_bytes(gzip.compress(b'{"run_id": "final__x", "format": 1}')[:-9])  # cut short
+    with pytest.warns(UserWarning, match=r"final__x.json.gz: unreadable \(EOFError"):
+        assert read_record(path) is None
+    assert read_record(tmp_path / "absent.json.gz") is None
+
+
+def test_read_record_reads_an_older_folders_plain_json(tmp_path):
+    plain = tmp_path / "final__x.json"
+    plain.write_text(json.dumps({"run_id": "final__x", "format": 1, "final_avg_acc": 0.25}))
+    assert read_record(tmp_path / "final__x.json.gz")["final_avg_acc"] == 0.25
+    write_record(tmp_path / "final__x.json.gz", {"run_id": "final__x", "format": 1,
+                                                  "final_avg_acc": 0.75})
+    assert read_record(tmp_path / "final__x.json.gz")["final_avg_acc"] == 0.75  # new one wins
+    assert [r["final_avg_acc"] for r in load_records(tmp_path, "final__")] == [0.75]
 
 
 def test_config_and_records_are_replaced_never_rewritten_in_place(tmp_path):
@@ -192,12 +214,12 @@ def test_grid_killed_at_random_moments_loses_nothing(tmp_path, one_thread):
     run_experiment(ExperimentConfig.load(tmp_path / "grid.yaml"))  # to completion
     final = result_files(out)
     assert all(final[name] == content for name, content in seen.items())  # kept, untouched
-    assert not [n for n in final if not n.endswith(".json")], "stray temporary files"
-    ids = [json.loads(content)["run_id"] for content in final.values()]
+    assert not [n for n in final if not n.endswith(".json.gz")], "stray temporary files"
+    ids = [decoded(content)["run_id"] for content in final.values()]
     assert sorted(ids) == sorted(expected_ids)  # every run exactly once
     ref_out = Path(reference.output_dir)
     for name, content in result_files(ref_out).items():
-        assert without_times(json.loads(final[name])) == without_times(json.loads(content))
+        assert without_times(decoded(final[name])) == without_times(decoded(content))
     assert numeric_summary(out) == numeric_summary(ref_out)
 
 

@@ -4,7 +4,6 @@ cannot be created, a full disk. The experiment goes on, every result is written 
 exactly one warning says what happened, and every W&B run that was started is finished."""
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import tempfile
@@ -16,6 +15,7 @@ import pytest
 from alpha_mas_avalanche.experiment import ExperimentConfig, MethodConfig, run_experiment
 from wandb_records import offline_records
 from alpha_mas_avalanche.experiment.wandb_logging import WandbSession
+from alpha_mas_avalanche.experiment.records import load_records
 
 TINY = dict(benchmark="split_digits", epochs=1, batch_size=32, train_samples_per_task=40,
             eval_samples_per_task=30, methods=[MethodConfig("naive")], seeds=[0])
@@ -48,9 +48,9 @@ def run_and_collect(config: ExperimentConfig) -> tuple[dict, list[str]]:
 
 def assert_local_results(config: ExperimentConfig, summary: dict) -> None:
     out = Path(config.output_dir)
-    runs = list((out / "runs").glob("*.json"))
+    runs = load_records(out / "runs")
     assert summary["n_runs"] == len(runs) == 1
-    record = json.loads(runs[0].read_text())
+    record = runs[0]
     assert 0 <= record["final_avg_acc"] <= 1
     assert "| Naive (fine-tuning) |" in (out / "table.md").read_text()
 

@@ -15,6 +15,7 @@ from alpha_mas_avalanche.experiment.selection import (
     settle_grids,
     initial_grids,
 )
+from alpha_mas_avalanche.experiment.records import load_records, record_paths
 
 
 def _config(grid, extensions=2, seeds=(0, 1)):
@@ -149,7 +150,7 @@ def test_a_real_digits_grid_grows_at_its_edge_and_flags_avalanche_si_as_no_effec
                  MethodConfig("alpha_mas_per_task"),
                  MethodConfig("si_avalanche", select={"si_lambda": [1.0, 100.0]})])
     summary = run_experiment(config, report=False)
-    made = len(list((tmp_path / "out").glob("*/*.json")))
+    made = sum(len(record_paths(tmp_path / "out" / f)) for f in ("runs", "single_task"))
     assert made == 3 + 2 + 5 + 3  # MAS grid grown to 3, SI's 2, 5 single-task, 3 final
     err = capfd.readouterr().err
     assert re.findall(r"(\d+)/(\d+) \[", err)[-1] == (str(made), str(made))
@@ -165,8 +166,7 @@ def test_a_real_digits_grid_grows_at_its_edge_and_flags_avalanche_si_as_no_effec
     assert selection["si_avalanche"]["no_effect"] is True
     assert len(set(selection["si_avalanche"]["valid_acc"].values())) == 1
     assert summary["waiting_methods"] == []
-    ablation = json.loads(next((tmp_path / "out" / "runs").glob(
-        "final__alpha_mas_per_task__*")).read_text())
+    ablation, = load_records(tmp_path / "out" / "runs", "final__alpha_mas_per_task__")
     assert ablation["params"]["lambda_reg"] == mas["chosen"]["lambda_reg"]
     # the report of the finished folder sees the same grown grid
     assert report_finished(config)["selection"]["mas"]["grid"] == mas["grid"]

@@ -7,6 +7,7 @@ import math
 import pytest
 import yaml
 
+from alpha_mas_avalanche.experiment.records import encode_record
 from alpha_mas_avalanche.experiment.spread import alpha_map, folder_summary, task_forgetting, write_alpha_map
 
 
@@ -21,7 +22,7 @@ def _write(folder, records):
     (folder / "runs").mkdir(parents=True)
     (folder / "config.yaml").write_text(yaml.safe_dump({"task_orders": [[0, 1, 2]]}))
     for k, record in enumerate(records):
-        (folder / "runs" / f"final__{record['method']}__{k}.json").write_text(json.dumps(record))
+        (folder / "runs" / f"final__{record['method']}__{k}.json.gz").write_bytes(encode_record(record))
 
 
 def test_forgetting_is_accuracy_after_training_minus_final_for_all_but_the_last_task():

@@ -1,10 +1,10 @@
 """The write-up's MNIST claims checked on hand-made mas_demo records."""
 from __future__ import annotations
 
-import json
 
 import pytest
 
+from alpha_mas_avalanche.experiment.records import encode_record
 from alpha_mas_avalanche.experiment.writeup_claims import markdown, run_rows
 
 
@@ -12,15 +12,15 @@ def _write_run(folder, name, method, params, seed, matrix, alphas=None, label="M
     record = {"method": method, "params": params, "seed": seed, "label": label,
               "task_order": [0, 1, 2], "acc_matrix": matrix,
               "final_avg_acc": sum(matrix[-1]) / 3, "alphas_per_experience": [alphas or []]}
-    (folder / "runs" / f"final__{name}__seed{seed}.json").write_text(json.dumps(record))
+    (folder / "runs" / f"final__{name}__seed{seed}.json.gz").write_bytes(encode_record(record))
 
 
 def _write_singles(folder, seeds, acc=1.0):
     """Single-task references of every pair (``acc`` each) for ``seeds``."""
     for seed in seeds:
         for pair in range(3):
-            (folder / "single_task" / f"s{seed}{pair}.json").write_text(
-                json.dumps({"seed": seed, "pair": pair, "acc": acc}))
+            (folder / "single_task" / f"s{seed}{pair}.json.gz").write_bytes(
+                encode_record({"seed": seed, "pair": pair, "acc": acc}))
 
 
 @pytest.fixture()

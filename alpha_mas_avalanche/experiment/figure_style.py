@@ -3,6 +3,8 @@ warm hue family, related baselines two shades of one hue, bounds grey), the erro
 mean over seeds, and the words that name it in titles and legends."""
 from __future__ import annotations
 
+import io
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -85,3 +87,31 @@ def consecutive_runs(positions: list[int]) -> list[list[int]]:
         else:
             runs.append([p])
     return runs
+
+
+def save_png_and_pdf(figure: Any, stem: Path, keep_colours: Any = (), **savefig: Any) -> list[Path]:
+    """Save ``figure`` as ``stem``.pdf (vector, no creation date) and ``stem``.png in a
+    256-colour palette without dithering: plots of a few flat colours look the same, at a
+    third of an RGBA PNG's size. ``keep_colours`` (RGB(A) bytes as a colormap gives them with
+    ``bytes=True``, e.g. a heatmap's colour steps) are palette entries of their own; the
+    other entries are fitted to the image."""
+    from PIL import Image
+
+    pdf, png = stem.with_suffix(".pdf"), stem.with_suffix(".png")
+    figure.savefig(pdf, metadata={"CreationDate": None}, **savefig)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", **savefig)
+    image = Image.open(buffer).convert("RGB")
+    rgb = np.asarray(image, dtype=np.int32)
+    kept = np.array([tuple(colour)[:3] for colour in keep_colours], dtype=np.int32).reshape(-1, 3)
+    fitted = image.quantize(256 - len(kept), dither=Image.Dither.NONE).getpalette()
+    palette = np.concatenate([kept, np.asarray(fitted, dtype=np.int32).reshape(-1, 3)])[:256]
+    # each colour of the image to its nearest palette entry (the kept ones first on ties)
+    codes = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+    unique, inverse = np.unique(codes, return_inverse=True)
+    colours = np.stack([unique >> 16, (unique >> 8) & 255, unique & 255], axis=1)
+    nearest = ((colours[:, None, :] - palette[None]) ** 2).sum(-1).argmin(1)
+    indexed = Image.frombytes("P", image.size, nearest[inverse].astype(np.uint8).tobytes())
+    indexed.putpalette(palette.astype(np.uint8).tobytes())
+    indexed.save(png, optimize=True)
+    return [png, pdf]

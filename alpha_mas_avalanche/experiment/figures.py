@@ -23,12 +23,18 @@ from alpha_mas_avalanche.experiment.figure_style import (
     errors_of,
     legend_error_text,
     method_colours,
+    save_png_and_pdf,
 )
 from alpha_mas_avalanche.experiment.methods import FAMILIES, FAMILY_TITLES, REGISTRY, family_of
 
 FIGURES = ("accuracy_matrix", "task_accuracy_over_sequence", "heldout_accuracy_per_epoch",
            "forgetting_per_task", "average_forgetting", "max_forgetting_vs_lambda",
            "order_sensitivity")
+#: Colours of the accuracy matrix's scale: few enough to keep each its own in a PNG's
+#: 256-colour palette, many enough to look continuous
+HEATMAP_STEPS = 64
+#: How the accuracy matrix prints its cells, by the number of tasks: format, font size
+CELL_FORMATS = {n: ("{:.1f}", 6) for n in range(1, 7)} | {n: ("{:.0f}", 5.5) for n in range(7, 13)}
 
 
 class Figures:
@@ -104,6 +110,10 @@ class Figures:
         """The figure ``name`` (one of :data:`FIGURES`), or None where the runs lack its data."""
         return getattr(self, name)()
 
+    def heatmap_colours(self):
+        """The accuracy matrix's colour scale: viridis in :data:`HEATMAP_STEPS` steps."""
+        return self.plt.get_cmap("viridis").resampled(HEATMAP_STEPS)
+
     def accuracy_matrix(self):
         """Heatmap per method: accuracy (%) on each task (column) after each experience (row)."""
         matrices = self.result.get("accuracy_matrices") or {}
@@ -114,14 +124,17 @@ class Figures:
         values = [v for lb in labels for row in matrices[lb]["mean"] for v in row if v is not None]
         vmin = max(0.0, np.floor(min(values) * 20) / 20) * 100
         names = [self._task_label(p) for p in range(len(self.order))]
+        cmap = self.heatmap_colours()
+        cell_format = CELL_FORMATS.get(len(names))  # None: too many cells to print
         image = None
         for ax, label in zip(axes.flat, labels):
             mean = np.array([[np.nan if v is None else v * 100 for v in row]
                              for row in matrices[label]["mean"]], dtype=float)
-            image = ax.imshow(mean, vmin=vmin, vmax=100, cmap="viridis", aspect="equal")
-            for (i, j), v in np.ndenumerate(mean):
+            image = ax.imshow(mean, vmin=vmin, vmax=100, cmap=cmap, aspect="equal")
+            for (i, j), v in np.ndenumerate(mean if cell_format else []):
                 if np.isfinite(v):
-                    ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=6,
+                    ax.text(j, i, cell_format[0].format(v), ha="center", va="center",
+                            fontsize=cell_format[1],
                             color="white" if v < vmin + 0.6 * (100 - vmin) else "black")
             self._panel_title(ax, label)
             ax.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
@@ -136,7 +149,8 @@ class Figures:
         self._title(fig, "Accuracy matrix: mean test accuracy (%) on each task after each experience"
                     + (" (Joint: trained on all tasks at once, last row)" if joint else ""),
                     f"{self.setting}; each cell: the mean over {seeds} (no error shown; "
-                    "per-seed values in runs.csv)")
+                    + ("" if cell_format else "values in summary.json, accuracy_matrices; ")
+                    + "per-seed values in runs.csv)")
         return fig
 
     def task_accuracy_over_sequence(self):
@@ -393,10 +407,8 @@ def write_figures(folder: Path, result: dict[str, Any]) -> list[Path]:
         fig = figures.draw(name)
         if fig is None:
             continue
-        for suffix in (".png", ".pdf"):
-            path = folder / f"{name}{suffix}"
-            fig.savefig(path, dpi=150, bbox_inches="tight",
-                        metadata={"CreationDate": None} if suffix == ".pdf" else {"Software": None})
-            written.append(path)
+        keep = figures.heatmap_colours()(np.arange(HEATMAP_STEPS), bytes=True) if name == "accuracy_matrix" else ()
+        written += save_png_and_pdf(fig, folder / name, keep_colours=keep, dpi=150,
+                                    bbox_inches="tight")
         figures.plt.close(fig)
     return written

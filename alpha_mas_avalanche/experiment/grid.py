@@ -37,6 +37,7 @@ from alpha_mas_avalanche.experiment.store import (
     record_failure,
     spec_path,
     write_json_atomic,
+    write_record,
 )
 from alpha_mas_avalanche.experiment.wandb_logging import WandbSession
 
@@ -116,7 +117,7 @@ def run_phase(specs: list[RunSpec], output_dir: Path, executor: Executor | None 
                             retry.append(spec)
                         progress.show(running())
                         continue
-                    write_json_atomic(spec_path(output_dir, spec), result)
+                    write_record(spec_path(output_dir, spec), result)
                     failure_path(output_dir, spec).unlink(missing_ok=True)
                     records[spec.run_id] = result
                     if on_result is not None:

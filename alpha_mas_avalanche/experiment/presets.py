@@ -13,6 +13,9 @@ from alpha_mas_avalanche.experiment.names import check_name
 #: the baselines a preset runs beside AlphaMAS (those installed)
 BASELINES = ("naive", "joint", "mas", "alpha_mas_per_task", "avalanche_mas", "ewc",
              "online_ewc", "si", "si_avalanche", "l2", "lwf", "ebll", "imm")
+#: what the alpha-scaling map compares beside AlphaMAS at N and 2N: MAS (lambda chosen on
+#: validation), the per-task ablation at MAS's lambda, Naive and Joint
+ALPHA_MAP_METHODS = ("mas", "alpha_mas_per_task", "naive", "joint")
 
 
 def comparison_methods(select: bool, orders: list[list[int]] | None) -> list[MethodConfig]:
@@ -90,7 +93,7 @@ def split_mnist_scaled(scenario: str = "task") -> ExperimentConfig:
     by (1, 0.1, 3, 0.3, 10): importance totals S_t that differ by design. The methods the
     alpha-scaling map compares: AlphaMAS at N and 2N, MAS (lambda chosen on validation),
     the per-task ablation at MAS's lambda, Naive and Joint."""
-    methods = alpha_mas_beside([1.0, 2.0], ("mas", "alpha_mas_per_task", "naive", "joint"))
+    methods = alpha_mas_beside([1.0, 2.0], ALPHA_MAP_METHODS)
     return ExperimentConfig(
         name="split_mnist_scaled", benchmark="split_mnist_scaled",
         methods=methods, epochs=5, batch_size=128,
@@ -101,11 +104,16 @@ def long_stream(benchmark: str) -> Callable[[str], ExperimentConfig]:
     """The preset of a long domain-incremental stream (permuted or rotated MNIST, 10 or 20
     tasks) sized for a CPU: 2,000 training images per task (plus 223 for validation), 1,000
     test images, the MLP 2x400 with one 10-way head, Adam at lr 1e-3, batch 128, 5 epochs per
-    task; every method, strengths chosen on the validation stream, 5 seeds. Grids may grow
-    four decades per side: with ten or twenty per-task anchors MAS's best strength lies
-    three decades below the registry grid."""
+    task, strengths chosen on the validation stream, 5 seeds. The 10-task streams run every
+    method; the 20-task streams the methods of the alpha-scaling map (AlphaMAS at N and 2N,
+    MAS, the per-task ablation, Naive, Joint). Grids may grow four decades per side: with
+    ten or twenty per-task anchors MAS's best strength lies three decades below the
+    registry grid."""
     def config(scenario: str = "domain") -> ExperimentConfig:
-        methods = comparison_methods(True, None)  # the stream's own order for every method
+        if benchmark.endswith("_20"):
+            methods = alpha_mas_beside([1.0, 2.0], ALPHA_MAP_METHODS)
+        else:
+            methods = comparison_methods(True, None)  # the stream's own order for every method
         return ExperimentConfig(
             name=benchmark, benchmark=benchmark, scenario="domain", model="mlp", methods=methods,
             epochs=5, batch_size=128, lr=1e-3, seeds=[0, 1, 2, 3, 4], selection_seeds=[0, 1],

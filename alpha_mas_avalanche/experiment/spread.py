@@ -27,6 +27,7 @@ import pandas as pd
 import yaml
 from scipy import stats
 
+from alpha_mas_avalanche.experiment.records import load_records
 from alpha_mas_avalanche.experiment.report.statistics import paired_t_test, mean_std_ci
 
 #: (series label, method, params that pick its row) compared with plain MAS
@@ -63,8 +64,7 @@ def folder_runs(folder: Path) -> pd.DataFrame:
     """One row per final sequential run of ``folder``'s main task order."""
     order = _main_order(folder)
     rows = []
-    for path in sorted((folder / "runs").glob("final__*.json")):
-        record = json.loads(path.read_text())
+    for record in load_records(folder / "runs", "final__"):
         if record.get("task_order") != order or len(record.get("acc_matrix", [])) < 2:
             continue
         totals = (record.get("importance_totals_per_experience") or [[]])[-1]

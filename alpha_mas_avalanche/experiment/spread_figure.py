@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from alpha_mas_avalanche.experiment.figure_style import save_png_and_pdf
 from alpha_mas_avalanche.experiment.spread import METRICS, SERIES
 
 MARKERS = ("o", "s")
@@ -61,8 +62,7 @@ def draw_alpha_map(rows: list[dict[str, Any]], stem: Path) -> None:
     figure.legend(handles=key, loc="outside lower center", ncols=4, fontsize=7, handlelength=0,
                   title="results folders (by S_t spread)", title_fontsize=7, frameon=False)
     figure.suptitle("Where alpha-scaling can act: paired difference with MAS against the spread of S_t")
-    for suffix in (".png", ".pdf"):
-        figure.savefig(stem.with_suffix(suffix), dpi=150)
+    save_png_and_pdf(figure, stem, dpi=150)
 
 
 def draw_per_task(rows: list[dict[str, Any]], stem: Path) -> None:
@@ -101,5 +101,4 @@ def draw_per_task(rows: list[dict[str, Any]], stem: Path) -> None:
     handles, labels = axes[0].get_legend_handles_labels()
     figure.legend(handles, labels, loc="outside lower center", ncols=2, fontsize=8, frameon=False)
     figure.suptitle("Importance totals and alphas per task, AlphaMAS λ=N after the last task")
-    for suffix in (".png", ".pdf"):
-        figure.savefig(stem.with_suffix(suffix), dpi=130)
+    save_png_and_pdf(figure, stem, dpi=130)

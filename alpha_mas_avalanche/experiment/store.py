@@ -1,5 +1,5 @@
-"""Result files: atomic JSON records, reading them back (resume), failure records, the
-resumability check of a results folder and the environment a grid ran in."""
+"""Result files: run records written atomically and read back (resume), failure records,
+the resumability check of a results folder and the environment a grid ran in."""
 from __future__ import annotations
 
 import json
@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from alpha_mas_avalanche.experiment.atomic import write_text_atomic
+from alpha_mas_avalanche.experiment.atomic import write_bytes_atomic, write_text_atomic
+from alpha_mas_avalanche.experiment.records import (
+    decode_record,
+    encode_record,
+    existing_record_file,
+    record_file,
+    run_id_of,
+)
 from alpha_mas_avalanche.experiment.config import ExperimentConfig
 from alpha_mas_avalanche.experiment.devices import device_type, gpu_environment
 
@@ -63,27 +70,30 @@ def write_json_atomic(path: str | Path, data: Any) -> None:
     write_text_atomic(path, json.dumps(sanitize(data), indent=1, allow_nan=False))
 
 
-def _reject_constant(name: str) -> None:
-    raise ValueError(f"non-finite number {name} (results hold finite numbers or null)")
+def write_record(path: Path, data: Any) -> None:
+    """Write a run's record atomically, compressed (:mod:`.records`)."""
+    write_bytes_atomic(path, encode_record(sanitize(data)))
 
 
 def read_record(path: Path) -> dict | None:
     """A finished run's record, or None if absent or unusable (then the run is repeated).
+    ``path``: the record's file (an older results folder's plain ``.json`` is read too).
 
     A file that is not a complete record of this run (half-written or corrupt by a
     machine crash, empty, NaN/Infinity, another run's or another format's record) gives
     one warning naming it and what is wrong; it is overwritten when the run finishes."""
+    path = existing_record_file(path.parent, run_id_of(path))
     if not path.is_file():
         return None
     problem = None
     try:
-        record = json.loads(path.read_bytes().decode("utf-8"), parse_constant=_reject_constant)
-    except (ValueError, UnicodeDecodeError, OSError) as err:  # JSONDecodeError is a ValueError
+        record = decode_record(path)
+    except (ValueError, OSError, EOFError) as err:  # JSON, gzip and truncation errors
         problem = f"unreadable ({type(err).__name__}: {err}; half-written or corrupt)"
     else:
         if not isinstance(record, dict):
             problem = f"not a run record (a JSON {type(record).__name__})"
-        elif record.get("run_id") != path.stem:
+        elif record.get("run_id") != run_id_of(path):
             problem = f"holds the result of run {record.get('run_id')!r}, not of this run"
         elif record.get("format") != RESULT_FORMAT:
             problem = (f"has result format {record.get('format')!r}, this version writes "
@@ -97,7 +107,7 @@ def read_record(path: Path) -> dict | None:
 
 def spec_path(output_dir: Path, spec: RunSpec) -> Path:
     folder = "single_task" if spec.phase == "single_task" else "runs"
-    return output_dir / folder / f"{spec.run_id}.json"
+    return record_file(output_dir / folder, spec.run_id)
 
 
 def git_state(repo: Path) -> tuple[str | None, bool | None]:

@@ -14,7 +14,6 @@ reference code's MAS at its own ``reg_lambda`` 1, run into a folder of its own w
 """
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from alpha_mas_avalanche.experiment.methods import REGISTRY, with_defaults
+from alpha_mas_avalanche.experiment.records import load_records
 from alpha_mas_avalanche.experiment.report.statistics import mean_std_ci
 from alpha_mas_avalanche.experiment.spread import paired, task_forgetting
 
@@ -51,10 +51,9 @@ def run_rows(*folders: Path) -> pd.DataFrame:
 
 def _folder_rows(folder: Path) -> list[dict[str, Any]]:
     singles = {(r["seed"], r["pair"]): r["acc"] for r in
-               (json.loads(p.read_text()) for p in sorted((folder / "single_task").glob("*.json")))}
+               load_records(folder / "single_task")}
     rows = []
-    for path in sorted((folder / "runs").glob("final__*.json")):
-        record = json.loads(path.read_text())
+    for record in load_records(folder / "runs", "final__"):
         matrix, final = record["acc_matrix"], record["acc_matrix"][-1]
         if len(matrix) == 1:  # joint training: no sequence, no forgetting
             continue
