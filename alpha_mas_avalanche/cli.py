@@ -205,8 +205,8 @@ def resolve_config(args: argparse.Namespace) -> ExperimentConfig:
     data.update(overrides)
     if args.benchmark and not args.config:
         data["model"] = None
-        if args.benchmark in LONG_STREAMS and args.preset not in LONG_STREAMS:
-            # a preset's placements are orders of 5 pairs: a long stream runs in its own order
+        if args.benchmark != config.benchmark and LONG_STREAMS.keys() & {args.benchmark, config.benchmark}:
+            # a preset's task orders belong to its own benchmark: another length runs in its own order
             data["task_orders"] = None
             for method in data["methods"]:
                 method["task_orders"] = None

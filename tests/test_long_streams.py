@@ -135,3 +135,18 @@ def test_a_five_task_preset_runs_a_long_stream_in_its_own_order(tmp_path):
     config = ExperimentConfig.load(path)
     assert config.task_orders == [list(range(10))]
     assert all(m.task_orders is None for m in config.methods)
+
+
+@pytest.mark.parametrize("argv, n_tasks", [
+    (["--preset", "permuted_mnist", "--benchmark", "permuted_mnist_20"], 20),
+    (["--preset", "rotated_mnist_20", "--benchmark", "rotated_mnist"], 10),
+    (["--preset", "permuted_mnist", "--benchmark", "split_mnist", "--scenario", "domain"], 5),
+])
+def test_a_long_stream_preset_on_another_benchmark_runs_in_that_ones_order(tmp_path, argv, n_tasks):
+    from alpha_mas_avalanche.cli import main
+
+    path = tmp_path / "config.yaml"
+    assert main([*argv, "--save-config", str(path)]) == 0
+    config = ExperimentConfig.load(path)
+    assert config.task_orders == [list(range(n_tasks))]
+    assert all(m.task_orders is None for m in config.methods)
