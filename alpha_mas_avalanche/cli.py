@@ -42,8 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Compare AlphaMAS (lambda = N, 1.5N, 2N, 3N) with MAS, Avalanche MAS, EWC "
             "(separate/online), SI, LwF, EBLL, IMM, Naive and Joint on five two-class tasks, "
-            "reproducibly and resumably. Writes per-run JSON files, summary.json, CSV files, "
-            "table.md and figures/ into the output folder (plus W&B runs if enabled). "
+            "reproducibly and resumably. Writes one gzip-compressed JSON record per run "
+            "(runs/), summary.json, CSV files, table.md and figures/ into the output folder "
+            "(plus W&B runs if enabled). "
             "Re-running the same command resumes: finished runs are skipped."),
         epilog=(
             "Presets: --quick = scikit-learn digits (offline, no files needed), 2 seeds, 2 epochs, "
