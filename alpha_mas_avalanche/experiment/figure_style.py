@@ -89,12 +89,17 @@ def consecutive_runs(positions: list[int]) -> list[list[int]]:
     return runs
 
 
-def save_png_and_pdf(figure: Any, stem: Path, keep_colours: Any = (), **savefig: Any) -> list[Path]:
+#: A colormap of at most this many steps, shown by an image of the figure (a heatmap), keeps
+#: each step as a palette entry of its own in the PNG; longer ones are fitted like any colour
+KEPT_COLORMAP_STEPS = 128
+
+
+def save_png_and_pdf(figure: Any, stem: Path, **savefig: Any) -> list[Path]:
     """Save ``figure`` as ``stem``.pdf (vector, no creation date) and ``stem``.png in a
     256-colour palette without dithering: plots of a few flat colours look the same, at a
-    third of an RGBA PNG's size. ``keep_colours`` (RGB(A) bytes as a colormap gives them with
-    ``bytes=True``, e.g. a heatmap's colour steps) are palette entries of their own; the
-    other entries are fitted to the image."""
+    third of an RGBA PNG's size. The steps of a heatmap's colormap (at most
+    :data:`KEPT_COLORMAP_STEPS`) are palette entries of their own, so its colour bar shows no
+    bands; the other entries are fitted to the image."""
     from PIL import Image
 
     pdf, png = stem.with_suffix(".pdf"), stem.with_suffix(".png")
@@ -103,7 +108,7 @@ def save_png_and_pdf(figure: Any, stem: Path, keep_colours: Any = (), **savefig:
     figure.savefig(buffer, format="png", **savefig)
     image = Image.open(buffer).convert("RGB")
     rgb = np.asarray(image, dtype=np.int32)
-    kept = np.array([tuple(colour)[:3] for colour in keep_colours], dtype=np.int32).reshape(-1, 3)
+    kept = _colormap_steps(figure)
     fitted = image.quantize(256 - len(kept), dither=Image.Dither.NONE).getpalette()
     palette = np.concatenate([kept, np.asarray(fitted, dtype=np.int32).reshape(-1, 3)])[:256]
     # each colour of the image to its nearest palette entry (the kept ones first on ties)
@@ -115,3 +120,12 @@ def save_png_and_pdf(figure: Any, stem: Path, keep_colours: Any = (), **savefig:
     indexed.putpalette(palette.astype(np.uint8).tobytes())
     indexed.save(png, optimize=True)
     return [png, pdf]
+
+
+def _colormap_steps(figure: Any) -> np.ndarray:
+    """The RGB bytes of every step of the short colormaps the figure's images use, once each
+    in order of first use (an ``(n, 3)`` int32 array)."""
+    cmaps = [shown.cmap for ax in figure.axes for shown in ax.get_images()
+             if shown.cmap.N <= KEPT_COLORMAP_STEPS]
+    steps = [tuple(rgb) for cmap in cmaps for rgb in cmap(np.arange(cmap.N), bytes=True)[:, :3].tolist()]
+    return np.array(list(dict.fromkeys(steps)), dtype=np.int32).reshape(-1, 3)

@@ -110,10 +110,6 @@ class Figures:
         """The figure ``name`` (one of :data:`FIGURES`), or None where the runs lack its data."""
         return getattr(self, name)()
 
-    def heatmap_colours(self):
-        """The accuracy matrix's colour scale: viridis in :data:`HEATMAP_STEPS` steps."""
-        return self.plt.get_cmap("viridis").resampled(HEATMAP_STEPS)
-
     def accuracy_matrix(self):
         """Heatmap per method: accuracy (%) on each task (column) after each experience (row)."""
         matrices = self.result.get("accuracy_matrices") or {}
@@ -124,7 +120,7 @@ class Figures:
         values = [v for lb in labels for row in matrices[lb]["mean"] for v in row if v is not None]
         vmin = max(0.0, np.floor(min(values) * 20) / 20) * 100
         names = [self._task_label(p) for p in range(len(self.order))]
-        cmap = self.heatmap_colours()
+        cmap = self.plt.get_cmap("viridis").resampled(HEATMAP_STEPS)
         cell_format = CELL_FORMATS.get(len(names))  # None: too many cells to print
         image = None
         for ax, label in zip(axes.flat, labels):
@@ -407,8 +403,6 @@ def write_figures(folder: Path, result: dict[str, Any]) -> list[Path]:
         fig = figures.draw(name)
         if fig is None:
             continue
-        keep = figures.heatmap_colours()(np.arange(HEATMAP_STEPS), bytes=True) if name == "accuracy_matrix" else ()
-        written += save_png_and_pdf(fig, folder / name, keep_colours=keep, dpi=150,
-                                    bbox_inches="tight")
+        written += save_png_and_pdf(fig, folder / name, dpi=150, bbox_inches="tight")
         figures.plt.close(fig)
     return written
