@@ -335,10 +335,16 @@ def test_config_yaml_round_trip_and_errors(tmp_path):
     config = preset("full")
     config.save(tmp_path / "c.yaml")
     assert ExperimentConfig.load(tmp_path / "c.yaml") == config
-    mas_chosen = {"mas": {"chosen": {"lambda_reg": 1.0}}}  # the per-task ablation waits for it
-    assert len(final_specs(config, mas_chosen)) == 5 * 5 * 4 + 5 * 5 + 5 * (len(config.methods) - 2)
-    assert len(final_specs(config)) == len(final_specs(config, mas_chosen)) - 5
-    assert len(single_task_specs(config)) == 25
+    chosen = {m.name: {"chosen": {k: v[0] for k, v in m.select.items()}}
+              for m in config.methods if m.select}
+    # the write-up's sweep: 4 strengths x 5 placements x 5 seeds; MAS: 5 placements x 10
+    # seeds; the tuned AlphaMAS modes and Naive: 10 seeds; every other method 5
+    assert len(final_specs(config, chosen)) == (
+        4 * 5 * 5 + 5 * 10 + 3 * 10 + 5 * (len(config.methods) - 5))
+    waiting = [m for m in config.methods if m.select and m.name != "mas"]  # no choice yet
+    assert len(final_specs(config, {"mas": chosen["mas"]})) == len(final_specs(config, chosen)) - (
+        2 * 10 + 5 * (len(waiting) - 2))
+    assert len(single_task_specs(config)) == 10 * 5  # every seed a final run uses
     with pytest.raises(ValueError, match="epochs"):
         ExperimentConfig(epochs=0)
     with pytest.raises(ValueError, match="unknown key"):

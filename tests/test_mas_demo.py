@@ -151,8 +151,11 @@ def test_mas_demo_preset_is_the_reference_code_protocol():
     assert (config.first_task_epochs, config.first_task_lr, config.first_task_batch_size) == (10, 1e-2, 200)
     assert (config.epochs, config.lr, config.batch_size) == (20, 1e-3, 150)
     names = [m.name for m in config.methods]
-    assert names == ["alpha_mas", "mas_reference", "mas", "alpha_mas_per_task", "naive", "joint"]
-    assert config.methods[0].sweep == {"lambda_multiplier": [1.0, 1.5, 2.0]}
+    assert names == ["alpha_mas", "alpha_mas_writeup", "mas_reference", "mas",
+                     "alpha_mas_per_task", "naive", "joint"]
+    assert config.methods[1].sweep == {"lambda_multiplier": [1.0, 1.5, 2.0]}
+    tuned = {m.name: (m.refine, m.seeds) for m in config.methods if m.refine}
+    assert tuned == {name: (True, list(range(10))) for name in ("alpha_mas", "mas", "alpha_mas_per_task")}
 
 
 @pytest.mark.slow

@@ -82,12 +82,16 @@ print(json.dumps({"errors": len(errors), "torch": "torch" in sys.modules}))
 
 
 def test_alpha_mas_takes_lambda_reg_or_lambda_multiplier_and_lambda_mode():
-    by_multiplier = build_method("alpha_mas", MethodConfig("alpha_mas").params, 5)[1][0]
+    by_multiplier = build_method("alpha_mas_writeup", MethodConfig("alpha_mas_writeup").params, 5)[1][0]
     assert by_multiplier.penalty.lambda_reg == 5.0  # registry default: multiplier 1 x N
+    assert method_label("alpha_mas_writeup", {"lambda_multiplier": 1.5}) == "AlphaMAS λ=1.5N"
+    tuned = build_method("alpha_mas", MethodConfig("alpha_mas").params, 5)[1][0]
+    assert tuned.penalty.lambda_reg == 1.0  # registry default; its grid chooses on validation
+    assert build_method("alpha_mas", {"lambda_multiplier": 2.0}, 5)[1][0].penalty.lambda_reg == 10.0
     config = MethodConfig("alpha_mas", params={"lambda_reg": 7.0, "lambda_mode": "per_task"})
     plugin = build_method("alpha_mas", config.params, 5)[1][0]
     assert (plugin.penalty.lambda_reg, plugin.penalty.lambda_mode) == (7.0, "per_task")
-    assert method_label("alpha_mas", config.params) == "AlphaMAS λ=7"
+    assert method_label("alpha_mas", config.params) == "AlphaMAS"
     with pytest.raises(ValueError, match=r"give 'lambda_reg' or 'lambda_multiplier', not both"):
         MethodConfig("alpha_mas", params={"lambda_reg": 7.0}, sweep={"lambda_multiplier": [1.0]})
 

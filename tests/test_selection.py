@@ -1,5 +1,6 @@
 """Validation grids: extension at an edge, the bound, the no-effect guard, several seeds,
-the ablation's inherited lambda (hand-made validation scores; no training)."""
+the refinement to thirds of a decade, final runs waiting for their choice (hand-made
+validation scores; no training)."""
 from __future__ import annotations
 
 import math
@@ -7,7 +8,7 @@ import math
 import pytest
 
 from alpha_mas_avalanche.experiment.config import ExperimentConfig, MethodConfig
-from alpha_mas_avalanche.experiment.specs import final_specs, inherited_params
+from alpha_mas_avalanche.experiment.specs import final_specs
 from alpha_mas_avalanche.experiment.selection import (
     choose_hyperparameters,
     final_grids,
@@ -18,11 +19,11 @@ from alpha_mas_avalanche.experiment.selection import (
 from alpha_mas_avalanche.experiment.records import load_records, record_paths
 
 
-def _config(grid, extensions=2, seeds=(0, 1)):
+def _config(grid, extensions=2, seeds=(0, 1), refine=False):
     return ExperimentConfig(
         benchmark="split_digits", seeds=list(seeds), selection_seeds=list(seeds),
         grid_extensions=extensions,
-        methods=[MethodConfig("mas", select={"lambda_reg": grid}),
+        methods=[MethodConfig("mas", select={"lambda_reg": grid}, refine=refine),
                  MethodConfig("alpha_mas_per_task")])
 
 
@@ -115,17 +116,57 @@ def test_a_report_on_a_stopped_grid_uses_only_finished_extensions():
     assert final_grids(config, partial) == initial_grids(config)
 
 
-def test_the_ablation_takes_mas_chosen_lambda_and_waits_for_it():
-    config = _config([0.1, 1.0])
-    assert inherited_params(config, "alpha_mas_per_task", {}) is None
+def test_a_method_with_a_grid_waits_for_its_choice_and_then_runs_at_it():
+    config = ExperimentConfig(
+        benchmark="split_digits", seeds=[0, 1],
+        methods=[MethodConfig("mas", select={"lambda_reg": [0.1, 1.0]}),
+                 MethodConfig("alpha_mas_per_task", select={"lambda_reg": [0.1, 1.0]}),
+                 MethodConfig("naive", seeds=[0, 1, 2])])
+    assert {s.method for s in final_specs(config)} == {"naive"}
     chosen = {"mas": {"chosen": {"lambda_reg": 1.0}}}
-    assert inherited_params(config, "alpha_mas_per_task", chosen) == {"lambda_reg": 1.0}
-    assert {s.method for s in final_specs(config)} == {"mas"}  # the ablation waits
-    ablation = [s for s in final_specs(config, chosen) if s.method == "alpha_mas_per_task"]
-    assert ablation and all(s.params == {"lambda_reg": 1.0} for s in ablation)
-    alone = ExperimentConfig(benchmark="split_digits",
-                             methods=[MethodConfig("alpha_mas_per_task")])
-    assert inherited_params(alone, "alpha_mas_per_task", {}) == {}
+    specs = final_specs(config, chosen)
+    assert {s.method for s in specs} == {"mas", "naive"}  # the ablation has its own grid
+    assert sorted(s.seed for s in specs if s.method == "naive") == [0, 1, 2]
+    assert all(s.params == {"lambda_reg": 1.0} for s in specs if s.method == "mas")
+    assert [s.seed for s in specs] == sorted(s.seed for s in specs)  # whole seeds first
+
+
+def _peak(peak):
+    return lambda lam, seed: 0.9 - 0.05 * abs(math.log10(lam / peak)) + 0.001 * seed
+
+
+def test_refinement_adds_thirds_of_a_decade_around_the_settled_decade_choice_once():
+    config = _config([0.1, 1.0, 10.0], refine=True)
+    grids, records, rounds = _run_until_settled(config, _peak(0.0003))
+    # two decade extensions down to 0.001, then the refinement (one round each)
+    assert rounds == 3
+    assert grids["mas"]["lambda_reg"] == [0.0002154, 0.0004642, 0.001, 0.002154, 0.004642,
+                                          0.01, 0.1, 1.0, 10.0]
+    chosen = choose_hyperparameters(config, records)["mas"]
+    # 0.001 is the decade choice at the bound of two extensions; the refined value below it
+    # wins, beyond the decade grid's edge, and says so
+    assert chosen["chosen"] == {"lambda_reg": 0.0002154} and chosen["at_grid_edge"] is True
+
+
+def test_a_refined_value_can_win_and_is_inside_the_decade_grid():
+    config = _config([0.1, 1.0, 10.0, 100.0], refine=True)
+    grids, records, rounds = _run_until_settled(config, _peak(3.0))
+    assert rounds == 1
+    assert grids["mas"]["lambda_reg"] == [0.1, 0.2154, 0.4642, 1.0, 2.154, 4.642, 10.0, 100.0]
+    chosen = choose_hyperparameters(config, records)["mas"]
+    assert chosen["chosen"] == {"lambda_reg": 2.154}  # |log10(2.154/3)| < |log10(4.642/3)|
+    assert chosen["at_grid_edge"] is False
+    # a report on the decade runs alone (refinement not run yet) chooses among decades
+    decades = {k: v for k, v in records.items() if any(f"lambda_reg={d:g}_" in k
+                                                        for d in (0.1, 1.0, 10.0, 100.0))}
+    assert choose_hyperparameters(config, decades)["mas"]["chosen"] == {"lambda_reg": 1.0}
+
+
+def test_refine_needs_one_positive_numeric_grid():
+    with pytest.raises(ValueError, match=r"methods\[mas\]\.refine"):
+        MethodConfig("mas", refine=True)
+    with pytest.raises(ValueError, match=r"methods\[mas\]\.refine: expected true or false"):
+        MethodConfig("mas", select={"lambda_reg": [1.0]}, refine="yes")
 
 
 def test_grid_extensions_must_be_a_non_negative_int():

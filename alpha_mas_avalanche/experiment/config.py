@@ -63,6 +63,10 @@ class MethodConfig:
             (highest final average validation accuracy, mean over selection seeds) is
             then run on the test stream.
         task_orders: task orders for this method (None: the experiment's ``task_orders``).
+        seeds: seeds of this method's final runs (None: the experiment's ``seeds``), e.g.
+            more seeds for the methods a comparison turns on.
+        refine: once the decade grid of ``select`` has settled, also try the chosen value
+            x 10^(-2/3), 10^(-1/3), 10^(1/3), 10^(2/3) (:mod:`.selection`).
     """
 
     name: str
@@ -70,6 +74,8 @@ class MethodConfig:
     sweep: dict[str, list] = field(default_factory=dict)
     select: dict[str, list] = field(default_factory=dict)
     task_orders: list[list[int]] | None = None
+    seeds: list[int] | None = None
+    refine: bool = False
 
     def __post_init__(self) -> None:
         check_method_names(self.name, self.params, self.sweep, self.select)
@@ -86,6 +92,15 @@ class MethodConfig:
             )
         if self.task_orders is not None:
             self.task_orders = _check_orders(f"methods[{self.name}].task_orders", self.task_orders)
+        if self.seeds is not None:
+            self.seeds = _check_seeds(f"methods[{self.name}].seeds", self.seeds)
+        if not isinstance(self.refine, bool):
+            raise ValueError(f"methods[{self.name}].refine: expected true or false, got {self.refine!r}")
+        if self.refine and (len(self.select) != 1 or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
+                for values in self.select.values() for v in values)):
+            raise ValueError(f"methods[{self.name}].refine: true needs a select grid of one "
+                             f"parameter with positive numbers, got select={self.select!r}")
         check_method_params(self)
 
     @classmethod
@@ -205,6 +220,13 @@ class ExperimentConfig:
     # ------------------------------------------------------------------ files
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def all_seeds(self) -> list[int]:
+        """Every seed a final run uses: ``seeds``, then the methods' own extra seeds."""
+        seeds = list(self.seeds)
+        for method in self.methods:
+            seeds += [s for s in method.seeds or () if s not in seeds]
+        return seeds
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ExperimentConfig:

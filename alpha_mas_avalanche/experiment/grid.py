@@ -191,13 +191,12 @@ def run_experiment(config: ExperimentConfig, *, executor: Executor | None = None
         select = selection_specs(config, grids)
         chosen = choose_hyperparameters(config, first, grids)
         write_json_atomic(output_dir / "selection.json", chosen)
-        # a method whose validation grid is incomplete has no choice yet: its final runs
-        # wait, and so do the runs of methods inheriting its choice
+        # a method whose validation grid is incomplete has no choice yet: its final runs wait
         final = final_specs(config, chosen)
         waiting = sorted({s.method for s in select if s.run_id not in first}
                          | ({m.name for m in config.methods} - {s.method for s in final}))
         final = [s for s in final if s.method not in waiting]
-        # methods inheriting a choice (the ablation) were not countable before it was made
+        # methods with a validation grid were not countable before their choice was made
         progress.add(max(0, len(final) - n_final), desc=f"{config.name}: " + _counts(
             max(n_final, len(final)), len(singles), len(select)))
         run_records = run_phase(final, output_dir, executor, on_result=wandb.log_run,

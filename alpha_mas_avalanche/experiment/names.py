@@ -25,6 +25,7 @@ def _without(names: tuple[str, ...], *dropped: str) -> tuple[str, ...]:
 #: registry method -> the parameter names its config entry accepts
 METHOD_PARAMS: dict[str, tuple[str, ...]] = {
     "alpha_mas": _ALPHA_MAS + ("lambda_multiplier",),
+    "alpha_mas_writeup": _ALPHA_MAS + ("lambda_multiplier",),
     "alpha_mas_last_epochs": _ALPHA_MAS + ("lambda_multiplier",),
     "alpha_mas_per_task": _without(_ALPHA_MAS, "lambda_mode"),
     "mas": _without(_ALPHA_MAS, "alpha_scaling"),
@@ -52,6 +53,7 @@ _LAMBDA = ("lambda_reg", "lambda_multiplier",
 #: one of them (the registry default of the other is then not used)
 EXCLUSIVE_PARAMS: dict[str, tuple[tuple[str, str, str], ...]] = {
     "alpha_mas": (_LAMBDA,),
+    "alpha_mas_writeup": (_LAMBDA,),
     "alpha_mas_last_epochs": (_LAMBDA,),
 }
 

@@ -13,25 +13,46 @@ from alpha_mas_avalanche.experiment.names import check_name
 #: the baselines a preset runs beside AlphaMAS (those installed)
 BASELINES = ("naive", "joint", "mas", "alpha_mas_per_task", "avalanche_mas", "ewc",
              "online_ewc", "si", "si_avalanche", "l2", "lwf", "ebll", "imm")
-#: what the alpha-scaling map compares beside AlphaMAS at N and 2N: MAS (lambda chosen on
-#: validation), the per-task ablation at MAS's lambda, Naive and Joint
+#: what the alpha-scaling map compares beside AlphaMAS: MAS, the per-task ablation, Naive
+#: and Joint
 ALPHA_MAP_METHODS = ("mas", "alpha_mas_per_task", "naive", "joint")
+#: the methods whose strength grid is refined to thirds of a decade around the decade choice
+REFINED_METHODS = ("mas", "alpha_mas", "alpha_mas_per_task")
+#: the methods the comparison turns on, run over :data:`DECIDING_SEEDS` on the MNIST family
+DECIDING_METHODS = ("mas", "alpha_mas", "alpha_mas_per_task", "naive")
+DECIDING_SEEDS = list(range(10))
 
 
-def comparison_methods(select: bool, orders: list[list[int]] | None) -> list[MethodConfig]:
-    """AlphaMAS (lambda sweep) and every available baseline; ``orders`` for MAS/AlphaMAS."""
-    methods = [MethodConfig.default("alpha_mas", task_orders=orders)]
+def tuned(methods: list[MethodConfig], seeds: list[int] | None) -> list[MethodConfig]:
+    """``methods`` with :data:`REFINED_METHODS` refined (where they select) and
+    :data:`DECIDING_METHODS` over ``seeds`` (None: the experiment's)."""
+    for method in methods:
+        method.refine = method.name in REFINED_METHODS and bool(method.select)
+        if method.name in DECIDING_METHODS and seeds is not None:
+            method.seeds = list(seeds)
+    return methods
+
+
+def comparison_methods(select: bool, orders: list[list[int]] | None,
+                       seeds: list[int] | None = None) -> list[MethodConfig]:
+    """AlphaMAS (tuned, and at the write-up's strengths) and every available baseline;
+    ``orders`` for MAS and the write-up's AlphaMAS; ``seeds`` for the deciding methods."""
+    methods = [MethodConfig.default("alpha_mas", select=select),
+               MethodConfig.default("alpha_mas_writeup", task_orders=orders)]
     for name in BASELINES:
         if name in available_methods():
             changes = {"task_orders": orders} if name == "mas" else {}
             methods.append(MethodConfig.default(name, select=select, **changes))
-    return methods
+    return tuned(methods, seeds)
 
 
-def alpha_mas_beside(multipliers: list[float], names: tuple[str, ...]) -> list[MethodConfig]:
-    """AlphaMAS at ``multipliers`` x N, then the registry methods ``names`` at their defaults."""
-    alpha_mas = MethodConfig.default("alpha_mas", sweep={"lambda_multiplier": multipliers})
-    return [alpha_mas] + [MethodConfig.default(name) for name in names]
+def alpha_mas_beside(multipliers: list[float], names: tuple[str, ...],
+                     seeds: list[int] | None = None) -> list[MethodConfig]:
+    """AlphaMAS tuned and at ``multipliers`` x N, then the registry methods ``names`` with
+    their validation grids; ``seeds`` for the deciding methods."""
+    writeup = MethodConfig.default("alpha_mas_writeup", sweep={"lambda_multiplier": multipliers})
+    methods = [MethodConfig.default("alpha_mas"), writeup]
+    return tuned(methods + [MethodConfig.default(name) for name in names], seeds)
 
 
 def quick(scenario: str = "task") -> ExperimentConfig:
@@ -39,7 +60,7 @@ def quick(scenario: str = "task") -> ExperimentConfig:
     (1,2) first and last for MAS and AlphaMAS (``scenario`` is set by the caller)."""
     orders = placements(0)
     methods = comparison_methods(False, [orders[0], orders[-1]])
-    methods[0].sweep = {"lambda_multiplier": [1.0, 2.0]}
+    methods[1].sweep = {"lambda_multiplier": [1.0, 2.0]}
     return ExperimentConfig(name="quick_digits", benchmark="split_digits", methods=methods,
                             epochs=2, batch_size=32, seeds=[0, 1], output_dir="results/quick_digits")
 
@@ -48,7 +69,8 @@ def full(scenario: str = "task") -> ExperimentConfig:
     """The reference protocol on Split MNIST in ``scenario`` (all 5 placements)."""
     suffix = "" if scenario == "task" else "_" + scenario
     return ExperimentConfig(
-        name="full_split_mnist", benchmark="split_mnist", methods=comparison_methods(True, placements(0)),
+        name="full_split_mnist", benchmark="split_mnist",
+        methods=comparison_methods(True, placements(0), DECIDING_SEEDS),
         epochs=5, batch_size=128, seeds=[0, 1, 2, 3, 4], selection_seeds=[0, 1],
         scenario=scenario, output_dir=f"results/split_mnist{suffix}")
 
@@ -68,7 +90,7 @@ def hsu2018(scenario: str = "task") -> ExperimentConfig:
     10 repeats in their table, 5 seeds here."""
     return ExperimentConfig(
         name=f"hsu2018_{scenario}", benchmark="split_mnist_hsu2018", scenario=scenario,
-        methods=comparison_methods(True, [placements(0)[0]]), epochs=4, batch_size=128, lr=1e-3,
+        methods=comparison_methods(True, [placements(0)[0]], DECIDING_SEEDS), epochs=4, batch_size=128, lr=1e-3,
         seeds=[0, 1, 2, 3, 4], selection_seeds=[0, 1], output_dir=f"results/hsu2018_{scenario}")
 
 
@@ -80,7 +102,8 @@ def mas_demo(scenario: str = "task") -> ExperimentConfig:
     Omega, one anchor) is ``mas_reference``; strengths are chosen on the validation split,
     never on the test split (their best epoch is picked on MNIST's test split; not here)."""
     methods = alpha_mas_beside([1.0, 1.5, 2.0],
-                               ("mas_reference", "mas", "alpha_mas_per_task", "naive", "joint"))
+                               ("mas_reference", "mas", "alpha_mas_per_task", "naive", "joint"),
+                               DECIDING_SEEDS)
     return ExperimentConfig(
         name="mas_demo", benchmark="split_mnist", scenario="task", model="mlp256",
         methods=methods, optimizer="sgd", epochs=20, lr=1e-3, batch_size=150,
@@ -93,7 +116,7 @@ def split_mnist_scaled(scenario: str = "task") -> ExperimentConfig:
     by (1, 0.1, 3, 0.3, 10): importance totals S_t that differ by design. The methods the
     alpha-scaling map compares: AlphaMAS at N and 2N, MAS (lambda chosen on validation),
     the per-task ablation at MAS's lambda, Naive and Joint."""
-    methods = alpha_mas_beside([1.0, 2.0], ALPHA_MAP_METHODS)
+    methods = alpha_mas_beside([1.0, 2.0], ALPHA_MAP_METHODS, DECIDING_SEEDS)
     return ExperimentConfig(
         name="split_mnist_scaled", benchmark="split_mnist_scaled",
         methods=methods, epochs=5, batch_size=128,
@@ -111,9 +134,9 @@ def long_stream(benchmark: str) -> Callable[[str], ExperimentConfig]:
     registry grid."""
     def config(scenario: str = "domain") -> ExperimentConfig:
         if benchmark.endswith("_20"):
-            methods = alpha_mas_beside([1.0, 2.0], ALPHA_MAP_METHODS)
-        else:
-            methods = comparison_methods(True, None)  # the stream's own order for every method
+            methods = alpha_mas_beside([1.0, 2.0], ALPHA_MAP_METHODS, DECIDING_SEEDS)
+        else:  # the stream's own order for every method
+            methods = comparison_methods(True, None, DECIDING_SEEDS)
         return ExperimentConfig(
             name=benchmark, benchmark=benchmark, scenario="domain", model="mlp", methods=methods,
             epochs=5, batch_size=128, lr=1e-3, seeds=[0, 1, 2, 3, 4], selection_seeds=[0, 1],

@@ -8,6 +8,12 @@ direction (``value / 10`` or ``value * 10``) and the choice is made again, at mo
 extension runs have not finished) is reported as ``at_grid_edge``. A grid whose values all
 give the same mean validation accuracy is ``no_effect``: the method did not respond to its
 hyperparameter, and nothing was chosen.
+
+A method with ``refine`` (one positive numeric parameter) then gets a finer look, once: when
+its decade grid has settled, the decade choice x 10^(-2/3), 10^(-1/3), 10^(1/3) and 10^(2/3)
+(four significant digits) join the grid, and the best of all values is chosen. A decade grid
+is a decade grid still: ``at_grid_edge`` says whether the choice lies at or beyond its
+smallest or largest decade value.
 """
 from __future__ import annotations
 
@@ -85,6 +91,32 @@ def _extensible(values: list) -> bool:
         for v in values)
 
 
+#: the refinement's steps around the decade choice, in thirds of a decade
+REFINE_STEPS = (-2, -1, 1, 2)
+
+
+def _is_decade(value: float, base: list) -> bool:
+    """``value`` is a whole number of decades from the initial grid's smallest value."""
+    steps = math.log10(value / min(base))
+    return abs(steps - round(steps)) < 1e-6
+
+
+def decade_values(values: list, base: list) -> list:
+    """The values of a grid that are not refinement values."""
+    return [v for v in values if _is_decade(v, base)] if _extensible(base) else list(values)
+
+
+def _refined(grid: dict[str, list], chosen: dict[str, Any]) -> dict[str, list]:
+    """``grid`` with the refinement around its choice (one parameter)."""
+    (key, values), = grid.items()
+    finer = {float(f"{chosen[key] * 10 ** (step / 3):.4g}") for step in REFINE_STEPS}
+    return {key: sorted(set(values) | finer)}
+
+
+def _refines(config: ExperimentConfig, name: str) -> bool:
+    return any(m.name == name and m.refine for m in config.methods)
+
+
 def _grown(grid: dict[str, list], chosen: dict[str, Any], base: dict[str, list],
            bound: int) -> dict[str, list]:
     """``grid`` with one decade added at each edge the choice sits on, within ``bound``."""
@@ -114,7 +146,12 @@ def settle_grids(config: ExperimentConfig, grids: Grids, records: dict[str, dict
         settled[name] = grid
         if scores is None or _no_effect(scores):
             continue
+        refined = any(decade_values(v, base[name][k]) != v for k, v in grid.items())
+        if refined:
+            continue
         grown = _grown(grid, _best(scores), base[name], config.grid_extensions)
+        if grown == grid and _refines(config, name):
+            grown = _refined(grid, _best(scores))
         if grown != grid and (not finished_only or _scores(config, name, grown, records) is not None):
             settled[name] = grown
     return settled
@@ -133,8 +170,10 @@ def _no_effect(scores: dict[str, float | None]) -> bool:
     return len(trained) > 1 and len(trained) == len(scores) and max(trained) == min(trained)
 
 
-def _at_edge(grid: dict[str, list], chosen: dict[str, Any]) -> bool:
-    return any(_extensible(v) and chosen[k] in (min(v), max(v)) for k, v in grid.items())
+def _at_edge(grid: dict[str, list], chosen: dict[str, Any], base: dict[str, list]) -> bool:
+    """The choice lies at or beyond an edge of the decade grid of a numeric parameter."""
+    edges = {k: decade_values(v, base[k]) for k, v in grid.items() if _extensible(v)}
+    return any(not min(d) < chosen[k] < max(d) for k, d in edges.items())
 
 
 def choose_hyperparameters(config: ExperimentConfig, records: dict[str, dict],
@@ -144,6 +183,7 @@ def choose_hyperparameters(config: ExperimentConfig, records: dict[str, dict],
     ``at_grid_edge`` and ``no_effect`` (methods with a missing validation run are left
     out: nothing is chosen on part of a grid)."""
     grids = final_grids(config, records) if grids is None else grids
+    base = initial_grids(config)
     chosen = {}
     for name, grid in grids.items():
         scores = _scores(config, name, grid, records)
@@ -151,5 +191,5 @@ def choose_hyperparameters(config: ExperimentConfig, records: dict[str, dict],
             continue
         best = _best(scores)
         chosen[name] = {"chosen": best, "valid_acc": scores, "grid": grid,
-                        "at_grid_edge": _at_edge(grid, best), "no_effect": _no_effect(scores)}
+                        "at_grid_edge": _at_edge(grid, best, base[name]), "no_effect": _no_effect(scores)}
     return chosen

@@ -12,7 +12,6 @@ from typing import Any
 from alpha_mas_avalanche.data.names import n_tasks
 from alpha_mas_avalanche.experiment.config import ExperimentConfig
 from alpha_mas_avalanche.experiment.devices import device_type
-from alpha_mas_avalanche.experiment.methods import get_entry
 
 
 #: The compute settings of every run recorded before they were recorded.
@@ -110,37 +109,18 @@ def combinations(grid: dict[str, list]) -> list[dict[str, Any]]:
     return [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
 
 
-def inherited_params(config: ExperimentConfig, name: str,
-                     chosen: dict[str, dict]) -> dict[str, Any] | None:
-    """The values ``name`` takes from other methods' choices (registry ``inherit``, e.g.
-    the ablation's lambda from MAS), or None while such a method is in the config with a
-    validation grid but has no choice yet. Explicit ``params`` of ``name`` win."""
-    values = {}
-    method = next(m for m in config.methods if m.name == name)
-    selected = {m.name for m in config.methods if m.select}
-    for param, source in get_entry(name).inherit.items():
-        if param in method.params:
-            continue
-        if source in chosen and param in chosen[source]["chosen"]:
-            values[param] = chosen[source]["chosen"][param]
-        elif source in selected:
-            return None
-    return values
-
-
 def final_specs(config: ExperimentConfig, chosen: dict[str, dict] | None = None) -> list[RunSpec]:
-    """Test-stream runs: method x sweep value x seed x task order (selected and inherited
-    values merged; a method whose inherited value is not chosen yet is left out)."""
+    """Test-stream runs: method x sweep value x seed x task order, at the values chosen on
+    validation (a method with a validation grid and no choice yet is left out)."""
     chosen = chosen or {}
     specs = []
     for method in config.methods:
-        inherited = inherited_params(config, method.name, chosen)
-        if inherited is None:  # waits for the choice of the method it inherits from
+        if method.select and method.name not in chosen:  # waits for its validation grid
             continue
-        selected = {**inherited, **chosen.get(method.name, {}).get("chosen", {})}
+        selected = chosen.get(method.name, {}).get("chosen", {})
         for combo in combinations(method.sweep) if method.sweep else [{}]:
             for order in method.task_orders or config.task_orders:
-                for seed in config.seeds:
+                for seed in method.seeds or config.seeds:
                     specs.append(base_spec(
                         config, seed, order, method=method.name,
                         params={**method.params, **selected, **combo},
@@ -148,7 +128,8 @@ def final_specs(config: ExperimentConfig, chosen: dict[str, dict] | None = None)
     # the main task order first, seed-major: an interrupted grid leaves the main comparison
     # finished over whole seeds before the order-sensitivity runs
     main_order = list(config.task_orders[0])
-    specs.sort(key=lambda spec: (spec.task_order != main_order, config.seeds.index(spec.seed)))
+    seeds = config.all_seeds()
+    specs.sort(key=lambda spec: (spec.task_order != main_order, seeds.index(spec.seed)))
     return specs
 
 
@@ -157,5 +138,5 @@ def single_task_specs(config: ExperimentConfig) -> list[RunSpec]:
     n = n_tasks(config.benchmark)
     return [
         base_spec(config, seed, list(range(n)), phase="single_task", pair=pair)
-        for seed in config.seeds for pair in range(n)
+        for seed in config.all_seeds() for pair in range(n)
     ]

@@ -33,9 +33,11 @@ if TYPE_CHECKING:
 RESULT_FORMAT = 1
 #: Config keys that may change between a run and its resumption (``device`` only within
 #: its type: a grid never mixes CPU and GPU runs; a changed ``grid_extensions`` only grows
-#: or stops growing the validation grids, and the final runs follow the new choice).
+#: or stops growing the validation grids, and the final runs follow the new choice; every
+#: run's id names its method, hyperparameters, seed and task order, so methods, grids and
+#: seeds may be added: the finished runs they share are kept).
 RESUMABLE_KEYS = ("output_dir", "wandb", "wandb_project", "data_root", "device", "name",
-                  "grid_extensions")
+                  "grid_extensions", "methods", "seeds", "selection_seeds")
 
 
 @dataclass
@@ -123,6 +125,30 @@ def git_state(repo: Path) -> tuple[str | None, bool | None]:
     except (OSError, subprocess.SubprocessError):
         return None, None
     return commit, bool(status.strip())
+
+
+#: the packages whose versions every run record carries
+RECORD_PACKAGES = ("torch", "torchvision", "avalanche-lib", "numpy")
+
+
+def run_provenance(device: str, amp: str) -> dict[str, Any]:
+    """What made a run, for its record: the project's git ``commit`` and whether its tree was
+    ``dirty``, the ``versions`` of :data:`RECORD_PACKAGES`, the ``device`` it trained on
+    (the GPU's name on CUDA) and its ``precision`` (autocast mode)."""
+    from importlib import metadata
+
+    commit, dirty = git_state(Path(__file__).resolve().parents[2])
+    versions = {}
+    for package in RECORD_PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    where = device
+    if device.startswith("cuda") and torch.cuda.is_available():
+        where = f"{device} ({torch.cuda.get_device_name(torch.device(device))})"
+    return {"commit": commit, "dirty": dirty, "versions": versions, "device": where,
+            "precision": "fp32" if amp == "off" else amp}
 
 
 def environment_info() -> dict[str, Any]:

@@ -27,7 +27,7 @@ from alpha_mas_avalanche.experiment.metrics import (
     per_exp,
 )
 from alpha_mas_avalanche.experiment.specs import RunSpec
-from alpha_mas_avalanche.experiment.store import RESULT_FORMAT, sanitize
+from alpha_mas_avalanche.experiment.store import RESULT_FORMAT, run_provenance, sanitize
 from alpha_mas_avalanche.models import count_parameters, make_model
 from alpha_mas_avalanche.plugins.quadratic import TrainingDivergedError
 
@@ -111,7 +111,7 @@ def execute_run(spec: RunSpec) -> dict[str, Any]:
             record = diverged_record(spec, err)
     record.update(
         run_id=spec.run_id, spec=asdict(spec), format=RESULT_FORMAT,
-        wall_time_s=time.perf_counter() - started,
+        wall_time_s=time.perf_counter() - started, **run_provenance(spec.device, spec.amp),
     )
     return sanitize(record)
 

@@ -26,7 +26,7 @@ Definitions (accuracies in [0, 1]; tables print percent):
 - importance totals: S_t = sum of a task's MAS importances, per task (training position)
   from the AlphaMAS/MAS records, and max/min S_t per run.
 - rows: the AlphaMAS rows, the baselines, then the bounds (Naive, Joint); each label says
-  which hyperparameter it ran with (chosen on validation, default, inherited).
+  which hyperparameter it ran with (chosen on validation, default or fixed).
 """
 from __future__ import annotations
 

@@ -60,12 +60,11 @@ def display_label(label: str, method: str, params: dict[str, Any], selection: di
         return _annotate(label, f"{used} chosen{edge}")
     if entry is None:
         return label
-    keys = list(entry.select) or list(entry.inherit)
+    keys = list(entry.select)
     values = {k: params.get(k, entry.defaults.get(k)) for k in keys if k in params or k in entry.defaults}
     if not values:
         return label
-    how = ("inherited" if entry.inherit and not entry.select else
-           "default" if all(v == entry.defaults.get(k) for k, v in values.items()) else "fixed")
+    how = "default" if all(v == entry.defaults.get(k) for k, v in values.items()) else "fixed"
     return _annotate(label, f"{_assignments(values)}, {how}")
 
 
