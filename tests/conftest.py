@@ -100,6 +100,15 @@ def cifar10_exact_path(data_root: Path) -> Path:
     return data_root / CIFAR10_EXACT
 
 
+@pytest.fixture(scope="session")
+def naive_forgetting(device: str) -> float:
+    """Naive's mean forgetting of the first digits task (``forgetting_helpers``), the bar
+    the IMM and EBLL tests beat."""
+    from forgetting_helpers import mean_first_task_forgetting
+
+    return mean_first_task_forgetting(lambda: [], device)
+
+
 @pytest.fixture(autouse=True)
 def _deterministic_threads():
     """Two threads at most: CI has 2 cores."""

@@ -22,11 +22,11 @@ from avalanche.training.plugins import EarlyStoppingPlugin, LRSchedulerPlugin
 from torch import nn
 
 from alpha_mas_avalanche import EBLLPlugin, IMMPlugin
-from digits import MultiHeadMLP
-from test_compatibility import (
+from compatibility_helpers import (
     HIDDEN, N_EXPERIENCES, PLUGINS, STRATEGIES, ClassILMLP, Recorder, benchmark, make,
     quiet_evaluator, seed_all, train,
 )
+from digits import MultiHeadMLP
 
 METHODS = ("EBLL", "IMM")
 

@@ -12,8 +12,8 @@ import torch
 from alpha_mas_avalanche import mas_importance
 from alpha_mas_avalanche.imm_merge import diagonal_fisher
 from amp_helpers import MODELS, PLUGINS, make_strategy, train
+from compatibility_helpers import ClassILMLP, benchmark
 from digits import digits_benchmark, digits_tensors
-from test_compatibility import ClassILMLP, benchmark
 
 
 def small_model():

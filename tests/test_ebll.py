@@ -14,10 +14,8 @@ from torch import nn
 from alpha_mas_avalanche import EBLLPlugin
 from alpha_mas_avalanche.autoencoder import FeatureAutoencoder, code_loss, train_autoencoder
 from digits import digits_benchmark
-from test_imm import (checkpointed_and_uninterrupted, make_strategy, mean_first_task_forgetting,
-                      naive_forgetting, task_accuracy)
-
-__all__ = ["naive_forgetting"]  # session fixture shared with test_imm.py
+from forgetting_helpers import (checkpointed_and_uninterrupted, make_strategy, mean_first_task_forgetting,
+                                task_accuracy)
 
 
 class LossRecorder(SupervisedPlugin):

@@ -246,8 +246,8 @@ def test_beside_agem_in_both_orders_the_update_sees_the_penalty(make_plugin):
     importance reads .grad after A-GEM when A-GEM is listed first, so SI may differ)."""
     from avalanche.training.plugins import AGEMPlugin
 
-    from test_compatibility import benchmark, make, params_of, seed_all
-    from test_compatibility import train as train_stream
+    from compatibility_helpers import benchmark, make, params_of, seed_all
+    from compatibility_helpers import train as train_stream
 
     bm = benchmark(task_il=True)
     finals = {}
