@@ -20,7 +20,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import grad, vmap
 
-from alpha_mas_avalanche.importance import PER_SAMPLE_BUDGET, forward_functional, model_device
+from alpha_mas_avalanche.importance import PER_SAMPLE_BUDGET, forward_functional
+from alpha_mas_avalanche.parameters import model_device, pad_to, trainable_parameters, unwrap
 from alpha_mas_avalanche.precision import accumulation_dtype, autocast_off, zero_sums
 from alpha_mas_avalanche.validation import check_choice
 
@@ -53,25 +54,6 @@ def merge_coefficients(merge_weights: Any, num_tasks: int) -> list[float]:
     used = [float(w) for w in merge_weights[:num_tasks]]
     total = sum(used)
     return [w / total for w in used]
-
-
-def _embed(stored: Tensor, shape: torch.Size, name: str) -> tuple[Tensor, Tensor]:
-    """``stored`` placed in the leading block of a zero tensor of ``shape``, and the
-    mask of that block (a classifier that grew keeps its old units first)."""
-    if stored.shape == shape:
-        return stored, torch.ones((), dtype=stored.dtype, device=stored.device)
-    if stored.dim() != len(shape) or any(s > t for s, t in zip(stored.shape, shape)):
-        raise ValueError(
-            f"parameter {name!r}: a stored solution has shape {tuple(stored.shape)}, which "
-            f"does not fit in the current shape {tuple(shape)}; IMM can merge parameters "
-            "that keep their shape or grow (new units appended)"
-        )
-    block = tuple(slice(0, s) for s in stored.shape)
-    value = stored.new_zeros(shape)
-    value[block] = stored
-    mask = stored.new_zeros(shape)
-    mask[block] = 1.0
-    return value, mask
 
 
 def imm_merge(
@@ -110,12 +92,15 @@ def imm_merge(
         for k, (theta, a_k) in enumerate(zip(solutions, coefficients)):
             if name not in theta or (used is not None and name not in used[k]):
                 continue
-            theta_k, mask = _embed(theta[name].to(value), value.shape, name)
-            weight = a_k * mask
+            stored = theta[name]
+            theta_k = pad_to(stored, value, f"parameter {name!r}")
+            # a grown layer: its new units count only for the tasks that had them
+            weight = a_k if stored.shape == value.shape else \
+                a_k * pad_to(torch.ones_like(stored), value)
             mean_num += weight * theta_k
             mean_den += weight
             if fishers is not None:
-                fisher_k, _ = _embed(fishers[k][name].to(value), value.shape, name)
+                fisher_k = pad_to(fishers[k][name], value, f"parameter {name!r}")
                 mode_num += weight * fisher_k * theta_k
                 mode_den += weight * fisher_k
         mean = torch.where(mean_den > 0, mean_num / mean_den.clamp_min(1e-38), value)
@@ -133,8 +118,10 @@ def _forward(model: nn.Module, x: Tensor, task_label: int | None) -> Tensor:
 
 
 def used_parameters(model: nn.Module, x: Tensor, task_label: int | None) -> set[str]:
-    """Names of the trainable parameters the output for ``x`` depends on (gets a gradient)."""
-    params = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    """Names of the trainable parameters the output for ``x`` depends on (gets a gradient),
+    the model evaluated unwrapped (no DDP collective)."""
+    model = unwrap(model)
+    params = trainable_parameters(model)
     out = _forward(model, x, task_label)
     grads = torch.autograd.grad(out.sum(), list(params.values()), allow_unused=True)
     return {n for n, g in zip(params, grads) if g is not None}
@@ -155,13 +142,32 @@ def diagonal_fisher(
     ``estimate``: ``"exact"`` takes the expectation over the model's own predictive
     distribution (``sum_c p_c g_c^2``); ``"sampled"`` draws one ``y ~ p(.|x_n)`` per sample
     (the authors' code); ``"empirical"`` uses the true label. The model is evaluated in
-    eval mode, on its own device, where the batches are moved (``device``, if given, must
-    name it); batches are ``(x, y)`` (``y`` read only for ``"empirical"``). The per-sample
-    gradients run with autocast off and the Fisher is accumulated in float32 (float64 for
-    float64 parameters) whatever the autocast state.
+    eval mode, unwrapped (DDP, torch.compile), on its own device, where the batches are
+    moved (``device``, if given, must name it); batches are ``(x, y)`` (``y`` read only for
+    ``"empirical"``). The per-sample gradients run with autocast off and the Fisher is
+    accumulated in float32 (float64 for float64 parameters) whatever the autocast state.
     """
+    sums, count = fisher_sums(model, batches, task_label=task_label, estimate=estimate,
+                              device=device, generator=generator)
+    if count == 0:
+        raise ValueError("data: holds no samples; the Fisher needs at least one input")
+    return {n: t / count for n, t in sums.items()}
+
+
+def fisher_sums(
+    model: nn.Module,
+    batches: Iterable[tuple[Tensor, Tensor]],
+    *,
+    task_label: int | None = None,
+    estimate: str = "exact",
+    device: torch.device | str | None = None,
+    generator: torch.Generator | None = None,
+) -> tuple[dict[str, Tensor], int]:
+    """``(sum over samples of the per-sample Fisher terms, number of samples)``: the parts
+    of :func:`diagonal_fisher` (same arguments) that add up across data-parallel ranks."""
     check_choice("estimate", estimate, FISHER_ESTIMATES)
-    params = {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
+    model = unwrap(model)
+    params = {n: p.detach() for n, p in trainable_parameters(model).items()}
     if not params:
         raise ValueError("model: has no trainable parameters (requires_grad=True)")
     device = model_device(model, device)
@@ -205,9 +211,7 @@ def diagonal_fisher(
                 count += xs.shape[0]
     finally:
         model.train(was_training)
-    if count == 0:
-        raise ValueError("data: holds no samples; the Fisher needs at least one input")
-    return {n: t / count for n, t in total.items()}
+    return total, count
 
 
 class DropTransfer:

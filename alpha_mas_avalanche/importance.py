@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 from torch.utils.data import DataLoader, Dataset
 
+from alpha_mas_avalanche.parameters import model_device, trainable_parameters, unwrap
 from alpha_mas_avalanche.per_sample import (  # noqa: F401 (re-exported)
     PER_SAMPLE_BUDGET,
     fast_abs_gradient_sums,
@@ -92,31 +93,6 @@ def forward(model: nn.Module, x: Tensor, task_label: int | None) -> Tensor:
     return model(x, labels)
 
 
-def trainable_parameters(model: nn.Module) -> dict[str, nn.Parameter]:
-    """Name -> parameter for every parameter with ``requires_grad``."""
-    return {n: p for n, p in model.named_parameters() if p.requires_grad}
-
-
-def model_device(model: nn.Module, device: torch.device | str | None = None) -> torch.device:
-    """The device of ``model``'s parameters, where every computation on it runs and its
-    data is moved to. ``device``, if given, must name that device (``"cuda"`` matches any
-    CUDA device): it never moves the model."""
-    tensors = [*model.parameters(), *model.buffers()]
-    own = tensors[0].device if tensors else torch.device("cpu")
-    if device is None:
-        return own
-    try:
-        wanted = torch.device(device)
-    except (RuntimeError, TypeError) as err:
-        raise ValueError(f"device: expected None or a torch device, got {device!r}") from err
-    if wanted.type != own.type or (wanted.index is not None and wanted.index != own.index):
-        raise ValueError(
-            f"device: {str(wanted)!r}, but the model is on {str(own)!r}; computations run "
-            "where the model is, so move the model (model.to(device)) or pass device=None"
-        )
-    return own
-
-
 def _validate(model, exact, batch_size, max_samples, task_label) -> None:
     if not isinstance(model, nn.Module):
         raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
@@ -159,7 +135,7 @@ def mas_importance(
         max_samples: use only the first ``max_samples`` inputs (``None``: all).
         device: None (the default) or the device the model is on, checked: the
             computation runs on the model's device and the inputs are moved there
-            (see :func:`model_device`).
+            (see :func:`~alpha_mas_avalanche.parameters.model_device`).
 
     Under ``torch.autocast`` the forward runs in the autocast precision and the sums are
     accumulated in float32 (float64 for float64 parameters), autocast off.
@@ -167,10 +143,31 @@ def mas_importance(
     it under ``torch.no_grad()`` gives the same result; under ``torch.inference_mode()``
     it raises a RuntimeError saying so.
 
+    A model wrapped in DDP, DataParallel or ``torch.compile`` is evaluated unwrapped
+    (eagerly, with no collective), its parameters named as in the unwrapped module.
+
     Returns:
         name -> importance tensor of the parameter's shape, for trainable parameters,
         in float32 (float64 for float64 parameters).
     """
+    sums, count = importance_sums(model, data, task_label=task_label, exact=exact,
+                                  batch_size=batch_size, max_samples=max_samples, device=device)
+    return {name: t / count for name, t in sums.items()}
+
+
+def importance_sums(
+    model: nn.Module,
+    data: Tensor | Dataset | DataLoader,
+    *,
+    task_label: int | None = None,
+    exact: bool = True,
+    batch_size: int = 256,
+    max_samples: int | None = None,
+    device: torch.device | str | None = None,
+) -> tuple[dict[str, Tensor], int]:
+    """``(sum over the inputs of the per-sample terms, number of inputs)``: the parts of
+    :func:`mas_importance` (same arguments) that add up across the ranks of a
+    data-parallel job."""
     _validate(model, exact, batch_size, max_samples, task_label)
     if torch.is_inference_mode_enabled():
         raise RuntimeError(
@@ -178,7 +175,7 @@ def mas_importance(
             "computed; call it (or train, or consolidate) outside inference_mode "
             "(torch.no_grad() is fine: the importance enables gradients itself)"
         )
-    return _importance(
+    return _importance_sums(
         model, data, method="fast" if exact else "batch", task_label=task_label,
         batch_size=batch_size, max_samples=max_samples, device=device,
     )
@@ -187,7 +184,16 @@ def mas_importance(
 def _importance(model, data, *, method, task_label, batch_size, max_samples, device):
     """``mas_importance`` after validation; ``method`` is one of ``METHODS`` (tests use
     ``"generic"`` as the reference for the fast layer rules)."""
+    sums, count = _importance_sums(model, data, method=method, task_label=task_label,
+                                   batch_size=batch_size, max_samples=max_samples,
+                                   device=device)
+    return {name: t / count for name, t in sums.items()}
+
+
+def _importance_sums(model, data, *, method, task_label, batch_size, max_samples, device):
+    """``(sums, count)`` of ``_importance``; raises ValueError when ``data`` is empty."""
     check_choice("method", method, METHODS)
+    model = unwrap(model)
     params = trainable_parameters(model)
     if not params:
         raise ValueError("model: has no trainable parameters (requires_grad=True); nothing to weigh")
@@ -205,7 +211,7 @@ def _importance(model, data, *, method, task_label, batch_size, max_samples, dev
         model.train(was_training)
     if count == 0:
         raise ValueError("data: holds no samples; importance needs at least one input")
-    return {name: t / count for name, t in total.items()}
+    return total, count
 
 
 def _loader_options(device: torch.device) -> dict[str, Any]:

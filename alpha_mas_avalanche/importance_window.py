@@ -22,8 +22,8 @@ class ImportanceWindow:
     """Rolling per-epoch sums of ``|d ||F(x)||^2 / d theta|`` over the mini-batches seen.
 
     Call :meth:`start` before an experience, :meth:`add` on every training mini-batch,
-    :meth:`finish` at its end (the mean over the samples of the last ``epochs`` epochs
-    that ran). Each mini-batch is evaluated in eval mode (the model's mode is restored),
+    :meth:`finish` at its end (the sums over the samples of the last ``epochs`` epochs
+    that ran, and their count). Each mini-batch is evaluated in eval mode (the model's mode is restored),
     without touching ``.grad``, BatchNorm statistics or the RNG.
     """
 
@@ -64,18 +64,17 @@ class ImportanceWindow:
             self._sums.add(x, self._window[-1][0])
         self._window[-1][1] += x.shape[0]
 
-    def finish(self) -> Sums | None:
-        """The mean importance over the window (None if no sample was added); closes."""
+    def finish(self) -> tuple[Sums, int]:
+        """``(sums over the window's samples, their count)`` (zeros and 0 if no sample was
+        added); closes."""
         count = sum(c for _, c in self._window)
-        importance: Sums = {}
+        importance: Sums = self._sums.zeros() if self._sums is not None else {}
         for sums, _ in self._window:
             for name, s in sums.items():
-                importance[name] = importance[name] + s if name in importance else s.clone()
+                importance[name] += s
         self._window.clear()
         self.close()
-        if count == 0:
-            return None
-        return {n: s / count for n, s in importance.items()}
+        return importance, count
 
     def close(self) -> None:
         """Remove the forward hooks."""

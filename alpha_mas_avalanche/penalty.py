@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor
 
+from alpha_mas_avalanche.parameters import pad_to
 from alpha_mas_avalanche.precision import accumulation_dtype
 from alpha_mas_avalanche.validation import check_choice, check_finite_float
 
@@ -276,19 +277,8 @@ class ConsolidatedPenalty:
 
     def _expanded(self, name: str, like: Tensor) -> tuple[Tensor, Tensor]:
         """Stored weight and center padded with zeros to ``like``'s shape (a grown layer)."""
-        weight, center = self.weight[name], self.center[name]
-        if weight.shape == like.shape:
-            return weight.to(like), center.to(like)
-        if weight.dim() != like.dim() or any(o > n for o, n in zip(weight.shape, like.shape)):
-            raise ValueError(
-                f"parameter {name!r} changed shape from {tuple(weight.shape)} to "
-                f"{tuple(like.shape)}; only growth along existing dimensions is supported"
-            )
-        slices = tuple(slice(0, s) for s in weight.shape)
-        w = torch.zeros_like(like)
-        c = torch.zeros_like(like)
-        w[slices], c[slices] = weight.to(like), center.to(like)
-        return w, c
+        where = f"parameter {name!r}"
+        return pad_to(self.weight[name], like, where), pad_to(self.center[name], like, where)
 
     # ----------------------------------------------------------------- value
     def _terms(self, params: Mapping[str, Tensor]):
@@ -335,6 +325,15 @@ class ConsolidatedPenalty:
         return 2.0 * self.scale * max(float(w.max()) for w in self.weight.values())
 
     # ------------------------------------------------------------------ state
+    def hyperparameters(self) -> dict:
+        """The settings a saved state carries, by constructor name."""
+        return {"lambda_reg": self.lambda_reg, "lambda_mode": self.lambda_mode,
+                "alpha_scaling": self.alpha_scaling, "anchor": self.anchor}
+
+    def parameter_tables(self) -> list[dict[str, Tensor]]:
+        """The state's tables keyed by parameter name."""
+        return [self.weight, self.center]
+
     def state_dict(self) -> dict:
         return {
             "lambda_reg": self.lambda_reg,

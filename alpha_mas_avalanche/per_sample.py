@@ -76,18 +76,17 @@ class _Recorder:
     """Forward hooks that keep each call's input and the gradient edge of its raw output.
 
     The edge is taken before any later in-place op (``ReLU(inplace=True)``, Avalanche's
-    head masking) rewrites the output, so its gradient is the one the layer sees.
+    head masking) rewrites the output, so its gradient is the one the layer sees. The hooks
+    exist only between :meth:`start` and :meth:`stop` (around the importance's own eager
+    forward), so a compiled model's training steps never meet them: no graph break, no
+    recompilation.
     """
 
     def __init__(self, modules: Iterable[nn.Module]) -> None:
         self.calls: dict[nn.Module, list[_Call]] = {m: [] for m in modules}
-        self.active = False
-        # prepend: see the raw output even if other hooks replace it
-        self._handles = [m.register_forward_hook(self._hook, prepend=True) for m in self.calls]
+        self._handles: list = []
 
     def _hook(self, module: nn.Module, args: tuple, output: Any) -> None:
-        if not self.active:
-            return
         inputs = args[0] if len(args) == 1 and isinstance(args[0], Tensor) else None
         edge = None
         if isinstance(output, Tensor) and output.requires_grad:
@@ -98,14 +97,16 @@ class _Recorder:
     def start(self) -> None:
         for calls in self.calls.values():
             calls.clear()
-        self.active = True
+        # prepend: see the raw output even if other hooks replace it
+        self._handles = [m.register_forward_hook(self._hook, prepend=True) for m in self.calls]
 
     def stop(self) -> None:
-        self.active = False
-
-    def remove(self) -> None:
         for handle in self._handles:
             handle.remove()
+        self._handles = []
+
+    def remove(self) -> None:
+        self.stop()
         self.calls.clear()
 
 

@@ -8,8 +8,8 @@ Usage::
                                  loggers=[InteractiveLogger(), WandBLogger()])
 
 It reads the plugins of the strategy it is attached to (no arguments needed): every plugin
-with a ``last_penalty`` (AlphaMASPlugin, SIPlugin, L2Plugin), ``alphas`` and
-``importance_totals``. Names, ``<Plugin>`` being the plugin's class name (with ``#2``... if
+with a ``last_penalty`` (AlphaMASPlugin, SIPlugin, L2Plugin, EBLLPlugin: distillation and
+code terms, IMMPlugin: L2-transfer), ``alphas`` and ``importance_totals``. Names, ``<Plugin>`` being the plugin's class name (with ``#2``... if
 a strategy holds two of one class):
 
 - ``<Plugin>/penalty_epoch``: the mean penalty over the epoch's iterations (after each
@@ -19,8 +19,8 @@ a strategy holds two of one class):
 
 Avalanche's text and interactive loggers print the per-experience values with the next
 evaluation (``strategy.eval``), as they do every metric emitted after an experience.
-Penalties are summed as the plugin keeps them (a float, or a tensor on the model's device,
-added without a host sync) and read once per epoch. Avalanche's ``CSVLogger`` writes fixed
+Penalties are summed as tensors on the model's device (``last_penalty_tensor``, no host
+sync in a training iteration) and read once per epoch. Avalanche's ``CSVLogger`` writes fixed
 accuracy, loss and forgetting columns only, so it shows no ``PluginMetric``, this one
 included.
 """
@@ -69,7 +69,10 @@ class PenaltyMetric(PluginMetric[dict]):
     def after_training_iteration(self, strategy) -> None:
         super().after_training_iteration(strategy)
         for name, plugin in self.sources(strategy).items():
-            self._sums[name] = self._sums.get(name, 0.0) + plugin.last_penalty
+            value = getattr(plugin, "last_penalty_tensor", None)
+            if value is None:  # a plugin of someone else's with a float only
+                value = plugin.last_penalty
+            self._sums[name] = self._sums.get(name, 0.0) + value
         self._count += 1
 
     def after_training_epoch(self, strategy) -> list[MetricValue]:

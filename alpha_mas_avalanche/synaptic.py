@@ -15,26 +15,15 @@ skipped by a ``GradScaler`` (parameters unchanged, gradients not finite) adds no
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import torch
 from torch import Tensor
 
+from alpha_mas_avalanche.parameters import pad_to
 from alpha_mas_avalanche.penalty import WorkBuffers, add_quadratic_gradient_, zero_penalty
 from alpha_mas_avalanche.precision import accumulation_dtype, zero_sums
 from alpha_mas_avalanche.validation import check_finite_float
-
-
-def _grown(stored: Tensor, like: Tensor) -> Tensor:
-    """``stored`` zero-padded to ``like``'s shape (a layer that grew, e.g. a new head unit)."""
-    if stored.shape == like.shape:
-        return stored.to(like)
-    if stored.dim() != like.dim() or any(o > n for o, n in zip(stored.shape, like.shape)):
-        raise ValueError(f"a parameter changed shape from {tuple(stored.shape)} to "
-                         f"{tuple(like.shape)}; only growth along existing dimensions is supported")
-    out = torch.zeros_like(like)
-    out[tuple(slice(0, s) for s in stored.shape)] = stored.to(like)
-    return out
 
 
 class SynapticIntelligence:
@@ -90,12 +79,18 @@ class SynapticIntelligence:
         self._before = {}
 
     @torch.no_grad()
-    def end_task(self, params: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    def end_task(self, params: Mapping[str, Tensor],
+                 combine: Callable[[dict[str, Tensor]], dict[str, Tensor]] | None = None,
+                 ) -> dict[str, Tensor]:
         """Fold the task's path integral into ``Omega``; anchor at ``params``.
 
-        Returns the task's increment ``omega / (Delta^2 + xi)``. Raises ValueError (and
-        changes nothing) if the parameters or the path integral are not finite.
+        ``combine``, if given, maps the path integrals first (the mean over the ranks of a
+        data-parallel job). Returns the task's increment ``omega / (Delta^2 + xi)``. Raises
+        ValueError (and changes nothing) if the parameters or the path integral are not
+        finite.
         """
+        if combine is not None:
+            self._omega = combine(self._omega)
         increments = {}
         for name, omega in self._omega.items():
             theta = params[name].detach()
@@ -110,7 +105,7 @@ class SynapticIntelligence:
                 raise ValueError(f"SI importance of parameter {name!r} is not finite")
         for name, increment in increments.items():
             if name in self.importance:
-                self.importance[name] = _grown(self.importance[name], increment) + increment
+                self.importance[name] = pad_to(self.importance[name], increment) + increment
             else:
                 self.importance[name] = increment.clone()
         self.anchor = {n: p.detach().clone() for n, p in params.items() if n in self.importance}
@@ -130,8 +125,8 @@ class SynapticIntelligence:
                 continue
             p = params[name]
             if weight.shape != p.shape or weight.device != p.device or weight.dtype != p.dtype:
-                self.importance[name] = _grown(weight, p.detach())
-                self.anchor[name] = _grown(self.anchor[name], p.detach())
+                self.importance[name] = pad_to(weight, p.detach())
+                self.anchor[name] = pad_to(self.anchor[name], p.detach())
             yield p, self.importance[name], self.anchor[name]
 
     def value(self, params: Mapping[str, Tensor]) -> Tensor:
@@ -162,6 +157,14 @@ class SynapticIntelligence:
                                          if w.numel())
 
     # -------------------------------------------------------------------- state
+    def hyperparameters(self) -> dict:
+        """The settings a saved state carries."""
+        return {"strength": self.strength, "damping": self.damping}
+
+    def parameter_tables(self) -> list[dict[str, Tensor]]:
+        """The state's tables keyed by parameter name."""
+        return [self.importance, self.anchor, self._start, self._omega]
+
     def state_dict(self) -> dict:
         def copy(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
             return {n: t.clone() for n, t in tensors.items()}

@@ -6,15 +6,11 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from avalanche.models import MultiTaskModule
 
-from alpha_mas_avalanche.importance import (
-    iterate_input_batches,
-    mas_importance,
-    model_device,
-    trainable_parameters,
-)
+from alpha_mas_avalanche.distributed import rank_share
+from alpha_mas_avalanche.importance import importance_sums, iterate_input_batches
 from alpha_mas_avalanche.importance_window import ImportanceWindow
+from alpha_mas_avalanche.parameters import model_device, trainable_parameters, unwrap
 from alpha_mas_avalanche.penalty import ConsolidatedPenalty
 from alpha_mas_avalanche.plugins.quadratic import (  # noqa: F401 (re-exported)
     DIVERGENCE_GROWTH,
@@ -105,6 +101,12 @@ class AlphaMASPlugin(QuadraticPenaltyPlugin):
     Strategies that never call the backward hooks (Avalanche's ``MER``) never apply the
     penalty; the plugin warns once when a training experience ends without them.
 
+    Data parallel (DDP, Avalanche's ``DistributedHelper``): the importance sums and sample
+    counts are added over the ranks (one all-reduce per experience), so every rank holds
+    the importance of the whole experience, the same ``S_t``, alphas and anchors. Where
+    every rank holds the whole experience, each rank evaluates its share of it. With
+    ``exact_importance=False`` the mean is over all ranks' batches.
+
     Not to be confused with Avalanche's ``MASPlugin(alpha=...)``, where ``alpha`` is
     the decay of an exponential moving average of importances.
     """
@@ -164,13 +166,15 @@ class AlphaMASPlugin(QuadraticPenaltyPlugin):
             )
         super().before_training_exp(strategy, **kwargs)
         if self.importance_from == "last_epochs":
-            model, experience = strategy.model, strategy.experience
-            self._window.start(model, self.params(strategy),
-                               _task_label(model, experience), _probe(experience, model))
+            model = unwrap(strategy.model)
+            with self.importance_region(model):
+                self._window.start(model, self.params(strategy), self.task_label(strategy),
+                                   _probe(strategy.experience, model))
 
     def before_forward(self, strategy, **kwargs) -> None:
         if self.importance_from == "last_epochs" and strategy.is_training:
-            self._window.add(strategy.mb_x, strategy.clock.train_exp_epochs)
+            with self.importance_region(strategy.model):
+                self._window.add(strategy.mb_x, strategy.clock.train_exp_epochs)
 
     def after_training_exp(self, strategy, **kwargs) -> None:
         experience = strategy.experience
@@ -181,15 +185,16 @@ class AlphaMASPlugin(QuadraticPenaltyPlugin):
             raise
         super().after_training_exp(strategy, **kwargs)
         if self.importance_from == "last_epochs":
-            importance = self._window.finish()
-            if importance is None:
+            sums, count = self.reduce(*self._window.finish())
+            if count == 0:
                 raise ValueError(
                     f"AlphaMASPlugin, experience {experience.current_experience}: no training "
                     "mini-batch reached the before_forward hook in this experience (training "
                     "stopped before its first iteration, or the strategy, e.g. MER, calls no "
                     "forward hooks); importance_from='last_epochs' has nothing to average"
                 )
-            self._add_task(strategy.model, importance, experience.current_experience)
+            self._add_task(strategy.model, {n: t / count for n, t in sums.items()},
+                           experience.current_experience)
             return
         if self.importance_data is not None:
             data = self.importance_data(experience)
@@ -198,7 +203,7 @@ class AlphaMASPlugin(QuadraticPenaltyPlugin):
         self.consolidate(
             strategy.model,
             data,
-            task_label=_task_label(strategy.model, experience),
+            task_label=self.task_label(strategy),
             experience=experience.current_experience,
         )
 
@@ -217,18 +222,24 @@ class AlphaMASPlugin(QuadraticPenaltyPlugin):
         Estimates MAS importance on ``data`` (inputs only; labels are never read), with the
         current parameters as anchor. Also usable before the first experience to protect a
         network trained elsewhere. Runs on the model's device (``device``, if given, must
-        name it; see :func:`~alpha_mas_avalanche.importance.model_device`).
+        name it; see :func:`~alpha_mas_avalanche.parameters.model_device`), on the module
+        inside any DDP / torch.compile wrapper, with autocast off. In a ``torch.distributed``
+        job every rank must call it (the sums are added over the ranks).
         """
+        self.bind(model)
+        data, max_samples = rank_share(data, self.max_importance_samples)
         try:
-            importance = mas_importance(
-                model,
-                data,
-                task_label=task_label,
-                exact=self.exact_importance,
-                batch_size=self.importance_batch_size,
-                max_samples=self.max_importance_samples,
-                device=device,
-            )
+            with self.importance_region(model):
+                sums, count = importance_sums(
+                    model,
+                    data,
+                    task_label=task_label,
+                    exact=self.exact_importance,
+                    batch_size=self.importance_batch_size,
+                    max_samples=max_samples,
+                    device=device,
+                )
+            sums, count = self.reduce(sums, count)
         except ValueError as err:
             raise ValueError(f"AlphaMASPlugin, experience {experience}: {err}") from err
         except (AssertionError, RuntimeError) as err:  # raised by the model's own forward
@@ -236,7 +247,7 @@ class AlphaMASPlugin(QuadraticPenaltyPlugin):
                 f"AlphaMASPlugin, experience {experience}: the model's eval-mode forward "
                 f"failed while estimating MAS importance ({type(err).__name__}: {err})"
             ) from err
-        self._add_task(model, importance, experience)
+        self._add_task(model, {n: t / count for n, t in sums.items()}, experience)
 
     def _add_task(self, model: torch.nn.Module, importance: dict, experience: int | str) -> None:
         """Consolidate ``importance`` with the model's current parameters as anchor; an
@@ -267,16 +278,3 @@ def _probe(experience, model: torch.nn.Module) -> torch.Tensor | None:
     if batch is None or batch.shape[0] < 2:
         return None
     return batch.to(model_device(model))
-
-
-def _task_label(model: torch.nn.Module, experience) -> int | None:
-    """The head to evaluate: the experience's task label for multi-head models."""
-    if not isinstance(model, MultiTaskModule):
-        return None
-    labels = list(experience.task_labels)
-    if len(labels) != 1:
-        raise ValueError(
-            f"AlphaMASPlugin: experience {experience.current_experience} has task labels "
-            f"{labels}; importance for a multi-head model needs one task label per experience"
-        )
-    return int(labels[0])

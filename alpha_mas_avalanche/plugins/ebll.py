@@ -5,19 +5,19 @@ import copy
 from collections.abc import Callable
 
 import torch
-from avalanche.core import SupervisedPlugin
 from avalanche.models import MultiTaskModule
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
+from alpha_mas_avalanche import distributed
 from alpha_mas_avalanche.autoencoder import (
     FeatureAutoencoder,
     code_loss,
     distillation_loss,
     train_autoencoder,
 )
-from alpha_mas_avalanche.importance import model_device
-from alpha_mas_avalanche.plugins.imm import experience_task_label
+from alpha_mas_avalanche.parameters import model_device, model_dtype, unwrap
+from alpha_mas_avalanche.plugins.base import ContinualPlugin
 from alpha_mas_avalanche.precision import accumulation_dtype, autocast_off
 from alpha_mas_avalanche.validation import check_finite_float, check_positive_int
 
@@ -30,7 +30,7 @@ CONTRACT = (
 )
 
 
-class EBLLPlugin(SupervisedPlugin):
+class EBLLPlugin(ContinualPlugin):
     """Encoder Based Lifelong Learning.
 
     Rannen, Aljundi, Blaschko, Tuytelaars, "Encoder Based Lifelong Learning", ICCV 2017.
@@ -72,9 +72,18 @@ class EBLLPlugin(SupervisedPlugin):
 
     Mixed precision: under ``torch.autocast`` the losses follow the autocast precision;
     the autoencoders are trained and kept in float32 (float64 for a float64 model) with
-    autocast off. ``last_code_loss``
-    and ``last_distillation_loss`` are read from the device only when asked for; state
-    restored with ``load_state_dict`` moves to the model's device at the next experience.
+    autocast off. ``last_penalty`` (the two terms added to the loss, weighted),
+    ``last_code_loss`` and ``last_distillation_loss`` are read from the device only when
+    asked for; state restored with ``load_state_dict`` moves to the model's device at the
+    next experience.
+
+    Wrappers and data parallel: the model is read inside DDP / torch.compile (the frozen
+    copy is of the unwrapped module). Each rank computes the features of its share of the
+    experience; they are gathered on every rank, the autoencoder is trained on all of
+    them, and rank 0's encoder and history are broadcast, so every rank keeps the same.
+    Under DDP every parameter the EBLL terms reach must also be used by the model's
+    forward (one head, class-incremental): a multi-head model's old heads, reached only by
+    the distillation, are what DDP's ``find_unused_parameters=True`` refuses.
     """
 
     def __init__(
@@ -129,13 +138,14 @@ class EBLLPlugin(SupervisedPlugin):
 
     # ------------------------------------------------------------------ hooks
     def before_training_exp(self, strategy, **kwargs) -> None:
-        check_contract(strategy.model, self.feature_extractor)
-        self._follow(strategy.model)
+        super().before_training_exp(strategy, **kwargs)
+        check_contract(unwrap(strategy.model), self.feature_extractor)
+        self._follow(unwrap(strategy.model))
 
     def before_backward(self, strategy, **kwargs) -> None:
         if self.previous_model is None:
             return
-        model, old = strategy.model, self.previous_model
+        model, old = unwrap(strategy.model), self.previous_model
         x = strategy.mb_x
         features = self.features(model, x)
         with torch.no_grad():
@@ -149,20 +159,22 @@ class EBLLPlugin(SupervisedPlugin):
                 old_logits = _head(old, old_features, task)[:, units]
             distillation = distillation + distillation_loss(logits, old_logits, self.temperature)
         self._code_loss, self._distillation_loss = codes.detach(), distillation.detach()
-        strategy.loss = (strategy.loss + self.distillation_weight * distillation
-                         + self.code_weight * codes)
+        penalty = self.distillation_weight * distillation + self.code_weight * codes
+        self._last_penalty = penalty.detach()
+        strategy.loss = strategy.loss + penalty
 
     def after_training_exp(self, strategy, **kwargs) -> None:
-        model, experience = strategy.model, strategy.experience
+        model = unwrap(strategy.model)
         device = model_device(model)
-        task = experience_task_label(model, experience, "EBLLPlugin")
-        data = experience.dataset.eval()
+        task = self.task_label(strategy)
+        data, _ = distributed.rank_share(strategy.experience.dataset.eval())
         loader = DataLoader(data, batch_size=self.autoencoder_batch_size, shuffle=False,
                             collate_fn=getattr(data, "collate_fn", None))
         was_training = model.training
         model.eval()
         try:
-            classes = self._learn_encoder(model, loader, task, device)
+            with self.importance_region(model):
+                classes = self._learn_encoder(model, loader, task, device)
         finally:
             model.train(was_training)
         # from the labels (online experiences have no classes_in_this_experience)
@@ -195,7 +207,10 @@ class EBLLPlugin(SupervisedPlugin):
             self.encoders.append(encoder.requires_grad_(False))
         self.old_classes = {t: set(c) for t, c in state["old_classes"].items()}
         self.previous_model = state["previous_model"]
+        if self.previous_model is not None:
+            self.previous_model = unwrap(self.previous_model)
         self.autoencoder_history = [list(h) for h in state["autoencoder_history"]]
+        self.state_loaded()
 
     # ---------------------------------------------------------------- helpers
     def _follow(self, model: nn.Module) -> None:
@@ -217,7 +232,9 @@ class EBLLPlugin(SupervisedPlugin):
                 labels.append(batch[1].to(device))
         if not features:
             raise ValueError("EBLLPlugin: the experience holds no samples; no autoencoder to train")
-        features, labels = torch.cat(features), torch.cat(labels)  # one pass, reused every epoch
+        # one pass, reused every epoch; every rank's share, on every rank
+        features = distributed.all_gather_rows(torch.cat(features))
+        labels = distributed.all_gather_rows(torch.cat(labels))
         feature_size = features.flatten(1).shape[1]
         if self.code_size >= feature_size:
             raise ValueError(
@@ -241,7 +258,8 @@ class EBLLPlugin(SupervisedPlugin):
                 epochs=self.autoencoder_epochs,
                 lr=self.autoencoder_lr,
             )
-        self.autoencoder_history.append(history)
+        distributed.broadcast_(list(autoencoder.encoder.parameters()))
+        self.autoencoder_history.append(distributed.broadcast_object(history))
         self.encoders.append(autoencoder.encoder.requires_grad_(False))
         return {int(c) for c in labels.unique()}
 
@@ -255,11 +273,6 @@ def check_contract(model: nn.Module, feature_extractor) -> None:
         missing.append("an attribute `classifier`")
     if missing:
         raise TypeError(f"{CONTRACT}. {type(model).__name__} lacks {' and '.join(missing)}.")
-
-
-def model_dtype(model: nn.Module) -> torch.dtype:
-    """The dtype of the model's first floating-point parameter (float32 if none)."""
-    return next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
 
 
 def _head(model: nn.Module, features: Tensor, task: int | None) -> Tensor:

@@ -5,22 +5,28 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from avalanche.core import SupervisedPlugin
-from avalanche.models import MultiTaskModule
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
+from alpha_mas_avalanche import distributed
 from alpha_mas_avalanche.imm_merge import (
     DROP_TRANSFER_LAYERS,
     FISHER_ESTIMATES,
     MODES,
     DropTransfer,
-    diagonal_fisher,
+    fisher_sums,
     imm_merge,
     merge_coefficients,
     used_parameters,
 )
-from alpha_mas_avalanche.importance import model_device, trainable_parameters
+from alpha_mas_avalanche.parameters import (
+    leading_block,
+    model_device,
+    pad_to,
+    trainable_parameters,
+    unwrap,
+)
+from alpha_mas_avalanche.plugins.base import ContinualPlugin
 from alpha_mas_avalanche.validation import (
     check_choice,
     check_finite_float,
@@ -29,7 +35,7 @@ from alpha_mas_avalanche.validation import (
 )
 
 
-class IMMPlugin(SupervisedPlugin):
+class IMMPlugin(ContinualPlugin):
     """Incremental Moment Matching.
 
     Lee, Kim, Jun, Ha, Zhang, "Overcoming Catastrophic Forgetting by Incremental Moment
@@ -51,6 +57,11 @@ class IMMPlugin(SupervisedPlugin):
     experiences whose output depends on it, so each head keeps its own task's solution.
     Buffers (e.g. BatchNorm statistics) are those of the latest experience. Memory:
     one copy of the trainable parameters per experience (and one Fisher for mode-IMM).
+
+    Data parallel: the Fisher sums and sample counts are added over the ranks (one
+    all-reduce per experience; each rank evaluates its share of the experience), and the
+    merged weights are broadcast from rank 0, so the replicas stay equal.
+    ``last_penalty`` is the L2-transfer term of the last training step.
 
     Args:
         mode: ``"mode"`` (mode-IMM) or ``"mean"`` (mean-IMM).
@@ -98,17 +109,17 @@ class IMMPlugin(SupervisedPlugin):
         self.fishers: list[dict[str, Tensor]] = []
         self.used: list[set[str]] = []
         self.initial: dict[str, Tensor] | None = None
-        self._l2_penalty: Tensor | float = 0.0
         self._anchor: dict[str, Tensor] | None = None
         self._hooks: list = []
 
     @property
     def last_l2_penalty(self) -> float:
         """The L2-transfer penalty of the last training step (reading it synchronises)."""
-        return float(self._l2_penalty)
+        return self.last_penalty
 
     # ------------------------------------------------------------------ hooks
     def before_training_exp(self, strategy, **kwargs) -> None:
+        super().before_training_exp(strategy, **kwargs)
         params = trainable_parameters(strategy.model)
         if self.initial is None:
             self.initial = {n: p.detach().clone() for n, p in params.items()}
@@ -117,11 +128,13 @@ class IMMPlugin(SupervisedPlugin):
             with torch.no_grad():
                 for name, p in params.items():
                     if name in start:
-                        _leading_block(p, start[name]).copy_(start[name])
+                        leading_block(p, start[name], f"IMMPlugin: parameter {name!r}") \
+                            .copy_(start[name])
         previous = self.solutions[-1] if self.solutions else {}
-        self._anchor = {n: _embed_zeros(previous.get(n), p) for n, p in params.items()}
+        self._anchor = {n: pad_to(previous[n], p) if n in previous else torch.zeros_like(p)
+                        for n, p in params.items()}
         if self.drop_transfer > 0:
-            self._add_drop_transfer(strategy.model)
+            self._add_drop_transfer(unwrap(strategy.model))
 
     def before_backward(self, strategy, **kwargs) -> None:
         if self.l2_transfer == 0:
@@ -130,18 +143,19 @@ class IMMPlugin(SupervisedPlugin):
             (p - self._anchor[n]).pow(2).sum() for n, p in trainable_parameters(strategy.model).items()
         )
         penalty = self.l2_transfer * penalty
-        self._l2_penalty = penalty.detach()
+        self._last_penalty = penalty.detach()
         strategy.loss = strategy.loss + penalty
 
     def after_training_exp(self, strategy, **kwargs) -> None:
         self._remove_drop_transfer()
         self._anchor = None
-        model, experience = strategy.model, strategy.experience
-        data = experience.dataset.eval()
+        data, max_samples = distributed.rank_share(strategy.experience.dataset.eval(),
+                                                   self.max_fisher_samples)
         loader = DataLoader(data, batch_size=self.fisher_batch_size, shuffle=True,
                             collate_fn=getattr(data, "collate_fn", None))
-        self.consolidate(model, _labelled_batches(loader, self.max_fisher_samples),
-                         task_label=experience_task_label(model, experience, "IMMPlugin"))
+        with self.importance_region(strategy.model):
+            self.consolidate(strategy.model, _labelled_batches(loader, max_samples),
+                             task_label=self.task_label(strategy))
 
     # ------------------------------------------------------------- public API
     def consolidate(
@@ -156,17 +170,24 @@ class IMMPlugin(SupervisedPlugin):
         of ``(x, y)`` for mode-IMM) and load the IMM merge of all solutions into ``model``.
 
         Runs on the model's device, where the batches are moved (``device``, if given, must
-        name it; see :func:`~alpha_mas_avalanche.importance.model_device`)."""
+        name it; see :func:`~alpha_mas_avalanche.parameters.model_device`), on the module
+        inside any DDP / torch.compile wrapper. In a ``torch.distributed`` job every rank
+        must call it: the Fisher sums are added over the ranks' batches and the merged
+        weights broadcast from rank 0."""
         if not batches:
             raise ValueError("IMMPlugin: the experience holds no samples; nothing to merge")
+        self.bind(model)
+        model = unwrap(model)
         device = model_device(model, device)
         params = trainable_parameters(model)
         first_x = batches[0][0].to(device)
         self.used.append(used_parameters(model, first_x, task_label))
         self.solutions.append({n: p.detach().clone() for n, p in params.items()})
         if self.mode == "mode":
-            self.fishers.append(diagonal_fisher(model, batches, task_label=task_label,
-                                                estimate=self.fisher_estimate, device=device))
+            sums, count = self.reduce(*fisher_sums(model, batches, task_label=task_label,
+                                                   estimate=self.fisher_estimate,
+                                                   device=device))
+            self.fishers.append({n: t / count for n, t in sums.items()})
         merged = imm_merge(
             self.solutions[-1],
             self.solutions,
@@ -177,6 +198,11 @@ class IMMPlugin(SupervisedPlugin):
         with torch.no_grad():
             for name, p in params.items():
                 p.copy_(merged[name])
+        distributed.broadcast_(list(params.values()))
+
+    def parameter_tables(self) -> list[dict[str, Tensor] | set[str]]:
+        initial = [self.initial] if self.initial is not None else []
+        return [*self.solutions, *self.fishers, *self.used, *initial]
 
     def state_dict(self) -> dict:
         return {
@@ -187,10 +213,11 @@ class IMMPlugin(SupervisedPlugin):
         }
 
     def load_state_dict(self, state: dict) -> None:
-        self.solutions = list(state["solutions"])
-        self.fishers = list(state["fishers"])
+        self.solutions = [dict(s) for s in state["solutions"]]
+        self.fishers = [dict(f) for f in state["fishers"]]
         self.used = [set(u) for u in state["used"]]
-        self.initial = state["initial"]
+        self.initial = None if state["initial"] is None else dict(state["initial"])
+        self.state_loaded()
 
     # ---------------------------------------------------------------- helpers
     def _add_drop_transfer(self, model: nn.Module) -> None:
@@ -206,19 +233,6 @@ class IMMPlugin(SupervisedPlugin):
         for handle in self._hooks:
             handle.remove()
         self._hooks = []
-
-
-def experience_task_label(model: nn.Module, experience: Any, who: str) -> int | None:
-    """The head an experience trains: its task label for a multi-head model, else None."""
-    if not isinstance(model, MultiTaskModule):
-        return None
-    labels = list(experience.task_labels)
-    if len(labels) != 1:
-        raise ValueError(
-            f"{who}: experience {experience.current_experience} has task labels {labels}; "
-            "a multi-head model needs one task label per experience"
-        )
-    return int(labels[0])
 
 
 def _check_merge_weights(value: Any) -> str | float | tuple[float, ...]:
@@ -261,24 +275,6 @@ def _labelled_batches(loader: DataLoader, max_samples: int | None) -> list[tuple
         remaining -= x.shape[0]
         batches.append((x, y))
     return batches
-
-
-def _leading_block(param: Tensor, stored: Tensor) -> Tensor:
-    """The view of ``param`` that ``stored`` (same shape, or a grown layer's old units) fills."""
-    if stored.dim() != param.dim() or any(s > t for s, t in zip(stored.shape, param.shape)):
-        raise ValueError(
-            f"IMMPlugin: a stored solution of shape {tuple(stored.shape)} does not fit a "
-            f"parameter of shape {tuple(param.shape)}; parameters may only keep their shape or grow"
-        )
-    return param[tuple(slice(0, s) for s in stored.shape)]
-
-
-def _embed_zeros(stored: Tensor | None, param: Tensor) -> Tensor:
-    """``stored`` in the leading block of zeros shaped like ``param`` (zeros if None)."""
-    out = torch.zeros_like(param, requires_grad=False)
-    if stored is not None:
-        _leading_block(out, stored).copy_(stored)
-    return out
 
 
 def _drop_transfer_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:

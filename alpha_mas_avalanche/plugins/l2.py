@@ -21,8 +21,12 @@ class L2Plugin(QuadraticPenaltyPlugin):
     """
 
     def __init__(self, lambda_reg: float = 1.0) -> None:
-        self.lambda_reg = lambda_reg
         super().__init__(ConsolidatedPenalty(lambda_reg, alpha_scaling=False))
+
+    @property
+    def lambda_reg(self) -> float:
+        """``lambda``, the penalty's strength."""
+        return self.penalty.lambda_reg
 
     def after_training_exp(self, strategy, **kwargs) -> None:
         self.check_divergence(strategy)

@@ -12,6 +12,11 @@ that reads or projects gradients after ``backward`` (A-GEM, GEM) sees them with 
 whatever the plugin order. The hook's factor ``d(root)/d(loss)`` stays a tensor: a loss
 scaled by a ``torch.amp.GradScaler`` gets the penalty gradient scaled alike, and nothing in
 a training step waits for the device. The logged loss includes the penalty's value.
+
+Under DDP the hook runs before DDP averages the gradients, so the penalty's gradient is
+averaged with them; where it is added after the average instead (``after_backward``, when
+another plugin replaced the loss), it is computed from state and parameters that are
+identical on every rank, so it is identical too and the replicas stay equal.
 """
 from __future__ import annotations
 
@@ -20,10 +25,10 @@ import warnings
 from typing import Any
 
 import torch
-from avalanche.core import SupervisedPlugin
 from torch import Tensor
 
-from alpha_mas_avalanche.importance import trainable_parameters
+from alpha_mas_avalanche.parameters import trainable_parameters
+from alpha_mas_avalanche.plugins.base import ContinualPlugin
 from alpha_mas_avalanche.validation import check_choice
 
 PENALTY_GRADIENTS = ("analytic", "autograd")
@@ -36,7 +41,7 @@ class TrainingDivergedError(FloatingPointError):
     """The model's parameters are no longer finite (or exploded) after a training experience."""
 
 
-class QuadraticPenaltyPlugin(SupervisedPlugin):
+class QuadraticPenaltyPlugin(ContinualPlugin):
     """Base class: adds ``penalty``'s gradient in every backward once a task is stored, and
     checks at the end of each training experience that training did not diverge.
 
@@ -45,16 +50,19 @@ class QuadraticPenaltyPlugin(SupervisedPlugin):
     tensor (for loggers that sum on the device).
 
     Subclasses call :meth:`check_divergence` first in their ``after_training_exp`` and name
-    their strength parameter in ``strength_name`` (used in the divergence message).
+    their strength parameter in ``strength_name`` (used in the divergence message), and
+    the constructor argument of each of the penalty's settings in ``hyperparameter_names``
+    (used when a loaded state disagrees with them).
     """
 
     strength_name = "lambda_reg"
+    hyperparameter_names = {"lambda_reg": "lambda_reg", "lambda_mode": "lambda_mode",
+                            "alpha_scaling": "alpha_scaling", "anchor": "anchor"}
 
     def __init__(self, penalty: Any, penalty_gradient: str = "analytic") -> None:
         super().__init__()
         self.penalty = penalty
         self.penalty_gradient = check_choice("penalty_gradient", penalty_gradient, PENALTY_GRADIENTS)
-        self._last_penalty: Tensor | float = 0.0
         self._params: dict[str, torch.nn.Parameter] | None = None
         self._gradient_added = False
         self._backward_hooked = False
@@ -67,17 +75,6 @@ class QuadraticPenaltyPlugin(SupervisedPlugin):
         self._overflow_value: Tensor | None = None
 
     # -------------------------------------------------------------- read-only
-    @property
-    def last_penalty(self) -> float:
-        """The penalty at the last training step (0.0 before any); reading it synchronises."""
-        return float(self._last_penalty)
-
-    @property
-    def last_penalty_tensor(self) -> Tensor:
-        """The penalty at the last training step as a 0-d tensor (no synchronisation)."""
-        value = self._last_penalty
-        return value if isinstance(value, Tensor) else torch.tensor(value)
-
     def params(self, strategy) -> dict[str, torch.nn.Parameter]:
         """The trainable parameters, cached per experience (after model adaptation)."""
         if self._params is None:
@@ -86,6 +83,7 @@ class QuadraticPenaltyPlugin(SupervisedPlugin):
 
     # ------------------------------------------------------------------ hooks
     def before_training_exp(self, strategy, **kwargs) -> None:
+        super().before_training_exp(strategy, **kwargs)
         # after Avalanche's model adaptation: the parameters of this experience
         self._params = trainable_parameters(strategy.model)
         self._backward_hooked = False
@@ -199,12 +197,35 @@ class QuadraticPenaltyPlugin(SupervisedPlugin):
         return message
 
     # ------------------------------------------------------------------ state
+    def parameter_tables(self) -> list[dict[str, Tensor]]:
+        return self.penalty.parameter_tables()
+
     def state_dict(self) -> dict:
         return {"penalty": self.penalty.state_dict(), "last_penalty": self.last_penalty}
 
-    def load_state_dict(self, state: dict) -> None:
-        self.penalty.load_state_dict(state["penalty"])
+    def load_state_dict(self, state: dict, strict_hyperparameters: bool = True) -> None:
+        """Restore a :meth:`state_dict`. Its settings (e.g. ``lambda_reg``) must be this
+        plugin's: a mismatch raises a ValueError naming them, unless
+        ``strict_hyperparameters=False``, which continues with the saved settings. Parameter
+        names saved under DDP or torch.compile are matched to the model at the next
+        experience (a name that matches no parameter is an error then)."""
+        loaded = type(self.penalty)()
+        loaded.load_state_dict(state["penalty"])
+        saved, mine = loaded.hyperparameters(), self.penalty.hyperparameters()
+        different = [k for k in mine if saved[k] != mine[k]]
+        if different and strict_hyperparameters:
+            names = self.hyperparameter_names
+            raise ValueError(
+                f"{self.who}.load_state_dict: the state was saved with "
+                + ", ".join(f"{names[k]}={saved[k]!r}" for k in different)
+                + ", but this plugin was built with "
+                + ", ".join(f"{names[k]}={mine[k]!r}" for k in different)
+                + "; build the plugin with the saved values, or pass "
+                "strict_hyperparameters=False to continue with the saved ones"
+            )
+        self.penalty = loaded
         self._last_penalty = float(state["last_penalty"])
+        self.state_loaded()
 
 
 def _largest_magnitude(params: dict[str, Tensor]) -> tuple[float, str]:

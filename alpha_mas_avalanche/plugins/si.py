@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 
+from alpha_mas_avalanche.distributed import mean_over_ranks
 from alpha_mas_avalanche.penalty import exact_total
 from alpha_mas_avalanche.plugins.quadratic import QuadraticPenaltyPlugin
 from alpha_mas_avalanche.synaptic import SynapticIntelligence
@@ -28,6 +29,10 @@ class SIPlugin(QuadraticPenaltyPlugin):
     adds nothing); the path integral is accumulated in float32. Training that diverged
     raises :class:`~alpha_mas_avalanche.plugins.quadratic.TrainingDivergedError`.
 
+    Under DDP ``g`` is the gradient DDP averaged over the ranks, so the path integral is
+    the same on every rank; it is averaged over the ranks at the end of each experience all
+    the same (one all-reduce; equal values stay equal, bit for bit).
+
     Unlike Avalanche 0.6's ``SynapticIntelligencePlugin``, whose weight snapshots alias
     the live parameters on CPU (see docs/harness.md), clips importances at 0.001 and damps
     with 1e-7, this one copies its snapshots and uses the paper's ``xi``.
@@ -38,6 +43,7 @@ class SIPlugin(QuadraticPenaltyPlugin):
     """
 
     strength_name = "si_lambda"
+    hyperparameter_names = {"strength": "si_lambda", "damping": "damping"}
 
     def __init__(self, si_lambda: float = 1.0, damping: float = 0.1) -> None:
         super().__init__(SynapticIntelligence(si_lambda, damping))
@@ -93,7 +99,7 @@ class SIPlugin(QuadraticPenaltyPlugin):
     def after_training_exp(self, strategy, **kwargs) -> None:
         self.check_divergence(strategy)
         try:
-            self.penalty.end_task(self.params(strategy))
+            self.penalty.end_task(self.params(strategy), combine=mean_over_ranks)
         except ValueError as err:
             raise ValueError(f"SIPlugin, experience {strategy.experience.current_experience}: "
                              f"{err}") from err
