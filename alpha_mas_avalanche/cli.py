@@ -25,7 +25,7 @@ import yaml
 from alpha_mas_avalanche.data.names import (BENCHMARKS, DATA_FREE_BENCHMARKS, LONG_STREAMS, SCENARIOS,
                                             check_scenario)
 from alpha_mas_avalanche.experiment.config import WANDB_MODES, ExperimentConfig
-from alpha_mas_avalanche.experiment.devices import AMP_MODES
+from alpha_mas_avalanche.experiment.devices import AMP_MODES, check_device, check_device_available
 from alpha_mas_avalanche.experiment.methods import REGISTRY, available_methods
 from alpha_mas_avalanche.experiment.names import check_method_name
 from alpha_mas_avalanche.experiment.presets import PRESETS, preset
@@ -227,10 +227,33 @@ def resolve_config(args: argparse.Namespace) -> ExperimentConfig:
         raise
 
 
+def available_devices() -> list[str]:
+    """The ``--device`` values this machine can run: ``cpu``, ``mps`` where torch sees it,
+    ``cuda`` and ``cuda:<index>`` per GPU (imports torch, nothing else)."""
+    import torch
+
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    return (["cpu"] + (["mps"] if torch.backends.mps.is_available() else [])
+            + (["cuda"] if gpus else []) + [f"cuda:{i}" for i in range(gpus)])
+
+
+def check_device_flag(value: str) -> None:
+    """``--device``: the form without torch, then whether this machine has it, with torch
+    alone (before a preset builds its plugins and imports Avalanche)."""
+    check_device(FLAGS["device"], value)
+    try:
+        check_device_available(FLAGS["device"], value)
+    except ValueError as err:
+        raise ValueError(f"{err}; accepted on this machine: {', '.join(available_devices())}") from err
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         check_arguments(args)
+        if args.device is not None and not (args.report_only or args.save_config or args.list_methods
+                                            or args.results_index):
+            check_device_flag(args.device)  # a run on this machine: refused before any import
     except ValueError as err:
         print(f"compare-baselines: error: {err}", file=sys.stderr)
         return 2
@@ -260,10 +283,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     threads = args.threads if args.threads is not None else (1 if args.quick or args.preset == "quick" else None)
     try:
-        if not args.report_only:  # the device must exist here before anything starts
-            from alpha_mas_avalanche.experiment.devices import check_device_available
-
-            check_device_available(FLAGS["device"] if args.device else "device", config.device)
+        if not args.report_only and args.device is None:  # a config's device must exist here too
+            check_device_available("device", config.device)
         executor = make_executor(args, config, threads)
     except (ValueError, TypeError, ImportError) as err:
         print(f"compare-baselines: error: {err}", file=sys.stderr)

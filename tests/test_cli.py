@@ -39,7 +39,32 @@ print(json.dumps({{"codes": codes, "heavy": [m for m in {HEAVY!r} if m in sys.mo
     assert result == {"codes": [0, 0, 2, 2, 2, 2], "heavy": []}
 
 
+def test_a_device_this_machine_lacks_is_refused_before_avalanche_is_imported(tmp_path):
+    """``compare-baselines --quick --device cuda`` on a machine without CUDA (``cuda:<one
+    past the last GPU>`` on one with): exit 2, the message names --device and the devices
+    this machine accepts, and the refusal came before any preset built a plugin."""
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-c", f"""
+import sys, torch
+from alpha_mas_avalanche.cli import main
+device = f"cuda:{{torch.cuda.device_count()}}" if torch.cuda.is_available() else "cuda"
+try:
+    sys.exit(main(["--quick", "--device", device, "--output", {str(out)!r}]))
+except SystemExit as exit:
+    print(device, "avalanche" in sys.modules, "alpha_mas_avalanche.plugins" in sys.modules)
+    raise
+"""], capture_output=True, text=True, timeout=300)
+    device, avalanche, plugins = done.stdout.split()
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert (avalanche, plugins) == ("False", "False")
+    error = done.stderr.strip().splitlines()[-1]
+    assert error.startswith(f"compare-baselines: error: --device: '{device}', but ")
+    assert error.endswith("; accepted on this machine: cpu") or "accepted on this machine: cpu, " in error
+    assert not out.exists()
+
+
 @pytest.mark.parametrize(("argv", "message"), [
+    (["--quick", "--device", "gpu"], "--device: expected cpu, cuda, cuda:<index> or mps, got 'gpu'"),
     (["--quick", "--threads", "0"], "--threads: expected an int >= 1, got 0"),
     (["--quick", "--workers", "0"], "--workers: expected an int >= 1, got 0"),
     (["--quick", "--epochs", "0"], "--epochs: expected an int >= 1, got 0"),
