@@ -133,8 +133,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--list-methods", action="store_true",
                         help="print the method registry with hyperparameter provenance and exit")
     parser.add_argument("--results-index", action="store_true",
-                        help="write docs/results.md from every results/<name>/ folder (run in "
-                             "the repository's root) and exit")
+                        help="write docs/results.md and results/alpha_map/ from every "
+                             "results/<name>/ folder (run in the repository's root) and exit")
+    parser.add_argument("--verify-records", metavar="FOLDER",
+                        help="re-run --sample random finished runs of a results folder at "
+                             "today's code and report whether they reproduce bit for bit, or "
+                             "which fields moved and by how much; writes FOLDER/verification.json")
+    parser.add_argument("--sample", type=int, metavar="K",
+                        help="how many runs --verify-records re-runs (default 3)")
     return parser
 
 
@@ -151,8 +157,15 @@ def _check_long_stream_scenario(args: argparse.Namespace) -> None:
 def check_arguments(args: argparse.Namespace) -> None:
     """Errors naming the flag, before any config is built or anything heavy imported."""
     if not (args.config or args.quick or args.full or args.cifar or args.preset
-            or args.list_methods or args.results_index):
+            or args.list_methods or args.results_index or args.verify_records):
         raise ValueError("choose a preset (--quick, --full, --cifar, --preset NAME) or --config FILE")
+    if args.sample is not None:
+        if not args.verify_records:
+            raise ValueError("--sample: only with --verify-records FOLDER")
+        check_positive_int("--sample", args.sample)
+    if args.verify_records and not (Path(args.verify_records) / "config.yaml").is_file():
+        raise ValueError(f"--verify-records {args.verify_records}: expected a results folder "
+                         "holding config.yaml")
     for flag, value in (("--threads", args.threads), ("--workers", args.workers),
                         ("--epochs", args.epochs), ("--train-samples", args.train_samples)):
         if value is not None:
@@ -217,7 +230,7 @@ def resolve_config(args: argparse.Namespace) -> ExperimentConfig:
         data["methods"] += [{"name": n} for n in args.methods if n not in known]
     if args.no_select:
         for method in data["methods"]:
-            method["select"] = {}
+            method["select"], method["refine"] = {}, False
     try:
         return ExperimentConfig.from_dict(data)
     except ValueError as err:
@@ -225,6 +238,22 @@ def resolve_config(args: argparse.Namespace) -> ExperimentConfig:
         if key in overrides:
             raise ValueError(f"{FLAGS[key]}{str(err)[len(key):]}") from err
         raise
+
+
+def _verify(args: argparse.Namespace) -> int:
+    """``--verify-records``: re-run the sample, print one line per run, write the result."""
+    from alpha_mas_avalanche.experiment.store import write_json_atomic
+    from alpha_mas_avalanche.experiment.verify import report_lines, verify_records
+
+    folder = Path(args.verify_records)
+    results = verify_records(folder, args.sample or 3, data_root=args.data_root,
+                             threads=args.threads or 1)
+    for line in report_lines(results):
+        print(line)
+    write_json_atomic(folder / "verification.json", results)
+    print(f"{sum(r['reproduced'] for r in results)} of {len(results)} reproduced bit for bit; "
+          f"written: {folder / 'verification.json'}")
+    return 0 if all(r["reproduced"] for r in results) else 1
 
 
 def available_devices() -> list[str]:
@@ -262,6 +291,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(f"written: {write_results_index()}")
         return 0
+    if args.verify_records:
+        return _verify(args)
     if args.list_methods:
         for name, entry in REGISTRY.items():
             status = "" if name in available_methods() else " [not installed]"

@@ -36,7 +36,7 @@ def grid(tmp_path_factory):
     """A finished tiny grid: AlphaMAS (two lambdas, two placements), MAS, Naive; 2 seeds."""
     out = tmp_path_factory.mktemp("grid")
     config = tiny_config(out, [
-        MethodConfig("alpha_mas", sweep={"lambda_multiplier": [1.0, 2.0]},
+        MethodConfig("alpha_mas_writeup", sweep={"lambda_multiplier": [1.0, 2.0]},
                      task_orders=[[0, 1, 2, 3, 4], [1, 2, 3, 4, 0]]),
         MethodConfig("mas", task_orders=[[0, 1, 2, 3, 4], [1, 2, 3, 4, 0]]),
         MethodConfig("naive"),
@@ -120,7 +120,7 @@ def test_order_sensitivity_and_alphas(grid):
     means = {p: np.mean(v) for p, v in by_position.items()}
     assert sensitivity["MAS"]["final_acc_spread"] == pytest.approx(max(means.values()) - min(means.values()))
     for run in _load(out / "runs"):
-        if run["method"] == "alpha_mas":
+        if run["method"] == "alpha_mas_writeup":
             lam = run["params"]["lambda_multiplier"] * 5
             assert [len(a) for a in run["alphas_per_experience"]] == [1, 2, 3, 4, 5]
             assert all(sum(a) == pytest.approx(lam) for a in run["alphas_per_experience"])
@@ -132,19 +132,25 @@ def test_order_sensitivity_and_alphas(grid):
 def test_paired_comparison_is_scipy_paired_t_test(grid):
     _, summary, out = grid
     runs_df, _ = runs_table(_load(out / "runs"), _load(out / "single_task"))
-    result = next(c for c in paired_comparisons(runs_df, "01234")
-                  if c["alpha_mas"] == "AlphaMAS λ=2N" and c["metric"] == "avg_forgetting_ref")
+    result = next(c for c in summary["paired_comparisons"]
+                  if c["label"] == "AlphaMAS λ=2N" and c["metric"] == "avg_forgetting_avalanche")
     main = runs_df[runs_df.task_order == "01234"]
-    a = main[main.label == "AlphaMAS λ=2N"].sort_values("seed").avg_forgetting_ref.to_numpy()
-    b = main[main.label == "MAS"].sort_values("seed").avg_forgetting_ref.to_numpy()
+    a = main[main.label == "AlphaMAS λ=2N"].sort_values("seed").avg_forgetting_avalanche.to_numpy()
+    b = main[main.label == "MAS"].sort_values("seed").avg_forgetting_avalanche.to_numpy()
     d = a - b
     t_hand = d.mean() / (d.std(ddof=1) / math.sqrt(len(d)))
     assert result["t_statistic"] == pytest.approx(t_hand)
     assert result["p_value"] == pytest.approx(2 * stats.t.sf(abs(t_hand), len(d) - 1))
-    # table.md prints the same difference and p in its paired table
+    # the page's family: 3 rows (two AlphaMAS, Naive) x 4 quantities + 2 placement spreads
+    assert result["family_size"] == 3 * 4 + 2
+    ranked = sorted(c["p_value"] for c in summary["paired_comparisons"]
+                    + summary["placement_spread_comparisons"] if c["p_value"] is not None)
+    assert result["p_holm"] >= min(1.0, len(ranked) * ranked[0]) - 1e-12
+    # table.md prints the same difference, p and Holm p in its tests' table
     row = next(line for line in (out / "table.md").read_text().splitlines()
-               if line.startswith("| AlphaMAS λ=2N |") and "(p " in line)
-    assert f"{100 * d.mean():+.2f} (p {result['p_value']:.3f})" in row
+               if line.startswith("| AlphaMAS λ=2N | avg forgetting |"))
+    assert f"| {100 * d.mean():+.2f} | {result['p_value']:.3f} |" in row
+    assert f"**{result['verdict']}**" in row
 
 
 @pytest.mark.slow
@@ -155,9 +161,9 @@ def test_paired_comparison_covers_every_alpha_mas_method(grid):
     ablation = runs_df[runs_df.label == "AlphaMAS λ=2N"].copy()
     ablation["method"], ablation["label"] = "alpha_mas_per_task", "ablation"
     both = pd.concat([runs_df, ablation], ignore_index=True)
-    compared = {c["alpha_mas"]: c for c in paired_comparisons(both, "01234")
+    compared = {c["label"]: c for c in paired_comparisons(both, "01234")
                 if c["metric"] == "final_avg_acc"}
-    assert set(compared) == {"AlphaMAS λ=N", "AlphaMAS λ=2N", "ablation"}
+    assert set(compared) == {"AlphaMAS λ=N", "AlphaMAS λ=2N", "ablation", "Naive (fine-tuning)"}
     assert compared["ablation"]["mean_difference"] == compared["AlphaMAS λ=2N"]["mean_difference"]
 
 
@@ -175,9 +181,9 @@ def test_placement_spread_is_paired_per_seed_and_stated_as_a_claim(grid):
 
     ours = np.array([spread("AlphaMAS λ=2N", s) for s in (0, 1)])
     base = np.array([spread("MAS", s) for s in (0, 1)])
-    result = next(c for c in summary["placement_spread_comparisons"] if c["alpha_mas"] == "AlphaMAS λ=2N")
+    result = next(c for c in summary["placement_spread_comparisons"] if c["label"] == "AlphaMAS λ=2N")
     assert result["n_seeds"] == 2
-    assert result["alpha_mas_mean"] == pytest.approx(ours.mean())
+    assert result["label_mean"] == pytest.approx(ours.mean())
     assert result["baseline_mean"] == pytest.approx(base.mean())
     assert result["mean_difference"] == pytest.approx((ours - base).mean())
     if np.ptp(ours - base) > 0:
@@ -188,17 +194,17 @@ def test_placement_spread_is_paired_per_seed_and_stated_as_a_claim(grid):
     assert f"- {sentence}" in (out / "table.md").read_text()
 
 
-def test_claim_verdicts_follow_sign_and_significance():
-    from alpha_mas_avalanche.experiment.report.claims import verdict as _verdict
+def test_claim_verdicts_follow_the_verdicts():
+    from alpha_mas_avalanche.experiment.report.claims import claim_verdict
 
-    def c(diff, p):
-        return {"mean_difference": diff, "p_value": p}
+    def c(verdict):
+        return {"verdict": verdict}
 
-    assert _verdict([c(-0.02, 0.01), c(-0.05, 0.04)]) == "confirmed"
-    assert _verdict([c(-0.02, 0.01), c(-0.05, 0.2)]) == "not confirmed"
-    assert _verdict([c(-0.02, 0.01), c(+0.05, 0.03)]) == "contradicted"
-    assert _verdict([c(-0.02, None)]) == "not confirmed"  # identical differences: no test
-    assert _verdict([]) == "not confirmed"
+    assert claim_verdict([c("better"), c("better")]) == "confirmed"
+    assert claim_verdict([c("better"), c("inconclusive")]) == "not confirmed"
+    assert claim_verdict([c("better"), c("equivalent")]) == "not confirmed"
+    assert claim_verdict([c("better"), c("worse")]) == "contradicted"
+    assert claim_verdict([]) == "not confirmed"
 
 
 def test_mean_std_ci_by_hand():
@@ -211,13 +217,13 @@ def test_mean_std_ci_by_hand():
 
 @pytest.mark.slow
 def test_same_seed_same_numbers():
-    config = ExperimentConfig(**TINY, methods=[MethodConfig("alpha_mas"), MethodConfig("ewc")])
+    config = ExperimentConfig(**TINY, methods=[MethodConfig("alpha_mas_writeup"), MethodConfig("ewc")])
     for spec in final_specs(config)[::-1]:  # ends with alpha_mas, compared below
         first, second = execute_run(spec), execute_run(spec)
         for record in (first, second):
             record.pop("wall_time_s"), record.pop("train_time_s")
         assert first == second
-    other = final_specs(ExperimentConfig(**TINY, seeds=[1], methods=[MethodConfig("alpha_mas")]))
+    other = final_specs(ExperimentConfig(**TINY, seeds=[1], methods=[MethodConfig("alpha_mas_writeup")]))
     assert execute_run(other[0])["acc_matrix"] != first["acc_matrix"]
 
 
@@ -256,7 +262,7 @@ def run_header(run_folder: Path):
 
 @pytest.mark.slow
 def test_wandb_offline_run_folder_holds_the_summary_keys(tmp_path):
-    config = tiny_config(tmp_path, [MethodConfig("alpha_mas")], wandb="offline", name="wb_test",
+    config = tiny_config(tmp_path, [MethodConfig("alpha_mas_writeup")], wandb="offline", name="wb_test",
                          epochs=2)
     summary = run_experiment(config)
     folders = sorted((Path(config.output_dir) / "wandb").glob("offline-run-*"))
@@ -267,7 +273,7 @@ def test_wandb_offline_run_folder_holds_the_summary_keys(tmp_path):
     record = _load(Path(config.output_dir) / "runs")[0]
     header = run_header(run_folder)
     assert header.display_name == "AlphaMAS λ=N · seed 0 · order 01234"
-    assert list(header.tags) == ["alpha_mas", "lambda_multiplier=1", "seed=0", "order=01234",
+    assert list(header.tags) == ["alpha_mas_writeup", "lambda_multiplier=1", "seed=0", "order=01234",
                                  "split_digits", "task-incremental"]
     history = offline_history(run_folder)
     # the test accuracy of every seen task after each experience, against the experience step
@@ -378,7 +384,7 @@ def test_cli_help_and_missing_data_error(tmp_path, capsys):
 @pytest.mark.slow
 def test_small_mnist_slice_end_to_end(mnist_root, tmp_path):
     config = ExperimentConfig(benchmark="split_mnist", data_root=str(mnist_root.parent),
-                              methods=[MethodConfig("alpha_mas"), MethodConfig("naive")],
+                              methods=[MethodConfig("alpha_mas_writeup"), MethodConfig("naive")],
                               epochs=2, batch_size=25, train_samples_per_task=100,
                               eval_samples_per_task=100, output_dir=str(tmp_path / "mnist"))
     summary = run_experiment(config)

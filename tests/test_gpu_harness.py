@@ -127,7 +127,7 @@ def test_amp_and_determinism_recorded_with_each_run(tmp_path, device):
     """A tiny grid on the ``--device`` with bfloat16 autocast (float16 on CUDA) and
     deterministic algorithms: every run record says so; the accuracies are real numbers."""
     amp = "bf16" if torch.device(device).type == "cpu" else "fp16"
-    config = ExperimentConfig(**TINY, methods=[MethodConfig("alpha_mas"), MethodConfig("naive")],
+    config = ExperimentConfig(**TINY, methods=[MethodConfig("alpha_mas_writeup"), MethodConfig("naive")],
                               device=device, amp=amp, deterministic=True,
                               output_dir=str(tmp_path / "out"))
     try:

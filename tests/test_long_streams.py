@@ -85,13 +85,13 @@ def test_every_method_runs_on_a_slice_of_permuted_mnist(data_root):
     hand_count = (784 * 400 + 400) + (400 * 400 + 400) + (400 * 10 + 10)
     for name in available_methods():
         spec = base_spec(config, 0, list(range(10)), method=name,
-                         params={"lambda_multiplier": 1.5} if name == "alpha_mas" else {})
+                         params={"lambda_multiplier": 1.5} if name == "alpha_mas_writeup" else {})
         record = execute_run(spec)
         assert len(record["final_acc"]) == 10, name
         assert len(record["acc_matrix"]) == (1 if name == "joint" else 10), name
         if name not in ("ebll",):  # EBLL adds its autoencoders' parameters
             assert record["n_parameters"] == hand_count, name
-        if name == "alpha_mas":  # lambda = 1.5 N with N = 10 tasks
+        if name == "alpha_mas_writeup":  # lambda = 1.5 N with N = 10 tasks
             alphas = record["alphas_per_experience"][-1]
             assert len(alphas) == 10 and math.isclose(sum(alphas), 15.0, rel_tol=1e-9)
 

@@ -56,7 +56,7 @@ def tiny_config(out: Path, methods, seeds=(0, 1), **changes) -> ExperimentConfig
                                "output_dir": str(out), **changes})
 
 
-GRID = [MethodConfig("alpha_mas"), MethodConfig("naive")]  # 2 methods x 2 seeds
+GRID = [MethodConfig("alpha_mas_writeup"), MethodConfig("naive")]  # 2 methods x 2 seeds
 
 
 def numbers(folder: Path) -> dict[str, dict]:
@@ -231,7 +231,7 @@ def _wait_for(folder: Path, count: int, process: subprocess.Popen, timeout: floa
 @pytest.mark.slow
 def test_ctrl_c_and_killed_driver_resume_without_repeating_runs(pool, tmp_path):
     config = ExperimentConfig(benchmark="split_digits", epochs=1, batch_size=32, seeds=[0, 1],
-                              methods=[MethodConfig("alpha_mas", sweep={"lambda_multiplier": [1.0, 2.0, 3.0]}),
+                              methods=[MethodConfig("alpha_mas_writeup", sweep={"lambda_multiplier": [1.0, 2.0, 3.0]}),
                                        MethodConfig("naive"), MethodConfig("mas")],
                               output_dir=str(tmp_path / "out"))  # 10 runs of ~0.6 s + 10 single-task
     config.save(tmp_path / "grid.yaml")

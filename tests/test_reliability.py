@@ -61,13 +61,13 @@ def numeric_summary(out: Path) -> dict:
 # ------------------------------------------------------------- corrupt result files
 @pytest.mark.slow
 def test_corrupt_and_half_written_run_files_are_reported_and_rerun(tmp_path, one_thread):
-    config = ExperimentConfig(**TINY, methods=[MethodConfig("alpha_mas"), MethodConfig("naive")],
+    config = ExperimentConfig(**TINY, methods=[MethodConfig("alpha_mas_writeup"), MethodConfig("naive")],
                               output_dir=str(tmp_path / "out"))
     run_experiment(config)
     out = Path(config.output_dir)
     original = result_files(out)
     records = {name: decoded(content) for name, content in original.items()}
-    alpha = next(n for n in original if n.startswith("runs/final__alpha_mas"))
+    alpha = next(n for n in original if n.startswith("runs/final__alpha_mas_writeup"))
     naive = next(n for n in original if n.startswith("runs/final__naive"))
     single = sorted(n for n in original if n.startswith("single_task/"))
     damage = {
@@ -166,7 +166,7 @@ KILLS = 6
 def test_grid_killed_at_random_moments_loses_nothing(tmp_path, one_thread):
     placements = [[0, 1, 2, 3, 4], [1, 0, 2, 3, 4], [1, 2, 0, 3, 4], [1, 2, 3, 0, 4],
                   [1, 2, 3, 4, 0]]
-    methods = [MethodConfig("alpha_mas", sweep={"lambda_multiplier": [1.0, 2.0]},
+    methods = [MethodConfig("alpha_mas_writeup", sweep={"lambda_multiplier": [1.0, 2.0]},
                             task_orders=placements),
                MethodConfig("mas", task_orders=placements), MethodConfig("ewc"),
                MethodConfig("naive")]

@@ -6,9 +6,11 @@ import math
 
 import pytest
 import yaml
+from scipy import stats
 
 from alpha_mas_avalanche.experiment.records import encode_record
-from alpha_mas_avalanche.experiment.spread import alpha_map, folder_summary, task_forgetting, write_alpha_map
+from alpha_mas_avalanche.experiment.spread import alpha_map, folder_summary, task_forgetting
+from alpha_mas_avalanche.experiment.spread_figure import write_alpha_map
 
 
 def _record(method, seed, params, acc_matrix, totals=None, alphas=None, order=(0, 1, 2)):
@@ -18,9 +20,14 @@ def _record(method, seed, params, acc_matrix, totals=None, alphas=None, order=(0
             "alphas_per_experience": [alphas or []]}
 
 
-def _write(folder, records):
+def _write(folder, records, chosen=None):
+    """The records, a config with the main task order and ``selection.json`` choosing
+    ``chosen`` (default: MAS λ 1, AlphaMAS λ 1)."""
     (folder / "runs").mkdir(parents=True)
     (folder / "config.yaml").write_text(yaml.safe_dump({"task_orders": [[0, 1, 2]]}))
+    chosen = chosen or {"mas": 1.0, "alpha_mas": 1.0}
+    (folder / "selection.json").write_text(json.dumps(
+        {m: {"chosen": {"lambda_reg": v}} for m, v in chosen.items()}))
     for k, record in enumerate(records):
         (folder / "runs" / f"final__{record['method']}__{k}.json.gz").write_bytes(encode_record(record))
 
@@ -39,23 +46,26 @@ def test_map_row_by_hand(tmp_path):
     _write(folder, [
         _record("mas", 0, {"lambda_reg": 1.0}, mas[0], totals=[1.0, 1.0, 1.0]),
         _record("mas", 1, {"lambda_reg": 1.0}, mas[1], totals=[1.0, 1.0, 1.0]),
-        _record("alpha_mas", 0, {"lambda_multiplier": 1.0}, alpha[0], totals=[1.0, 4.0, 2.0],
+        _record("alpha_mas", 0, {"lambda_reg": 1.0}, alpha[0], totals=[1.0, 4.0, 2.0],
                 alphas=[2.0, 0.5, 0.5]),
-        _record("alpha_mas", 1, {"lambda_multiplier": 1.0}, alpha[1], totals=[3.0, 1.0, 2.0],
+        _record("alpha_mas", 1, {"lambda_reg": 1.0}, alpha[1], totals=[3.0, 1.0, 2.0],
                 alphas=[0.5, 1.5, 1.0]),
-        _record("alpha_mas", 0, {"lambda_multiplier": 2.0}, mas[0], totals=[1.0, 1.0, 1.0]),
-        _record("alpha_mas", 0, {"lambda_multiplier": 1.0}, mas[0], order=(2, 1, 0)),  # not main
+        _record("alpha_mas", 0, {"lambda_reg": 2.0}, mas[0], totals=[1.0, 1.0, 1.0]),  # not chosen
+        _record("alpha_mas", 0, {"lambda_reg": 1.0}, mas[0], order=(2, 1, 0)),  # not main
+        _record("alpha_mas_writeup", 0, {"lambda_multiplier": 1.0}, mas[0]),  # not the map's
     ])
     row = folder_summary(folder)
     assert row["spread_median"] == pytest.approx((4.0 + 3.0) / 2)  # max/min 4 and 3
-    final = row["series"]["AlphaMAS λ=N"]["final_avg_acc"]
+    final = row["series"]["AlphaMAS"]["final_avg_acc"]
     # final averages: MAS 2.3/3, 2.4/3; AlphaMAS 2.4/3, 2.55/3 -> differences 0.1/3, 0.15/3
     assert final["mean"] == pytest.approx(0.125 / 3) and final["n"] == 2
     half = 0.05 / 3 / 2 * 12.706204736174707  # sem of two values = |d1 - d2| / 2; t(0.975, 1)
     assert final["ci95"] == pytest.approx(half, rel=1e-6)
-    forgetting = row["series"]["AlphaMAS λ=N"]["max_forgetting"]
+    # scipy's paired t-test p on the two differences, by hand: t = mean / (|d1 - d2| / 2)
+    assert final["p_value"] == pytest.approx(2 * stats.t.sf(0.125 / 3 / (0.05 / 3 / 2), 1))
+    forgetting = row["series"]["AlphaMAS"]["max_forgetting"]
     assert forgetting["mean"] == pytest.approx(((0.2 - 0.3) + (0.1 - 0.2)) / 2)
-    assert row["series"]["AlphaMAS (per-task, MAS's λ)"] is None
+    assert row["series"]["AlphaMAS (per-task)"] is None
     # after-training accuracies 0.9 0.9 0.9 everywhere: no correlation to report
     assert row["mechanism"]["s_vs_learned"] is None
     # alphas 2.0 0.5 | 0.5 1.5 against forgetting 0.2 0.1 | 0.1 0.05, by hand: ranks
@@ -63,7 +73,7 @@ def test_map_row_by_hand(tmp_path):
     # rho = 1.5 / sqrt(4.5 * 4.5) = 1/3
     rho = row["mechanism"]["alpha_vs_forgetting"]["rho"]
     assert math.isclose(rho, 1 / 3, rel_tol=1e-9)
-    # per task, medians over the two AlphaMAS λ=N seeds: totals / max (0.25 1 0.5), (1 1/3 2/3)
+    # per task, medians over the two AlphaMAS seeds: totals / max (0.25 1 0.5), (1 1/3 2/3)
     profile = row["per_task"]
     assert profile["relative_totals"] == pytest.approx([0.625, 2 / 3, 7 / 12])
     assert profile["alphas"] == pytest.approx([1.25, 1.0, 0.75])
@@ -71,12 +81,16 @@ def test_map_row_by_hand(tmp_path):
     assert profile["forgetting"] == pytest.approx([0.15, 0.075])
     written = write_alpha_map(tmp_path, tmp_path / "out")
     assert [r["folder"] for r in written] == ["hand"]
+    cells = written[0]["series"]["AlphaMAS"]  # one family of 2 tests: Holm doubles the smaller p
+    assert cells["final_avg_acc"]["family_size"] == 2
+    assert min(cells["final_avg_acc"]["p_holm"], cells["max_forgetting"]["p_holm"]) == \
+        pytest.approx(2 * min(cells["final_avg_acc"]["p_value"], cells["max_forgetting"]["p_value"]))
     assert json.loads((tmp_path / "out" / "alpha_map.json").read_text())[0]["per_task"] == profile
     assert (tmp_path / "out" / "per_task.png").stat().st_size > 0
 
 
-def test_mas_runs_at_a_superseded_strength_are_left_out(tmp_path):
-    """selection.json chose lambda 10: MAS's and the ablation's runs at 1 are not compared."""
+def test_runs_at_a_superseded_strength_are_left_out(tmp_path):
+    """selection.json chose lambda 10 for MAS and the ablation: their runs at 1 are not compared."""
     folder = tmp_path / "grown"
     good, bad = [[0.9, None], [0.8, 0.9]], [[0.9, None], [0.1, 0.9]]
     _write(folder, [
@@ -85,12 +99,11 @@ def test_mas_runs_at_a_superseded_strength_are_left_out(tmp_path):
         _record("alpha_mas_per_task", 0, {"lambda_reg": 10.0}, good),
         _record("alpha_mas_per_task", 1, {"lambda_reg": 10.0}, good),
         _record("alpha_mas_per_task", 0, {"lambda_reg": 1.0}, bad),
-        *[_record("alpha_mas", seed, {"lambda_multiplier": 1.0}, good, totals=[1.0, 2.0],
+        *[_record("alpha_mas", seed, {"lambda_reg": 0.1}, good, totals=[1.0, 2.0],
                   alphas=[1.0, 0.5]) for seed in (0, 1)],
-    ])
-    (folder / "selection.json").write_text(json.dumps({"mas": {"chosen": {"lambda_reg": 10}}}))
+    ], chosen={"mas": 10.0, "alpha_mas_per_task": 10.0, "alpha_mas": 0.1})
     row = folder_summary(folder)
-    for label in ("AlphaMAS λ=N", "AlphaMAS (per-task, MAS's λ)"):
+    for label in ("AlphaMAS", "AlphaMAS (per-task)"):
         assert row["series"][label]["final_avg_acc"]["mean"] == 0.0
         assert row["series"][label]["max_forgetting"]["mean"] == 0.0
 

@@ -34,7 +34,7 @@ def folder(tmp_path):
              1: [[0.9, None, None], [0.9, 0.9, None], [0.8, 0.9, 0.9]]}
     for seed in (0, 1):
         _write_run(tmp_path, "mas_reference", "mas_reference", {"lambda_reg": 1.0}, seed, mas[seed])
-        _write_run(tmp_path, "alpha_mas", "alpha_mas", {"lambda_multiplier": 1.0}, seed, alpha[seed],
+        _write_run(tmp_path, "alpha_mas_writeup", "alpha_mas_writeup", {"lambda_multiplier": 1.0}, seed, alpha[seed],
                    alphas=[1.0 + seed, 1.5, 0.5 - seed / 4], label="AlphaMAS")
     return tmp_path
 
@@ -93,7 +93,7 @@ def test_a_significant_difference_the_other_way_is_called_contradicted(folder):
     for seed in range(5):
         _write_run(folder, "mas_reference", "mas_reference", {"lambda_reg": 1.0}, seed,
                    [[0.9, None, None], [0.9, 0.9, None], [0.9, 0.9, 0.9]])
-        _write_run(folder, "alpha_mas", "alpha_mas", {"lambda_multiplier": 1.0}, seed,
+        _write_run(folder, "alpha_mas_writeup", "alpha_mas_writeup", {"lambda_multiplier": 1.0}, seed,
                    [[0.9, None, None], [0.9, 0.9, None], [0.8 - 0.01 * seed, 0.9, 0.9]],
                    alphas=[1.0, 1.0, 1.0], label="AlphaMAS")
     claims = [line for line in markdown(folder).splitlines() if line.startswith("- Write-up: max")]

@@ -67,6 +67,10 @@ class MethodConfig:
             more seeds for the methods a comparison turns on.
         refine: once the decade grid of ``select`` has settled, also try the chosen value
             x 10^(-2/3), 10^(-1/3), 10^(1/3), 10^(2/3) (:mod:`.selection`).
+        selection_seeds: seeds of this method's validation-grid runs (None: the experiment's).
+        sensitivity: also run every value of the final ``select`` grid on the test stream at
+            the method's first three seeds: validation and test accuracy against the strength
+            (the report's sensitivity figure).
     """
 
     name: str
@@ -76,6 +80,8 @@ class MethodConfig:
     task_orders: list[list[int]] | None = None
     seeds: list[int] | None = None
     refine: bool = False
+    selection_seeds: list[int] | None = None
+    sensitivity: bool = False
 
     def __post_init__(self) -> None:
         check_method_names(self.name, self.params, self.sweep, self.select)
@@ -94,8 +100,15 @@ class MethodConfig:
             self.task_orders = _check_orders(f"methods[{self.name}].task_orders", self.task_orders)
         if self.seeds is not None:
             self.seeds = _check_seeds(f"methods[{self.name}].seeds", self.seeds)
-        if not isinstance(self.refine, bool):
-            raise ValueError(f"methods[{self.name}].refine: expected true or false, got {self.refine!r}")
+        if self.selection_seeds is not None:
+            self.selection_seeds = _check_seeds(f"methods[{self.name}].selection_seeds",
+                                                self.selection_seeds)
+        for flag in ("refine", "sensitivity"):
+            if not isinstance(getattr(self, flag), bool):
+                raise ValueError(f"methods[{self.name}].{flag}: expected true or false, "
+                                 f"got {getattr(self, flag)!r}")
+        if self.sensitivity and not self.select:
+            raise ValueError(f"methods[{self.name}].sensitivity: true needs a select grid")
         if self.refine and (len(self.select) != 1 or not all(
                 isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
                 for values in self.select.values() for v in values)):

@@ -20,6 +20,7 @@ from alpha_mas_avalanche.experiment import report as reporting
 from alpha_mas_avalanche.experiment.config import ExperimentConfig
 from alpha_mas_avalanche.experiment.devices import check_device_available
 from alpha_mas_avalanche.experiment.executors import Executor, sequential_executor
+from alpha_mas_avalanche.experiment.report.sensitivity import curves
 from alpha_mas_avalanche.experiment.selection import (
     Grids,
     choose_hyperparameters,
@@ -27,7 +28,12 @@ from alpha_mas_avalanche.experiment.selection import (
     selection_specs,
     settle_grids,
 )
-from alpha_mas_avalanche.experiment.specs import RunSpec, final_specs, single_task_specs
+from alpha_mas_avalanche.experiment.specs import (
+    RunSpec,
+    final_specs,
+    sensitivity_specs,
+    single_task_specs,
+)
 from alpha_mas_avalanche.experiment.store import (
     RunFailure,
     check_resumable,
@@ -201,16 +207,22 @@ def run_experiment(config: ExperimentConfig, *, executor: Executor | None = None
             max(n_final, len(final)), len(singles), len(select)))
         run_records = run_phase(final, output_dir, executor, on_result=wandb.log_run,
                                 progress=progress)
+        known = {s.run_id for s in final}
+        curve_specs = [s for s in sensitivity_specs(config, chosen) if s.run_id not in known]
+        progress.add(len(curve_specs))
+        curve_records = run_phase(curve_specs, output_dir, executor, progress=progress)
     finally:
         progress.close()
-    failed = [s.run_id for s in select + singles + final
-              if s.run_id not in first and s.run_id not in run_records]
+    failed = [s.run_id for s in select + singles + final + curve_specs
+              if s.run_id not in first and s.run_id not in run_records
+              and s.run_id not in curve_records]
     finished = [run_records[s.run_id] for s in final if s.run_id in run_records]
     summary: dict[str, Any] = {"selection": chosen}
     if report and finished:
         summary = reporting.write_report(
             output_dir, finished, [first[s.run_id] for s in singles if s.run_id in first],
             config=config, selection=chosen,
+            sensitivity=_sensitivity(config, chosen, first, {**run_records, **curve_records}),
         )
         wandb.log_summary(summary, output_dir)
     config_errors = [run_id for run_id in failed if _is_config_error(output_dir, run_id)]
@@ -284,9 +296,23 @@ def report_finished(config: ExperimentConfig) -> dict[str, Any]:
     first.update(_read_finished(singles, output_dir)[0])
     chosen = choose_hyperparameters(config, first, grids)
     write_json_atomic(output_dir / "selection.json", chosen)
-    finished = list(_read_finished(final_specs(config, chosen), output_dir)[0].values())
-    if not finished:
+    final = _read_finished(final_specs(config, chosen), output_dir)[0]
+    if not final:
         raise ValueError(f"output_dir {output_dir}: no finished final run to report on yet")
-    return reporting.write_report(output_dir, finished,
+    at_grid = _read_finished(sensitivity_specs(config, chosen), output_dir)[0]
+    return reporting.write_report(output_dir, list(final.values()),
                                   [first[s.run_id] for s in singles if s.run_id in first],
-                                  config=config, selection=chosen)
+                                  config=config, selection=chosen,
+                                  sensitivity=_sensitivity(config, chosen, first,
+                                                           {**final, **at_grid}))
+
+
+def _sensitivity(config: ExperimentConfig, chosen: dict[str, dict], select: dict[str, dict],
+                 test: dict[str, dict]) -> dict[str, dict[str, Any]]:
+    """The sensitivity curves of the methods with ``sensitivity``: their validation-grid
+    runs and their test runs at every grid value (:func:`.report.sensitivity.curves`)."""
+    methods = [m.name for m in config.methods if m.sensitivity]
+    specs = sensitivity_specs(config, chosen)
+    tests = [test[s.run_id] for s in specs if s.run_id in test]
+    valid = [r for r in select.values() if r.get("eval_stream") == "valid"]
+    return curves(chosen, valid, tests, methods)

@@ -21,15 +21,23 @@ REFINED_METHODS = ("mas", "alpha_mas", "alpha_mas_per_task")
 #: the methods the comparison turns on, run over :data:`DECIDING_SEEDS` on the MNIST family
 DECIDING_METHODS = ("mas", "alpha_mas", "alpha_mas_per_task", "naive")
 DECIDING_SEEDS = list(range(10))
+#: validation-grid seeds of the refined methods where the deciding seeds apply: three, for
+#: the sensitivity curves' 95 % intervals
+SENSITIVITY_SEEDS = [0, 1, 2]
 
 
 def tuned(methods: list[MethodConfig], seeds: list[int] | None) -> list[MethodConfig]:
-    """``methods`` with :data:`REFINED_METHODS` refined (where they select) and
-    :data:`DECIDING_METHODS` over ``seeds`` (None: the experiment's)."""
+    """``methods`` with :data:`REFINED_METHODS` refined (where they select) and, given
+    ``seeds``, :data:`DECIDING_METHODS` over them and the refined methods' sensitivity curves
+    over :data:`SENSITIVITY_SEEDS`."""
     for method in methods:
         method.refine = method.name in REFINED_METHODS and bool(method.select)
-        if method.name in DECIDING_METHODS and seeds is not None:
+        if seeds is None:
+            continue
+        if method.name in DECIDING_METHODS:
             method.seeds = list(seeds)
+        if method.refine:
+            method.selection_seeds, method.sensitivity = list(SENSITIVITY_SEEDS), True
     return methods
 
 
@@ -56,13 +64,29 @@ def alpha_mas_beside(multipliers: list[float], names: tuple[str, ...],
 
 
 def quick(scenario: str = "task") -> ExperimentConfig:
-    """Offline digits: registry defaults, 2 seeds, 2 epochs, AlphaMAS at N and 2N, pair
-    (1,2) first and last for MAS and AlphaMAS (``scenario`` is set by the caller)."""
+    """Offline digits, 2 seeds, 2 epochs, written to ``out/quick_digits`` (``out/`` is
+    git-ignored: a run of one's own never lands among the committed ``results/``). Every
+    regulariser's strength is chosen on the validation stream (first seed) from three
+    values a decade apart around where it acts on digits (the registry's default strengths
+    barely act there); no grid growth or refinement, to keep the run short. AlphaMAS also
+    at the write-up's N and 2N; pair (1,2) first and last for MAS and that AlphaMAS."""
+    grids = {"alpha_mas": {"lambda_reg": [1.0, 10.0, 100.0]},
+             "alpha_mas_per_task": {"lambda_reg": [1.0, 10.0, 100.0]},
+             "mas": {"lambda_reg": [1.0, 10.0, 100.0]},
+             "avalanche_mas": {"lambda_reg": [1.0, 10.0, 100.0]},
+             "ewc": {"ewc_lambda": [1e4, 1e5, 1e6]}, "online_ewc": {"ewc_lambda": [1e4, 1e5, 1e6]},
+             "si": {"si_lambda": [100.0, 1000.0, 10000.0]}, "l2": {"lambda_reg": [1e-3, 1e-2, 0.1]},
+             "lwf": {"alpha": [1.0, 10.0, 100.0]}}
     orders = placements(0)
-    methods = comparison_methods(False, [orders[0], orders[-1]])
+    methods = comparison_methods(True, [orders[0], orders[-1]])
     methods[1].sweep = {"lambda_multiplier": [1.0, 2.0]}
+    for method in methods:
+        method.refine = False
+        method.select = grids.get(method.name, method.select)
+    suffix = "" if scenario == "task" else "_" + scenario
     return ExperimentConfig(name="quick_digits", benchmark="split_digits", methods=methods,
-                            epochs=2, batch_size=32, seeds=[0, 1], output_dir="results/quick_digits")
+                            epochs=2, batch_size=32, seeds=[0, 1], grid_extensions=0,
+                            output_dir=f"out/quick_digits{suffix}")
 
 
 def full(scenario: str = "task") -> ExperimentConfig:

@@ -34,9 +34,12 @@ def initial_grids(config: ExperimentConfig) -> Grids:
     return {m.name: {k: list(v) for k, v in m.select.items()} for m in config.methods if m.select}
 
 
-def selection_seeds(config: ExperimentConfig) -> list[int]:
-    """The seeds of the validation-grid runs (``selection_seeds``, else the first seed)."""
-    return config.selection_seeds or config.seeds[:1]
+def selection_seeds(config: ExperimentConfig, name: str | None = None) -> list[int]:
+    """The seeds of method ``name``'s validation-grid runs: its own ``selection_seeds``,
+    else the experiment's, else its first seed."""
+    method = next((m for m in config.methods if m.name == name), None)
+    return (method is not None and method.selection_seeds) or config.selection_seeds \
+        or config.seeds[:1]
 
 
 def selection_specs(config: ExperimentConfig, grids: Grids | None = None) -> list[RunSpec]:
@@ -49,7 +52,7 @@ def selection_specs(config: ExperimentConfig, grids: Grids | None = None) -> lis
         order = (method.task_orders or config.task_orders)[0]
         first_sweep = {k: v[0] for k, v in method.sweep.items()}
         for combo in combinations(grids[method.name]):
-            for seed in selection_seeds(config):
+            for seed in selection_seeds(config, method.name):
                 specs.append(base_spec(
                     config, seed, order, method=method.name,
                     params={**method.params, **first_sweep, **combo},

@@ -140,3 +140,20 @@ def single_task_specs(config: ExperimentConfig) -> list[RunSpec]:
         base_spec(config, seed, list(range(n)), phase="single_task", pair=pair)
         for seed in config.all_seeds() for pair in range(n)
     ]
+
+
+def sensitivity_specs(config: ExperimentConfig, chosen: dict[str, dict]) -> list[RunSpec]:
+    """Test-stream runs at every value of the final grid (``chosen[m]["grid"]``) of each
+    method with ``sensitivity``, at its first three seeds in the main task order; the runs at
+    the chosen value are final runs already (same run ids)."""
+    specs = []
+    order = config.task_orders[0]
+    for method in config.methods:
+        if not method.sensitivity or method.name not in chosen:
+            continue
+        for combo in combinations(chosen[method.name]["grid"]):
+            for seed in (method.seeds or config.seeds)[:3]:
+                specs.append(base_spec(config, seed, order, method=method.name,
+                                       params={**method.params, **combo}))
+    seeds = config.all_seeds()
+    return sorted(specs, key=lambda spec: seeds.index(spec.seed))

@@ -2,12 +2,14 @@
 against AlphaMAS − MAS (paired over seeds), and the mechanism's correlations over tasks.
 
 Alpha-scaling equalises ``alpha_t * S_t``, so it can only matter where the S_t differ. For
-every folder holding final runs of MAS and AlphaMAS (λ = N) in its main task order:
+every folder holding final runs of MAS and AlphaMAS, each at the strength chosen on its
+validation stream, in the folder's main task order:
 
 - ``spread``: max/min of a run's S_t, median over AlphaMAS's seeds;
 - AlphaMAS − MAS and the per-task ablation − MAS, paired over seeds, for the final average
   accuracy and the maximum forgetting (accuracy right after training a task minus its final
-  accuracy, the largest over the tasks), with 95 % t-intervals;
+  accuracy, the largest over the tasks), with 95 % t-intervals, the paired t-test's p and its
+  Holm adjustment within the map's family (every cell of the table);
 - Spearman correlations over (task, seed) of AlphaMAS's runs: S_t against the task's accuracy
   right after training it, and alpha_t (after the last task) against the task's forgetting
   (the last task, whose forgetting is 0 by construction, left out).
@@ -18,7 +20,6 @@ No Avalanche; the statistics are the report's.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +29,14 @@ import yaml
 from scipy import stats
 
 from alpha_mas_avalanche.experiment.records import load_records
-from alpha_mas_avalanche.experiment.report.statistics import paired_t_test, mean_std_ci
+from alpha_mas_avalanche.experiment.report.significance import adjust_family, compare_paired
+from alpha_mas_avalanche.experiment.report.statistics import mean_std_ci
 
-#: (series label, method, params that pick its row) compared with plain MAS
-SERIES = (("AlphaMAS λ=N", "alpha_mas", {"lambda_multiplier": 1.0}),
-          ("AlphaMAS (per-task, MAS's λ)", "alpha_mas_per_task", {}))
+#: (series label, method) compared with plain MAS, each at its strength chosen on validation
+SERIES = (("AlphaMAS", "alpha_mas"), ("AlphaMAS (per-task)", "alpha_mas_per_task"))
+#: the map's family of tests
+FAMILY = ("AlphaMAS and the per-task ablation minus MAS, each tuned on validation, on final "
+          "accuracy and maximum forgetting, in every results folder of the map")
 METRICS = {"final_avg_acc": "final average accuracy", "max_forgetting": "maximum forgetting"}
 
 
@@ -79,16 +83,16 @@ def folder_runs(folder: Path) -> pd.DataFrame:
 
 
 def paired(a: pd.DataFrame, b: pd.DataFrame, metric: str) -> dict[str, Any] | None:
-    """Mean of ``a - b`` over the seeds both hold, its 95 % t-interval and the paired
-    t-test's p (the report's :func:`mean_std_ci` and paired test)."""
+    """Mean of ``a - b`` over the seeds both hold, its 95 % t-interval and the report's
+    paired comparison (:func:`~.report.significance.compare_paired`, margin 1 pp)."""
     joined = a.set_index("seed")[metric].to_frame("a").join(
         b.set_index("seed")[metric].to_frame("b"), how="inner").dropna()
     if len(joined) < 2:
         return None
     first, second = joined.a.to_numpy(dtype=float), joined.b.to_numpy(dtype=float)
     stat = mean_std_ci(first - second)
-    return {"mean": stat["mean"], "ci95": stat["ci95"], "p": paired_t_test(first, second)[1],
-            "n": stat["n"]}
+    return {"mean": stat["mean"], "ci95": stat["ci95"], "n": stat["n"],
+            "higher_is_better": metric == "final_avg_acc", **compare_paired(first, second, 0.01)}
 
 
 def _correlation(x: list[float], y: list[float]) -> dict[str, Any] | None:
@@ -114,13 +118,12 @@ def mechanism(runs: pd.DataFrame) -> dict[str, Any]:
             "alpha_vs_forgetting": _correlation(alphas, forgotten)}
 
 
-def chosen_mas_params(folder: Path) -> dict[str, float]:
-    """MAS's chosen strength from ``selection.json`` (empty where MAS was not selected):
-    the final runs of MAS and of the ablation that inherits it, and no run left from an
-    earlier choice."""
+def chosen_params(folder: Path, method: str) -> dict[str, float] | None:
+    """``method``'s strength chosen on validation, from ``selection.json`` (None where it was
+    not chosen): its final runs, and no run left from an earlier choice."""
     path = folder / "selection.json"
-    chosen = (json.loads(path.read_text()).get("mas") or {}).get("chosen") if path.is_file() else None
-    return {k: float(v) for k, v in (chosen or {}).items()}
+    chosen = (json.loads(path.read_text()).get(method) or {}).get("chosen") if path.is_file() else None
+    return None if chosen is None else {k: float(v) for k, v in chosen.items()}
 
 
 def per_task_profile(runs: pd.DataFrame) -> dict[str, list[float]]:
@@ -138,35 +141,42 @@ def per_task_profile(runs: pd.DataFrame) -> dict[str, list[float]]:
 
 
 def folder_summary(folder: Path) -> dict[str, Any] | None:
-    """The folder's row of the map, or None where it lacks MAS or AlphaMAS λ=N final runs."""
+    """The folder's row of the map, or None where it lacks tuned MAS or AlphaMAS final runs."""
     runs = folder_runs(folder)
-    if runs.empty:
+    chosen = {method: chosen_params(folder, method) for method in ("mas", *dict(SERIES).values())}
+    if runs.empty or None in (chosen["mas"], chosen["alpha_mas"]):
         return None
-    mas_params = chosen_mas_params(folder)
-    mas = runs[[_matches(r, "mas", mas_params) for r in runs.record]]
-    main = runs[[_matches(r, *SERIES[0][1:]) for r in runs.record]]
+    mas = runs[[_matches(r, "mas", chosen["mas"]) for r in runs.record]]
+    main = runs[[_matches(r, "alpha_mas", chosen["alpha_mas"]) for r in runs.record]]
     if mas.empty or main.empty or main.spread.isna().all():
         return None
     out = {"folder": folder.name, "benchmark": main.benchmark.iloc[0],
            "spread_median": float(main.spread.median()), "seeds": int(main.seed.nunique()),
            "series": {}, "mechanism": mechanism(main), "per_task": per_task_profile(main)}
-    for label, method, params in SERIES:
-        params = mas_params if method == "alpha_mas_per_task" else params
-        rows = runs[[_matches(r, method, params) for r in runs.record]]
+    for label, method in SERIES:
+        rows = (runs[[_matches(r, method, chosen[method]) for r in runs.record]]
+                if chosen[method] is not None else runs.iloc[:0])
         out["series"][label] = {m: paired(rows, mas, m) for m in METRICS} if not rows.empty else None
     return out
 
 
 def alpha_map(results: Path) -> list[dict[str, Any]]:
-    """The map's rows, one per results folder that has them, by increasing spread."""
+    """The map's rows, one per results folder that has them, by increasing spread; every
+    paired cell Holm-adjusted within :data:`FAMILY`."""
     rows = [folder_summary(f) for f in sorted(results.iterdir()) if (f / "runs").is_dir()]
-    return sorted((r for r in rows if r is not None), key=lambda r: r["spread_median"])
+    rows = sorted((r for r in rows if r is not None), key=lambda r: r["spread_median"])
+    cells = [(row["series"][label], metric) for row in rows for label, _ in SERIES
+             for metric in METRICS if (row["series"][label] or {}).get(metric)]
+    for (series, metric), adjusted in zip(cells, adjust_family([s[m] for s, m in cells], FAMILY)):
+        series[metric] = adjusted
+    return rows
 
 
 def _cell(stat: dict[str, Any] | None) -> str:
     if stat is None:
         return "–"
-    p = "" if stat["p"] is None else f", p {stat['p']:.2g}"
+    p = "" if stat["p_value"] is None else (f", p {stat['p_value']:.2g}, Holm p "
+                                            f"{stat['p_holm']:.2g}, {stat['verdict']}")
     return f"{100 * stat['mean']:+.2f} ± {100 * stat['ci95']:.2f}{p}"
 
 
@@ -177,20 +187,24 @@ def _rho(stat: dict[str, Any] | None) -> str:
 def markdown(rows: list[dict[str, Any]]) -> str:
     """The map as a markdown table."""
     lines = ["| Results folder | Benchmark | S_t max/min (median) | seeds | "
-             + " | ".join(f"{s} − MAS, {m} (pp)" for s, *_ in SERIES for m in METRICS.values())
+             + " | ".join(f"{s} − MAS, {m} (pp)" for s, _ in SERIES for m in METRICS.values())
              + " | ρ(S_t, acc after training) | ρ(alpha_t, forgetting) |",
              "|---|---|---:|---:|" + "---|" * (len(SERIES) * len(METRICS)) + "---|---|"]
     for row in rows:
-        cells = [_cell((row["series"][s] or {}).get(m)) for s, *_ in SERIES for m in METRICS]
+        cells = [_cell((row["series"][s] or {}).get(m)) for s, _ in SERIES for m in METRICS]
         lines.append(f"| {row['folder']} | {row['benchmark']} | {row['spread_median']:.1f} | "
                      f"{row['seeds']} | " + " | ".join(cells) + f" | "
                      f"{_rho(row['mechanism']['s_vs_learned'])} | "
                      f"{_rho(row['mechanism']['alpha_vs_forgetting'])} |")
-    lines += ["", "Paired over seeds (mean ± 95 % t-interval half-width, two-sided t-test p); "
-              "maximum forgetting from each run's accuracy matrix (accuracy right after training "
-              "a task minus its final accuracy); ρ: Spearman over (task, seed) of the AlphaMAS "
-              "λ=N runs. Written by `python -m alpha_mas_avalanche.experiment.spread results`.",
-              "", "## Per task, AlphaMAS λ=N after the last task (median over seeds)", "",
+    lines += ["", "Every method at the strength chosen on its validation stream. Paired over "
+              "seeds: mean ± 95 % t-interval half-width, two-sided paired t-test p, its Holm "
+              f"adjustment within the family of this table ({FAMILY}; "
+              f"{sum(1 for row in rows for s, _ in SERIES for m in METRICS if (row['series'][s] or {}).get(m))} "
+              "tests) and the verdict (better, worse, equivalent by TOST at ±1 pp, or "
+              "inconclusive); maximum forgetting from each run's accuracy matrix (accuracy right "
+              "after training a task minus its final accuracy); ρ: Spearman over (task, seed) "
+              "of the AlphaMAS runs. Written by `compare-baselines --results-index`.",
+              "", "## Per task, AlphaMAS after the last task (median over seeds)", "",
               "S_t / max S_t, alpha_t, accuracy right after training the task (%) and its "
               "forgetting (pp), tasks in training order.", "",
               "| Results folder | S_t / max S_t | alpha_t | accuracy after training (%) | forgetting (pp) |",
@@ -202,22 +216,3 @@ def markdown(rows: list[dict[str, Any]]) -> str:
                 ("relative_totals", "{:.2f}", 1), ("alphas", "{:.2f}", 1),
                 ("learned", "{:.1f}", 100), ("forgetting", "{:.1f}", 100))) + " |")
     return "\n".join(lines) + "\n"
-
-
-def write_alpha_map(results: Path, output: Path | None = None) -> list[dict[str, Any]]:
-    """Write ``alpha_map.md``, ``alpha_map.json`` and the figures (``alpha_map``,
-    ``per_task``) into ``output``."""
-    from alpha_mas_avalanche.experiment.spread_figure import draw_alpha_map, draw_per_task
-
-    output = output or results / "alpha_map"
-    output.mkdir(parents=True, exist_ok=True)
-    rows = alpha_map(results)
-    (output / "alpha_map.md").write_text(markdown(rows))
-    (output / "alpha_map.json").write_text(json.dumps(rows, indent=1))
-    draw_alpha_map(rows, output / "alpha_map")
-    draw_per_task(rows, output / "per_task")
-    return rows
-
-
-if __name__ == "__main__":
-    write_alpha_map(Path(sys.argv[1] if len(sys.argv) > 1 else "results"))

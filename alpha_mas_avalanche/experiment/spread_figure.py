@@ -1,13 +1,14 @@
-"""The alpha-scaling map's figures: AlphaMAS − MAS against the spread of the S_t, one point
-per results folder, for the final accuracy and the maximum forgetting; and, per results
-folder, S_t / max S_t and alpha_t task by task."""
+"""The alpha-scaling map's page (``alpha_map.md``, ``alpha_map.json``) and figures: AlphaMAS −
+MAS against the spread of the S_t, one point per results folder, for the final accuracy and
+the maximum forgetting; and, per results folder, S_t / max S_t and alpha_t task by task."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 from alpha_mas_avalanche.experiment.figure_style import save_png_and_pdf
-from alpha_mas_avalanche.experiment.spread import METRICS, SERIES
+from alpha_mas_avalanche.experiment.spread import METRICS, SERIES, alpha_map, markdown
 
 MARKERS = ("o", "s")
 COLORS = ("tab:blue", "tab:orange")
@@ -100,5 +101,20 @@ def draw_per_task(rows: list[dict[str, Any]], stem: Path) -> None:
         ax.set_xlabel("task, in training order", fontsize=8)
     handles, labels = axes[0].get_legend_handles_labels()
     figure.legend(handles, labels, loc="outside lower center", ncols=2, fontsize=8, frameon=False)
-    figure.suptitle("Importance totals and alphas per task, AlphaMAS λ=N after the last task")
+    figure.suptitle("Importance totals and alphas per task, AlphaMAS (tuned) after the last task")
     save_png_and_pdf(figure, stem, dpi=130)
+
+
+def write_alpha_map(results: Path, output: Path | None = None) -> list[dict[str, Any]]:
+    """Write ``alpha_map.md``, ``alpha_map.json`` and the figures (``alpha_map``,
+    ``per_task``) into ``output``."""
+    output = output or results / "alpha_map"
+    output.mkdir(parents=True, exist_ok=True)
+    rows = alpha_map(results)
+    (output / "alpha_map.md").write_text(markdown(rows))
+    (output / "alpha_map.json").write_text(json.dumps(rows, indent=1))
+    draw_alpha_map(rows, output / "alpha_map")
+    draw_per_task(rows, output / "per_task")
+    return rows
+
+

@@ -134,7 +134,8 @@ RECORD_PACKAGES = ("torch", "torchvision", "avalanche-lib", "numpy")
 def run_provenance(device: str, amp: str) -> dict[str, Any]:
     """What made a run, for its record: the project's git ``commit`` and whether its tree was
     ``dirty``, the ``versions`` of :data:`RECORD_PACKAGES`, the ``device`` it trained on
-    (the GPU's name on CUDA) and its ``precision`` (autocast mode)."""
+    (the GPU's name on CUDA), its ``precision`` (autocast mode) and torch's intra-op
+    ``threads`` (CPU sums in another order with another count)."""
     from importlib import metadata
 
     commit, dirty = git_state(Path(__file__).resolve().parents[2])
@@ -148,7 +149,7 @@ def run_provenance(device: str, amp: str) -> dict[str, Any]:
     if device.startswith("cuda") and torch.cuda.is_available():
         where = f"{device} ({torch.cuda.get_device_name(torch.device(device))})"
     return {"commit": commit, "dirty": dirty, "versions": versions, "device": where,
-            "precision": "fp32" if amp == "off" else amp}
+            "precision": "fp32" if amp == "off" else amp, "threads": torch.get_num_threads()}
 
 
 def environment_info() -> dict[str, Any]:

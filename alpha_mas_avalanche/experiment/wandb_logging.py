@@ -21,6 +21,7 @@ from typing import Any
 
 from alpha_mas_avalanche.experiment.config import ExperimentConfig
 from alpha_mas_avalanche.experiment.methods import REGISTRY, with_defaults
+from alpha_mas_avalanche.experiment.report.frames import METRICS
 
 
 class WandbSession:
@@ -128,15 +129,15 @@ class WandbSession:
             import wandb
 
             run = self._start(f"{self.config.name}-summary", "summary", {})
-            metrics = ["final_avg_acc", "avg_forgetting_ref", "max_forgetting_ref",
-                       "avg_forgetting_avalanche", "max_forgetting_avalanche", "bwt", "train_time_s"]
+            metrics = list(METRICS)
             rows = [[label] + [entry[m]["mean"] for m in metrics] + [entry["final_avg_acc"]["n"]]
                     for label, entry in summary["methods"].items()]
             tables = {"results": wandb.Table(columns=["method"] + metrics + ["n_seeds"], data=rows)}
-            if summary["paired_comparisons"]:
-                keys = list(summary["paired_comparisons"][0])
+            comparisons = summary["paired_comparisons"] + summary["placement_spread_comparisons"]
+            if comparisons:
+                keys = list(comparisons[0])
                 tables["paired_comparisons"] = wandb.Table(
-                    columns=keys, data=[[c[k] for k in keys] for c in summary["paired_comparisons"]])
+                    columns=keys, data=[[c.get(k) for k in keys] for c in comparisons])
             images = {f"figures/{Path(p).stem}": wandb.Image(str(p))
                       for p in summary.get("figures", []) if Path(p).suffix == ".png"}
             run.log({**tables, **images})
@@ -193,9 +194,10 @@ def effective_params(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_name(record: dict[str, Any]) -> str:
-    """``EWC (ewc_lambda=10000) · seed 0 · order 01234``; AlphaMAS rows carry λ in the label."""
-    params = {k: v for k, v in effective_params(record).items()
-              if not (record["method"] == "alpha_mas" and k == "lambda_multiplier")}
+    """``EWC (ewc_lambda=10000) · seed 0 · order 01234``; a swept parameter is in the label
+    already (``AlphaMAS λ=2N``)."""
+    swept = REGISTRY[record["method"]].sweep if record["method"] in REGISTRY else {}
+    params = {k: v for k, v in effective_params(record).items() if k not in swept}
     shown = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
     order = "".join(map(str, record["task_order"]))
     return (f"{record['label']}{f' ({shown})' if shown else ''} · seed {record['seed']} "

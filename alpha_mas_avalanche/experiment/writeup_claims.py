@@ -36,7 +36,7 @@ def row_label(record: dict) -> str:
     """The run's label with its strength (the registry default where the run used it)."""
     params = with_defaults(record["method"], record["params"]) if record["method"] in REGISTRY \
         else record["params"]
-    if record["method"] == "alpha_mas":
+    if "lambda_multiplier" in params:
         return f"AlphaMAS {float(params['lambda_multiplier']):g}N"
     if "lambda_reg" in params:
         return f"{record['label']} λ={float(params['lambda_reg']):g}"

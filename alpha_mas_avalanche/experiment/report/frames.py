@@ -13,11 +13,12 @@ from alpha_mas_avalanche.experiment.report.statistics import mean_std_ci
 
 METRICS = {
     "final_avg_acc": "Final avg acc (%)",
+    "learning_acc": "Learning acc (%)",
+    "avg_forgetting_avalanche": "Avg forgetting (%)",
+    "max_forgetting_avalanche": "Max forgetting (%)",
+    "intransigence": "Intransigence (%)",
     "avg_forgetting_ref": "Avg forgetting, ref. (%)",
     "max_forgetting_ref": "Max forgetting, ref. (%)",
-    "avg_forgetting_avalanche": "Avg forgetting, Avalanche (%)",
-    "max_forgetting_avalanche": "Max forgetting, Avalanche (%)",
-    "bwt": "BWT (%)",
     "train_time_s": "Train time (s)",
 }
 
@@ -34,6 +35,27 @@ def reference_forgetting(run: dict, single_acc: dict[int, float]) -> dict[int, f
     return out
 
 
+def learning_accuracies(run: dict) -> list[float | None]:
+    """Per training position: the task's accuracy right after training it (the accuracy
+    matrix's diagonal; Riemer et al. 2019 average it as learning accuracy)."""
+    matrix = run["acc_matrix"]
+    return [matrix[i][i] if i < len(matrix) and i < len(matrix[i]) else None
+            for i in range(len(run["final_acc"]))]
+
+
+def intransigence(run: dict, single_acc: dict[int, float]) -> float | None:
+    """Chaudhry et al. (2018): single-task accuracy minus the accuracy right after training,
+    averaged over the tasks (None without every single-task run)."""
+    learned = learning_accuracies(run)
+    gaps = [single_acc.get(pair) - acc if single_acc.get(pair) is not None and acc is not None
+            else None for pair, acc in zip(run["task_order"], learned)]
+    return None if None in gaps or not gaps else float(np.mean(gaps))
+
+
+def _mean_or_none(values: list[float | None]) -> float | None:
+    return None if not values or None in values else float(np.mean(values))
+
+
 def runs_table(runs: list[dict], singles: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One row per run (headline metrics) and one row per (run, pair)."""
     single = {(s["seed"], s["pair"]): s["acc"] for s in singles}
@@ -41,8 +63,8 @@ def runs_table(runs: list[dict], singles: list[dict]) -> tuple[pd.DataFrame, pd.
     for run in runs:
         seed = run["seed"]
         n_tasks = len(run["final_acc"])
-        forgetting = reference_forgetting(
-            run, {p: single[(seed, p)] for p in range(n_tasks) if (seed, p) in single})
+        seed_single = {p: single[(seed, p)] for p in range(n_tasks) if (seed, p) in single}
+        forgetting = reference_forgetting(run, seed_single)
         ref_values = [v for v in forgetting.values() if v is not None]
         aval = [v for v in run["avalanche_forgetting_by_exp"] if v is not None]
         order = run["task_order"]
@@ -51,11 +73,12 @@ def runs_table(runs: list[dict], singles: list[dict]) -> tuple[pd.DataFrame, pd.
             "params": json.dumps(run["params"], sort_keys=True), "seed": seed,
             "task_order": "".join(map(str, order)), "moved_pair_position": order.index(MOVED_PAIR) + 1,
             "final_avg_acc": run["final_avg_acc"],
+            "learning_acc": _mean_or_none(learning_accuracies(run)),
+            "intransigence": intransigence(run, seed_single),
             "avg_forgetting_ref": float(np.mean(ref_values)) if len(ref_values) == n_tasks else None,
             "max_forgetting_ref": float(np.max(ref_values)) if len(ref_values) == n_tasks else None,
             "avg_forgetting_avalanche": run["avalanche_forgetting"],
             "max_forgetting_avalanche": float(np.max(aval)) if aval else None,
-            "bwt": run["avalanche_bwt"],
             "train_time_s": run["train_time_s"],
             "moved_pair_final_acc": run["final_acc_by_pair"][str(MOVED_PAIR)],
             "moved_pair_forgetting_ref": forgetting[MOVED_PAIR],

@@ -5,8 +5,10 @@ from typing import Any
 
 import numpy as np
 
-from alpha_mas_avalanche.experiment.methods import family_of
-from alpha_mas_avalanche.experiment.report.claims import CLAIM_ALPHA, comparisons_by_label, p_text
+from alpha_mas_avalanche.experiment.methods import REGISTRY, family_of
+from alpha_mas_avalanche.experiment.report.claims import p_text
+from alpha_mas_avalanche.experiment.report.sensitivity import markdown_lines
+from alpha_mas_avalanche.experiment.report.significance import ALPHA
 from alpha_mas_avalanche.experiment.report.frames import METRICS, PERCENT
 from alpha_mas_avalanche.experiment.report.labels import sci
 
@@ -49,47 +51,80 @@ def markdown_table(result: dict[str, Any]) -> str:
               "wider than the scale)" if max(ns) <= 2 else
               "Mean ± 95 % CI half-width (Student t) where n ≥ 3, ± one std where n = 2, the mean "
               "alone where n = 1")
-    lines += ["", f"{spread}; 'ref.' = the reference paper's forgetting "
-                  "(single-task accuracy minus final accuracy); Avalanche forgetting/BWT from its "
-                  "metrics; train time excludes evaluation. 'chosen': picked on the validation "
+    lines += ["", f"{spread}. Learning acc: accuracy right after training each task, "
+                  "averaged (Riemer et al. 2019); forgetting: accuracy right after training a "
+                  "task minus final, averaged over (or the maximum over) the tasks before the "
+                  "last (Avalanche's metrics); intransigence: single-task accuracy minus accuracy "
+                  "right after training, averaged (Chaudhry et al. 2018); 'ref.' = the reference "
+                  "paper's forgetting (single-task accuracy minus final accuracy: learning "
+                  "accuracy and forgetting together); train time excludes "
+                  "evaluation. 'chosen': picked on the validation "
                   "stream; 'at grid edge': the smallest or largest value of the grid (after any "
                   "extension of the grid); 'default': the registry value, no grid run."]
-    lines += (_paired_table(result) + _claims(result) + _order_table(result)
-              + _importance_table(result))
+    display = {m: REGISTRY[m].label for m in result.get("sensitivity", {}) if m in REGISTRY}
+    lines += (_provenance(result) + _paired_table(result) + _claims(result)
+              + markdown_lines(result.get("sensitivity_peaks", []), display)
+              + _order_table(result) + _importance_table(result))
     return "\n".join(lines) + "\n"
 
 
+#: how the compared quantities are named in the tests' table
+COMPARED_NAMES = {"final_avg_acc": "final avg acc", "avg_forgetting_avalanche": "avg forgetting",
+                  "max_forgetting_avalanche": "max forgetting", "intransigence": "intransigence",
+                  "moved_pair_final_acc_spread": "moved task's spread over placements"}
+
+
+def _pp(value: float | None, signed: bool = True) -> str:
+    return "n/a" if value is None else f"{100 * value:+.2f}" if signed else f"{100 * value:.2f}"
+
+
 def _paired_table(result: dict[str, Any]) -> list[str]:
-    comparisons = result["paired_comparisons"]
+    comparisons = result["paired_comparisons"] + result["placement_spread_comparisons"]
     if not comparisons:
         return []
     display = {lb: e["display_label"] for lb, e in result["methods"].items()}
-    names = {"final_avg_acc": "final avg acc", "avg_forgetting_ref": "avg forgetting, ref.",
-             "max_forgetting_ref": "max forgetting, ref."}
-    by_label = comparisons_by_label(comparisons)
-    lines = ["", f"**AlphaMAS − {comparisons[0]['baseline']}, paired over seeds (pp; two-sided "
-                 "paired t-test, p beside each)**", "",
-             _row(["Method"] + list(names.values()) + ["n"]), "|---|---:|---:|---:|---:|"]
-    for label in [lb for lb in display if lb in by_label]:
-        metrics, cells = by_label[label], []
-        for metric in names:
-            c = metrics.get(metric)
-            if c is None or c["mean_difference"] is None:
-                cells.append("n/a")
-                continue
-            cells.append(f"{100 * c['mean_difference']:+.2f} (p {p_text(c)})")
-        n = next(iter(metrics.values()))["n_seeds"]
-        lines.append(_row([display.get(label, label)] + cells + [str(n)]))
-    lines += ["", "Forgetting: positive = AlphaMAS forgets more. p is n/a where every seed gave "
-                  "the same difference or fewer than 2 seeds were paired."]
+    first = comparisons[0]
+    lines = ["", f"**Every row − {first['baseline']}, paired over seeds**", "",
+             f"Family of tests: {first['family']} ({first['family_size']} tests). p: two-sided "
+             f"paired t-test; Holm p: Holm-adjusted within the family; equivalence: two one-sided "
+             f"paired t-tests (TOST) with margin ±{100 * first['margin']:g} pp, Holm-adjusted "
+             f"within the family. Verdict at {ALPHA}: better / worse (Holm p), else equivalent "
+             "(TOST Holm p), else inconclusive. MDE: the smallest difference these seeds detect "
+             "with 80 % power (two-sided, unadjusted); seeds: how many would give 80 % power to a "
+             "verdict at the observed mean and spread.", "",
+             _row(["Method", "quantity", "Δ (pp)", "p", "Holm p", "TOST Holm p", "verdict",
+                   "MDE (pp)", "n", "seeds to decide"]),
+             "|---|---|---:|---:|---:|---:|---|---:|---:|---:|"]
+    order = {lb: i for i, lb in enumerate(display)}
+    metrics = list(COMPARED_NAMES)
+    for c in sorted(comparisons, key=lambda c: (metrics.index(c["metric"]),
+                                                order.get(c["label"], len(order)))):
+        decide = "" if c["verdict"] != "inconclusive" else (
+            str(c["seeds_to_decide"]) if c["seeds_to_decide"] else "> 1000")
+        lines.append(_row([display.get(c["label"], c["label"]), COMPARED_NAMES[c["metric"]],
+                           _pp(c["mean_difference"]), p_text(c["p_value"]), p_text(c["p_holm"]),
+                           p_text(c["p_tost_holm"]), f"**{c['verdict']}**",
+                           _pp(c["mde_80"], signed=False), str(c["n_seeds"]), decide]))
+    lines += ["", "Forgetting, intransigence and spread: positive = the row is higher than MAS "
+                  "(worse). p is n/a where every seed gave the same difference or fewer than 2 "
+                  "seeds were paired."]
     return lines
+
+
+def _provenance(result: dict[str, Any]) -> list[str]:
+    """Which commits the runs come from, dirty trees flagged."""
+    commits = result.get("provenance") or {}
+    if not commits:
+        return []
+    parts = [f"{n} run{'s' if n != 1 else ''} at {key}" for key, n in commits.items()]
+    return ["", "Code: " + "; ".join(parts) + "."]
 
 
 def _claims(result: dict[str, Any]) -> list[str]:
     if not result["seed_claims"]:
         return []
-    return (["", f"**Seed claims** (paired over seeds, two-sided t-test; confirmed / "
-                 f"contradicted at p < {CLAIM_ALPHA}):", ""]
+    return (["", "**The write-up's claims** (from the verdicts above: confirmed where every "
+                 "verdict is better, contradicted where one is worse):", ""]
             + [f"- {sentence}" for sentence in result["seed_claims"]])
 
 

@@ -1,4 +1,5 @@
-"""Statistics over seeds: mean, std and 95 % CI; paired t-tests; placement spread and order sensitivity."""
+"""Statistics over seeds: mean, std and 95 % CI; every method against MAS, paired over seeds;
+placement spread and order sensitivity."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -8,6 +9,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy import stats
+
+from alpha_mas_avalanche.experiment.report.significance import compare_paired
 
 
 def mean_std_ci(values: Sequence[float]) -> dict[str, Any]:
@@ -23,73 +26,74 @@ def mean_std_ci(values: Sequence[float]) -> dict[str, Any]:
     return {"mean": float(data.mean()), "std": std, "ci95": half, "n": n}
 
 
+#: the quantities every method is compared with MAS on, each tested once: its direction
+#: (True: higher is better) and the equivalence margin of its TOST (fraction, 0.01 = 1 pp)
+COMPARED = {
+    "final_avg_acc": (True, 0.01),
+    "avg_forgetting_avalanche": (False, 0.01),
+    "max_forgetting_avalanche": (False, 0.01),
+    "intransigence": (False, 0.01),
+}
+#: the baseline every comparison is made against
+BASELINE = "mas"
+
+
+def compared_labels(runs_df: pd.DataFrame) -> list[str]:
+    """The rows compared with MAS: every label but MAS's and Joint's (a bound, trained once)."""
+    rows = runs_df[~runs_df.method.isin([BASELINE, "joint"])]
+    return sorted(rows.label.unique())
+
+
 def paired_comparisons(runs_df: pd.DataFrame, main_order: str) -> list[dict[str, Any]]:
-    """Each AlphaMAS row (every ``alpha_mas*`` method: the lambda sweep, the per-task
-    ablation, the importance variants) vs plain MAS on the seeds both ran: paired t-test
-    per metric."""
+    """Every compared row (:func:`compared_labels`) minus MAS on the seeds both ran in the
+    main task order, per :data:`COMPARED` quantity: paired t-test, TOST, power
+    (:func:`~.significance.compare_paired`); Holm's adjustment is left to the page."""
     main = runs_df[runs_df.task_order == main_order]
-    baseline = main[main.method == "mas"]
+    baseline = main[main.method == BASELINE]
     if baseline.empty:
         return []
+    base = baseline.set_index("seed")
     results = []
-    for label in sorted(main[main.method.str.startswith("alpha_mas")].label.unique()):
+    for label in compared_labels(main):
         ours = main[main.label == label].set_index("seed")
-        base = baseline.set_index("seed")
         seeds = sorted(set(ours.index) & set(base.index))
-        for metric in ("final_avg_acc", "avg_forgetting_ref", "max_forgetting_ref"):
+        for metric, (higher_is_better, margin) in COMPARED.items():
             a = ours.loc[seeds, metric].astype(float).to_numpy()
             b = base.loc[seeds, metric].astype(float).to_numpy()
-            ok = np.isfinite(a) & np.isfinite(b)
-            a, b = a[ok], b[ok]
-            statistic, p_value = paired_t_test(a, b)
-            results.append({
-                "alpha_mas": label, "baseline": baseline.label.iloc[0], "metric": metric,
-                "n_seeds": int(a.size), "mean_difference": float(np.mean(a - b)) if a.size else None,
-                "test": "paired t-test (scipy.stats.ttest_rel, two-sided)",
-                "t_statistic": statistic, "p_value": p_value,
-            })
+            results.append({"method": str(ours.method.iloc[0]), "label": label,
+                            "baseline": baseline.label.iloc[0], "metric": metric,
+                            "higher_is_better": higher_is_better,
+                            **compare_paired(a, b, margin)})
     return results
 
 
-def paired_t_test(a: np.ndarray, b: np.ndarray) -> tuple[float | None, float | None]:
-    """(t, p) of scipy's two-sided paired t-test; (None, None) for fewer than 2 pairs or
-    identical differences (t undefined)."""
-    if a.size >= 2 and np.ptp(a - b) > 0:
-        test = stats.ttest_rel(a, b)
-        return float(test.statistic), float(test.pvalue)
-    return None, None
-
-
 def placement_spread_comparisons(runs_df: pd.DataFrame) -> list[dict[str, Any]]:
-    """Each AlphaMAS row run in several placements vs MAS: per seed, the spread (max − min
-    over placements) of the moved pair's final accuracy; paired t-test over the seeds both
-    ran in every placement."""
+    """Each row run in several placements vs MAS: per seed, the spread (max − min over
+    placements) of the moved pair's final accuracy, paired over the seeds both ran in every
+    placement (:func:`~.significance.compare_paired`, margin 1 pp; lower is better)."""
     def spreads(rows: pd.DataFrame) -> pd.Series:
         placements = rows.task_order.nunique()
         complete = rows.groupby("seed").filter(lambda g: g.task_order.nunique() == placements)
         return complete.groupby("seed").moved_pair_final_acc.agg(lambda v: v.max() - v.min())
 
-    baseline = runs_df[runs_df.method == "mas"]
+    baseline = runs_df[runs_df.method == BASELINE]
     if baseline.task_order.nunique() < 2:
         return []
     base = spreads(baseline)
     results = []
-    for label in runs_df[runs_df.method.str.startswith("alpha_mas")].label.unique():
+    for label in compared_labels(runs_df):
         rows = runs_df[runs_df.label == label]
         if rows.task_order.nunique() < 2:
             continue
         ours = spreads(rows)
         seeds = sorted(set(ours.index) & set(base.index))
         a, b = ours.loc[seeds].to_numpy(float), base.loc[seeds].to_numpy(float)
-        statistic, p_value = paired_t_test(a, b)
         results.append({
-            "alpha_mas": label, "baseline": baseline.label.iloc[0],
-            "metric": "moved_pair_final_acc_spread", "n_seeds": len(seeds),
-            "alpha_mas_mean": float(a.mean()) if a.size else None,
+            "method": str(rows.method.iloc[0]), "label": label, "baseline": baseline.label.iloc[0],
+            "metric": "moved_pair_final_acc_spread", "higher_is_better": False,
+            "label_mean": float(a.mean()) if a.size else None,
             "baseline_mean": float(b.mean()) if b.size else None,
-            "mean_difference": float(np.mean(a - b)) if a.size else None,
-            "test": "paired t-test (scipy.stats.ttest_rel, two-sided)",
-            "t_statistic": statistic, "p_value": p_value,
+            **compare_paired(a, b, 0.01),
         })
     return results
 

@@ -1,0 +1,87 @@
+"""Sensitivity to the strength: validation and test final accuracy against every value of a
+method's final grid (mean and 95 % CI over seeds), each curve's peak, and whether AlphaMAS's
+curve is MAS's shifted along the strength (a matter of scaling) or peaks lower or higher (a
+matter of the method)."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from alpha_mas_avalanche.experiment.report.statistics import mean_std_ci
+
+#: the curves a comparison is read from, against MAS's
+AGAINST_MAS = ("alpha_mas", "alpha_mas_per_task")
+
+
+def curves(chosen: dict[str, dict], valid: list[dict], test: list[dict],
+           methods: list[str]) -> dict[str, dict[str, Any]]:
+    """Per method of ``methods`` with a final grid in ``chosen`` (one parameter): ``param``,
+    ``values`` (the grid), ``chosen`` and per stream (``valid``, ``test``) one
+    :func:`mean_std_ci` per value over the records of that value (validation-grid records,
+    test records)."""
+    out = {}
+    for method in methods:
+        if method not in chosen or len(chosen[method]["grid"]) != 1:
+            continue
+        (param, values), = chosen[method]["grid"].items()
+        entry: dict[str, Any] = {"param": param, "values": list(values),
+                                 "chosen": chosen[method]["chosen"][param]}
+        for stream, records in (("valid", valid), ("test", test)):
+            by_value: dict[float, list[float]] = {}
+            for r in records:
+                if r["method"] == method and r.get("final_avg_acc") is not None:
+                    by_value.setdefault(float(r["params"][param]), []).append(r["final_avg_acc"])
+            entry[stream] = [mean_std_ci(by_value.get(float(v), [])) for v in values]
+        out[method] = entry
+    return out
+
+
+def peak(curve: dict[str, Any], stream: str) -> dict[str, Any] | None:
+    """The value with the highest mean on ``stream`` and its statistics (None if empty)."""
+    points = [(stat["mean"], value, stat) for value, stat in zip(curve["values"], curve[stream])
+              if stat["mean"] is not None]
+    if not points:
+        return None
+    mean, value, stat = max(points, key=lambda p: p[0])
+    return {"value": value, **stat}
+
+
+def compare_peaks(sensitivity: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each of :data:`AGAINST_MAS` against MAS: the shift of its test peak in decades, the
+    peaks' heights and whether their 95 % intervals overlap ("scaling": they do, the curve
+    moved along the strength; "method": one peak is higher beyond the intervals)."""
+    if "mas" not in sensitivity:
+        return []
+    out = []
+    base = peak(sensitivity["mas"], "test")
+    for method in AGAINST_MAS:
+        if method not in sensitivity or base is None:
+            continue
+        ours = peak(sensitivity[method], "test")
+        if ours is None:
+            continue
+        difference = ours["mean"] - base["mean"]
+        width = sum(x["ci95"] if x["ci95"] is not None else math.inf for x in (ours, base))
+        out.append({"method": method, "peak": ours["value"], "mas_peak": base["value"],
+                    "shift_decades": math.log10(ours["value"] / base["value"]),
+                    "height": ours["mean"], "mas_height": base["mean"],
+                    "height_difference": difference, "n": min(ours["n"], base["n"]),
+                    "reading": "scaling" if abs(difference) <= width else "method"})
+    return out
+
+
+def markdown_lines(comparisons: list[dict[str, Any]], labels: dict[str, str]) -> list[str]:
+    """The peaks' comparison as sentences under a heading."""
+    if not comparisons:
+        return []
+    lines = ["", "**Sensitivity to the strength: test peaks** (figure `sensitivity`)", ""]
+    for c in comparisons:
+        reading = ("MAS's curve shifted along λ (a matter of scaling: the peaks' 95 % "
+                   "intervals overlap)" if c["reading"] == "scaling" else
+                   "a different peak (a matter of the method: the peaks' 95 % intervals do "
+                   "not overlap)")
+        lines.append(f"- {labels.get(c['method'], c['method'])}: peak {100 * c['height']:.2f} % at "
+                     f"λ = {c['peak']:.4g}, MAS {100 * c['mas_height']:.2f} % at λ = "
+                     f"{c['mas_peak']:.4g} ({c['shift_decades']:+.2f} decades, "
+                     f"{100 * c['height_difference']:+.2f} pp, {c['n']} seeds): {reading}.")
+    return lines

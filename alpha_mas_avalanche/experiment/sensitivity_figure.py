@@ -1,0 +1,60 @@
+"""The sensitivity figure: validation and test final accuracy against the strength, one line
+per method (mean, 95 % CI band over seeds), the value chosen on validation marked."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from alpha_mas_avalanche.experiment.figure_style import (
+    error_of,
+    error_text,
+    method_colours,
+    save_png_and_pdf,
+)
+from alpha_mas_avalanche.experiment.methods import REGISTRY
+
+STREAMS = {"valid": "validation stream (chooses λ)", "test": "test stream"}
+
+
+def draw_sensitivity(sensitivity: dict[str, dict[str, Any]], title: str, stem: Path) -> Path:
+    """Two panels (validation, test) of every curve of :func:`.report.sensitivity.curves`;
+    saved as ``stem``.png and .pdf; returns the PNG's path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    labels = {m: REGISTRY[m].label if m in REGISTRY else m for m in sensitivity}
+    colour = method_colours({labels[m]: m for m in sensitivity})
+    figure = Figure(figsize=(9, 3.8), layout="constrained")
+    axes = figure.subplots(1, 2, sharex=True)
+    ns = set()
+    for ax, (stream, name) in zip(axes, STREAMS.items()):
+        for method, curve in sensitivity.items():
+            points = [(v, s) for v, s in zip(curve["values"], curve[stream]) if s["mean"] is not None]
+            if not points:
+                continue
+            x = np.array([v for v, _ in points], dtype=float)
+            y = 100 * np.array([s["mean"] for _, s in points])
+            error = 100 * np.array([error_of(s) for _, s in points])
+            ns.update(s["n"] for _, s in points)
+            ax.plot(x, y, marker="o", markersize=3, color=colour[labels[method]],
+                    label=labels[method])
+            ax.fill_between(x, y - error, y + error, color=colour[labels[method]], alpha=0.2,
+                            linewidth=0)
+            chosen = [(v, value) for v, value in zip(x, y) if np.isclose(v, curve["chosen"])]
+            if chosen:
+                ax.plot(*chosen[0], marker="*", markersize=11, color=colour[labels[method]],
+                        markeredgecolor="black", markeredgewidth=0.6, linestyle="none")
+        ax.set_xscale("log")
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("strength λ (log scale)")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("final average accuracy (%)")
+    axes[0].legend(fontsize=8, frameon=False)
+    figure.suptitle(f"{title}: accuracy against λ, {error_text(min(ns), max(ns))} "
+                    "(★ chosen on validation)", fontsize=9)
+    save_png_and_pdf(figure, stem, dpi=130)
+    return stem.with_suffix(".png")

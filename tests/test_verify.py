@@ -1,0 +1,65 @@
+"""Run records say which code made them, and ``--verify-records`` re-runs them: a real tiny
+digits grid, re-run at this commit, reproduces bit for bit; a changed number is found."""
+from __future__ import annotations
+
+import json
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+from alpha_mas_avalanche.cli import main
+from alpha_mas_avalanche.experiment import ExperimentConfig, MethodConfig, run_experiment
+from alpha_mas_avalanche.experiment.records import decode_record, encode_record, record_paths
+from alpha_mas_avalanche.experiment.verify import differences, summarize_differences
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_differences_name_each_moved_field_and_by_how_much():
+    old = {"final_avg_acc": 0.5, "acc_matrix": [[0.9, None], [0.4, 0.6]], "label": "MAS",
+           "wall_time_s": 3.0, "commit": "abc"}
+    assert differences(old, {**old, "wall_time_s": 9.0, "commit": "def"}) == {}
+    new = {**old, "acc_matrix": [[0.9, None], [0.41, 0.6]], "label": "MAS (x)"}
+    assert differences(old, new) == {"acc_matrix[1][0]": pytest.approx(0.01), "label": "changed"}
+    assert summarize_differences({"a[0]": 0.1, "a[1]": 0.3, "b": "changed"}) == {
+        "a": 0.3, "b": "changed"}
+
+
+@pytest.mark.slow
+def test_records_carry_their_commit_and_reproduce_at_it(tmp_path, capsys):
+    config = ExperimentConfig(benchmark="split_digits", epochs=1, batch_size=32,
+                              train_samples_per_task=40, eval_samples_per_task=30, seeds=[0],
+                              methods=[MethodConfig("alpha_mas")],
+                              output_dir=str(tmp_path / "out"))
+    run_experiment(config, report=False)
+    out = Path(config.output_dir)
+    record = decode_record(record_paths(out / "runs")[0])
+    head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True,
+                          text=True).stdout.strip()
+    assert record["commit"] == (head or None)
+    assert isinstance(record["dirty"], bool) or record["dirty"] is None
+    assert record["versions"]["torch"] == metadata.version("torch")
+    assert record["versions"]["avalanche-lib"] == metadata.version("avalanche-lib")
+    assert (record["device"], record["precision"]) == ("cpu", "fp32")
+
+    assert main(["--verify-records", str(out), "--sample", "2"]) == 0
+    verification = json.loads((out / "verification.json").read_text())
+    assert len(verification) == 2 and all(v["reproduced"] for v in verification)
+    assert "2 of 2 reproduced bit for bit" in capsys.readouterr().out
+
+    path = record_paths(out / "runs")[0]  # a record whose numbers were edited is caught
+    edited = decode_record(path)
+    edited["final_avg_acc"] += 0.25
+    path.write_bytes(encode_record(edited))
+    assert main(["--verify-records", str(out), "--sample", "5"]) == 1
+    moved = {v["run_id"]: v["moved"] for v in json.loads((out / "verification.json").read_text())}
+    assert moved[edited["run_id"]] == {"final_avg_acc": pytest.approx(0.25)}
+
+
+def test_verify_records_refuses_a_folder_without_a_config(tmp_path, capsys):
+    assert main(["--verify-records", str(tmp_path)]) == 2
+    assert "--verify-records" in capsys.readouterr().err
+    assert main(["--quick", "--sample", "2"]) == 2
+    assert "--sample: only with --verify-records" in capsys.readouterr().err
