@@ -103,9 +103,11 @@ def rank_share(data: Any, max_samples: int | None = None) -> tuple[Any, int | No
     """This rank's part of ``data`` and of ``max_samples``, so that the ranks together cover
     what one process would: where every rank holds the same data (Avalanche's
     ``DistributedHelper``: each rank has the whole experience), rank ``r`` of ``R`` takes the
-    samples ``r, r + R, ...`` of the first ``max_samples``; where the ranks hold different
-    data (each its own shard), each keeps all of it and up to its share of ``max_samples``.
-    Data that cannot be indexed (a DataLoader, an iterable) is kept whole on every rank."""
+    ``r``-th of ``R`` consecutive blocks of the first ``max_samples`` (gathered in rank
+    order, the blocks are the data in its own order); where the ranks hold different data
+    (each its own shard), each keeps all of it and up to its share of ``max_samples``.
+    Data that cannot be indexed (a DataLoader, an iterable) is kept whole on every rank,
+    and so is data of fewer samples than ranks."""
     rank, size = world()
     if size == 1:
         return data, max_samples
@@ -117,7 +119,9 @@ def rank_share(data: Any, max_samples: int | None = None) -> tuple[Any, int | No
     if fingerprint is None or any(f != fingerprint for f in fingerprints):
         return data, share
     stop = len(data) if max_samples is None else min(len(data), max_samples)
-    indices = list(range(rank, stop, size))
+    if stop < size:
+        return data, max_samples
+    indices = list(range(rank * stop // size, (rank + 1) * stop // size))
     if isinstance(data, Tensor):
         return data[indices], None
     if callable(getattr(data, "subset", None)):  # an Avalanche dataset keeps its collate

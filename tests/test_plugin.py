@@ -99,11 +99,19 @@ def test_checkpoint_round_trip_gives_the_same_penalty(tmp_path, device):
     assert loaded.alphas == plugin.alphas
     assert float(loaded.penalty.value(dict(fresh.model.named_parameters()))) == expected
 
-    # and state_dict / load_state_dict into a brand-new plugin
-    other = AlphaMASPlugin()
+    # and state_dict / load_state_dict into a brand-new plugin with the saved settings
+    other = AlphaMASPlugin(lambda_reg=3.0)
     other.load_state_dict(plugin.state_dict())
     assert float(other.penalty.value(params)) == expected
     assert other.importance_totals == plugin.importance_totals
+    # other settings: refused by name, unless the saved ones are asked for
+    with pytest.raises(ValueError, match=r"saved with lambda_reg=3\.0, but this plugin was "
+                                         r"built with lambda_reg=5\.0.*strict_hyperparameters"):
+        AlphaMASPlugin(lambda_reg=5.0).load_state_dict(plugin.state_dict())
+    adopted = AlphaMASPlugin(lambda_reg=5.0)
+    adopted.load_state_dict(plugin.state_dict(), strict_hyperparameters=False)
+    assert adopted.penalty.lambda_reg == 3.0 and adopted.alphas == plugin.alphas
+    assert float(adopted.penalty.value(params)) == expected
 
 
 @pytest.mark.parametrize("kwargs, name", [

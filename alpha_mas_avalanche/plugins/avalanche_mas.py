@@ -5,7 +5,7 @@ import torch
 from avalanche.training.plugins import MASPlugin
 
 
-class AvalancheMASPlugin(MASPlugin):
+class AvalancheMASPlugin(MASPlugin, supports_distributed=True):
     """Avalanche 0.6's ``MASPlugin`` (Aljundi et al., "Memory Aware Synapses", ECCV 2018:
     EMA of batch-approximated importances, one anchor), unchanged but for one line.
 
@@ -14,6 +14,10 @@ class AvalancheMASPlugin(MASPlugin):
     which a model that fits its batch to float precision reaches (pairs scaled by 10 in
     ``split_mnist_scaled``). Here only a missing loss is refused; the penalty is summed in the
     same order as Avalanche's, so the updates are the same whenever Avalanche's plugin runs.
+
+    Under DDP its importance pass runs through the DDP model on every rank, one backward
+    per batch of the rank's experience (DDP averages each batch's gradient over the ranks):
+    the ranks keep equal state, and every rank must hold as many batches as the others.
     """
 
     def before_backward(self, strategy, **kwargs) -> None:

@@ -55,6 +55,10 @@ class ContinualPlugin(SupervisedPlugin, supports_distributed=True):
       kept on the device; ``last_penalty`` reads it (a host synchronisation).
     """
 
+    def __init_subclass__(cls, supports_distributed: bool = True, **kwargs) -> None:
+        # Avalanche resets the flag to False in every subclass that does not pass it
+        super().__init_subclass__(supports_distributed=supports_distributed, **kwargs)
+
     def __init__(self) -> None:
         super().__init__()
         self._last_penalty: Tensor | float = 0.0
