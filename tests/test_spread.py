@@ -9,7 +9,7 @@ import yaml
 from scipy import stats
 
 from alpha_mas_avalanche.experiment.records import encode_record
-from alpha_mas_avalanche.experiment.spread import alpha_map, folder_summary, task_forgetting
+from alpha_mas_avalanche.experiment.report.alpha_map import alpha_map, folder_summary, task_forgetting
 from alpha_mas_avalanche.experiment.spread_figure import write_alpha_map
 
 

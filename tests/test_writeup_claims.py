@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from alpha_mas_avalanche.experiment.records import encode_record
-from alpha_mas_avalanche.experiment.writeup_claims import markdown, run_rows
+from alpha_mas_avalanche.experiment.report.writeup_claims import markdown, run_rows
 
 
 def _write_run(folder, name, method, params, seed, matrix, alphas=None, label="MAS (reference code)"):

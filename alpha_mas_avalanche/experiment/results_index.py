@@ -12,6 +12,7 @@ from typing import Any
 
 from alpha_mas_avalanche.experiment.report.claims import p_text
 from alpha_mas_avalanche.experiment.report.significance import adjust_family
+from alpha_mas_avalanche.experiment.report.writeup_claims import write_writeup_claims
 from alpha_mas_avalanche.experiment.spread_figure import write_alpha_map
 
 HEADER = """# Results
@@ -98,9 +99,11 @@ def results_index(results_dir: Path, page: Path) -> str:
 
 def write_results_index(results_dir: str | Path = "results",
                         page: str | Path = "docs/results.md") -> Path:
-    """Write :func:`results_index` of ``results_dir`` to ``page``, and the alpha-scaling map
-    into ``results_dir/alpha_map/``; returns the page."""
+    """Write :func:`results_index` of ``results_dir`` to ``page``, the alpha-scaling map into
+    ``results_dir/alpha_map/`` and the write-up's claims into ``results_dir/mas_demo/``;
+    returns the page."""
     write_alpha_map(Path(results_dir))
+    write_writeup_claims(Path(results_dir))
     page = Path(page)
     page.parent.mkdir(parents=True, exist_ok=True)
     page.write_text(results_index(Path(results_dir), page))

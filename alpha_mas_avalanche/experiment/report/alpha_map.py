@@ -14,8 +14,8 @@ validation stream, in the folder's main task order:
   right after training it, and alpha_t (after the last task) against the task's forgetting
   (the last task, whose forgetting is 0 by construction, left out).
 
-``python -m alpha_mas_avalanche.experiment.spread results`` writes ``results/alpha_map/``.
-No Avalanche; the statistics are the report's.
+``compare-baselines --results-index`` writes ``results/alpha_map/`` (page and figures:
+:mod:`~alpha_mas_avalanche.experiment.spread_figure`). No Avalanche.
 """
 from __future__ import annotations
 

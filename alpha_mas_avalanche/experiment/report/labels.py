@@ -9,6 +9,9 @@ from alpha_mas_avalanche.experiment.methods import REGISTRY, family_of
 
 #: how a hyperparameter is written in a row label
 SYMBOLS = {"lambda_reg": "λ", "ewc_lambda": "λ", "si_lambda": "λ", "alpha": "α"}
+#: why a method's grid can show no effect, where the cause is known (see its registry provenance)
+NO_EFFECT_CAUSES = {"si_avalanche": "a known Avalanche 0.6 bug on CPU: its weight snapshots "
+                                    "alias the live weights, so its penalty is 0"}
 
 
 def table_order(runs: list[dict]) -> list[str]:
@@ -54,8 +57,9 @@ def display_label(label: str, method: str, params: dict[str, Any], selection: di
     if selection is not None:
         used = _assignments(selection["chosen"])
         if selection.get("no_effect", False):
+            cause = f" ({NO_EFFECT_CAUSES[method]})" if method in NO_EFFECT_CAUSES else ""
             return _annotate(label, f"{used} used; no effect: every grid value gave the same "
-                                    "validation score")
+                                    f"validation score{cause}")
         edge = ", at grid edge" if selection.get("at_grid_edge", False) else ""
         return _annotate(label, f"{used} chosen{edge}")
     if entry is None:

@@ -7,14 +7,14 @@ forgetting MAS 0.066 against 0.032 at sum of alphas N and 0.031 at 2N, and maxim
 write-up's text (single-task accuracy minus final accuracy) and the reference code's
 (accuracy right after training the task minus final accuracy, averaged over all 5 tasks).
 
-``python -m alpha_mas_avalanche.experiment.writeup_claims results/mas_demo [more folders]``
-writes ``writeup_claims.md`` in the first folder, from the final runs of all of them (e.g. the
-reference code's MAS at its own ``reg_lambda`` 1, run into a folder of its own with
-``--methods mas_reference --no-select``); runs are paired by seed. No Avalanche.
+``compare-baselines --results-index`` writes ``results/mas_demo/writeup_claims.md`` from the
+final runs of ``results/mas_demo`` and of ``results/mas_demo_reference_lambda1`` (the
+reference code's MAS at its own ``reg_lambda`` 1, run with ``--methods mas_reference
+--no-select``); runs are paired by seed, and every claim's tests form one family, Holm-adjusted.
+No Avalanche.
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +23,15 @@ import pandas as pd
 
 from alpha_mas_avalanche.experiment.methods import REGISTRY, with_defaults
 from alpha_mas_avalanche.experiment.records import load_records
+from alpha_mas_avalanche.experiment.report.significance import adjust_family
 from alpha_mas_avalanche.experiment.report.statistics import mean_std_ci
-from alpha_mas_avalanche.experiment.spread import paired, task_forgetting
+from alpha_mas_avalanche.experiment.report.alpha_map import paired, task_forgetting
+
+#: the folders the claims page reads, in the results folder: the protocol's grid, then the
+#: reference code's MAS at its own strength
+FOLDERS = ("mas_demo", "mas_demo_reference_lambda1")
+FAMILY = ("AlphaMAS N and 2N minus each reference-code MAS row, on average and maximum "
+          "forgetting, in both definitions")
 
 #: (metric, write-up's MAS, write-up's AlphaMAS at N, at 2N)
 CLAIMS = (("avg_forgetting", 0.0664, 0.0316, 0.0307), ("max_forgetting", 0.37, 0.11, 0.10))
@@ -76,29 +83,48 @@ def _mean_ci(values: pd.Series) -> str:
     return f"{stat['mean']:.4f}" + ("" if stat["ci95"] is None else f" ± {stat['ci95']:.4f}")
 
 
-def claim_sentences(runs: pd.DataFrame, baseline: str) -> list[str]:
-    """One sentence per claim: AlphaMAS N and 2N against ``baseline``, both definitions."""
+def claim_tests(runs: pd.DataFrame, baselines: list[str]) -> list[dict[str, Any]]:
+    """Every claim's paired tests (AlphaMAS N and 2N against each of ``baselines``, per
+    metric and definition), Holm-adjusted within :data:`FAMILY`."""
+    tests = []
+    for baseline in baselines:
+        base = runs[runs.label == baseline]
+        for metric, *_ in CLAIMS:
+            for multiplier in ("1", "2"):
+                alpha = runs[runs.label == f"AlphaMAS {multiplier}N"]
+                for kind in DEFINITIONS:
+                    stat = None if base.empty or alpha.empty else paired(alpha, base, f"{metric}_{kind}")
+                    if stat is not None:
+                        tests.append({**stat, "higher_is_better": False, "baseline": baseline,
+                                      "claim": (metric, multiplier, kind)})
+    return adjust_family(tests, FAMILY)
+
+
+def claim_sentences(runs: pd.DataFrame, baseline: str, tests: list[dict[str, Any]]) -> list[str]:
+    """One sentence per claim: AlphaMAS N and 2N against ``baseline``, both definitions;
+    confirmed where the Holm-adjusted test says lower, contradicted where it says higher."""
     sentences = []
     base = runs[runs.label == baseline]
+    found = {(t["baseline"], t["claim"]): t for t in tests}
     for metric, theirs_mas, theirs_n, theirs_2n in CLAIMS:
         for multiplier, theirs in (("1", theirs_n), ("2", theirs_2n)):
             alpha = runs[runs.label == f"AlphaMAS {multiplier}N"]
-            if base.empty or alpha.empty:
-                continue
             parts = []
             for kind, definition in DEFINITIONS.items():
-                column = f"{metric}_{kind}"
-                stat = paired(alpha, base, column)
+                stat = found.get((baseline, (metric, multiplier, kind)))
                 if stat is None:
                     continue
-                significant = stat["p"] is not None and stat["p"] < 0.05
-                verdict = ("not confirmed" if not significant
-                           else "confirmed" if stat["mean"] < 0 else "contradicted")
-                p_text = "–" if stat["p"] is None else f"{stat['p']:.2g}"
+                column = f"{metric}_{kind}"
+                verdict = {"better": "confirmed", "worse": "contradicted"}.get(stat["verdict"],
+                                                                                "not confirmed")
+                p_text = "–" if stat["p_value"] is None else (
+                    f"{stat['p_value']:.2g}, Holm p {stat['p_holm']:.2g}")
                 parts.append(f"{definition}: {base[column].mean():.4f} against "
                              f"{alpha[column].mean():.4f}, paired difference {stat['mean']:+.4f} "
                              f"± {stat['ci95']:.4f} (95 % CI, p {p_text}, n {stat['n']}): "
                              f"**{verdict}**")
+            if not parts:
+                continue
             name = metric.replace("_", " ")
             sentences.append(
                 f"- Write-up: {name} MAS {theirs_mas} against {theirs} at sum of alphas "
@@ -131,11 +157,22 @@ def markdown(*folders: Path) -> str:
         lines.append(f"- {label}: " + ", ".join(f"{a:.3f}" for a in alphas))
     baselines = sorted((label for label in set(runs.label) if label.startswith("MAS (reference code)")),
                        key=lambda label: (label != WRITEUP_MAS, label))
+    tests = claim_tests(runs, baselines)
+    lines += ["", f"Family of the claims' tests: {FAMILY} ({len(tests)} paired t-tests); a claim "
+              "is confirmed where its Holm-adjusted p < 0.05 and the difference is negative, "
+              "contradicted where it is positive."]
     for name in baselines:
-        lines += ["", f"**Claims of the write-up, against {name}:**", "", *claim_sentences(runs, name)]
+        lines += ["", f"**Claims of the write-up, against {name}:**", "",
+                  *claim_sentences(runs, name, tests)]
     return "\n".join(lines) + "\n"
 
 
-if __name__ == "__main__":
-    targets = [Path(a) for a in sys.argv[1:]] or [Path("results/mas_demo")]
-    (targets[0] / "writeup_claims.md").write_text(markdown(*targets))
+def write_writeup_claims(results: Path) -> Path | None:
+    """Write ``writeup_claims.md`` into ``results``' first :data:`FOLDERS` folder from the
+    folders present (None where the first is absent)."""
+    folders = [results / name for name in FOLDERS if (results / name / "runs").is_dir()]
+    if not folders or folders[0].name != FOLDERS[0]:
+        return None
+    page = folders[0] / "writeup_claims.md"
+    page.write_text(markdown(*folders))
+    return page
