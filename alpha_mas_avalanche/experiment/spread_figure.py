@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from alpha_mas_avalanche.experiment.figure_style import save_png_and_pdf
-from alpha_mas_avalanche.experiment.spread import METRICS, SERIES, alpha_map, markdown
+from alpha_mas_avalanche.experiment.report.alpha_map import METRICS, SERIES, alpha_map, markdown
 
 MARKERS = ("o", "s")
 COLORS = ("tab:blue", "tab:orange")
