@@ -1,6 +1,7 @@
-"""How the figures look and what their error bars are: one colour per method (AlphaMAS a
-warm hue family, related baselines two shades of one hue, bounds grey), the error bar of a
-mean over seeds, and the words that name it in titles and legends."""
+"""How the figures look and what their error bars are: each method's colour, marker and line
+style from its registry entry (AlphaMAS a warm hue family, related baselines two shades of one
+hue, bounds grey), the error bar of a mean over seeds, and the words that name it in titles
+and legends."""
 from __future__ import annotations
 
 import io
@@ -9,35 +10,57 @@ from typing import Any
 
 import numpy as np
 
-from alpha_mas_avalanche.experiment.methods import family_of
+from alpha_mas_avalanche.experiment.methods import REGISTRY, MethodEntry
 
-#: tab20 index per baseline: dark and light shade of one hue for related methods
-BASELINE_SHADES = {"mas": 0, "avalanche_mas": 1, "ewc": 4, "online_ewc": 5, "si": 8,
-                   "si_avalanche": 9, "l2": 10, "lwf": 12, "ebll": 16, "imm": 18}
-GREYS = {"naive": (0.55, 0.55, 0.55), "joint": (0.15, 0.15, 0.15)}
-LINESTYLES = {"naive": ":", "joint": "--"}
+#: The part of a colormap that the rows of the entries naming it share (pale ends left out)
+RAMP = (0.4, 0.95)
+#: The default entry (no colour of its own: a spare one), for a method not registered
+UNREGISTERED = MethodEntry("", "", "naive", lambda params, n_tasks: [])
+
+
+def entry_of(method: str) -> MethodEntry:
+    """The registry entry of ``method``, or :data:`UNREGISTERED`."""
+    return REGISTRY.get(method, UNREGISTERED)
 
 
 def method_colours(methods: dict[str, str]) -> dict[str, tuple]:
-    """``{label: RGB(A)}`` for ``{label: registry method}`` (in table order), all distinct."""
+    """``{label: RGB(A)}`` for ``{label: registry method}`` (in table order), all distinct:
+    the colour of the row's registry entry; the rows of entries naming a colormap spread over
+    its :data:`RAMP` in table order; a spare colour where the entry has none or its colour is
+    taken (a second row of one entry)."""
     import matplotlib
 
+    ramps: dict[str, list[str]] = {}
+    for label, method in methods.items():
+        if entry_of(method).colour in matplotlib.colormaps:
+            ramps.setdefault(entry_of(method).colour, []).append(label)
+    colours: dict[str, tuple] = {}
+    for name, labels in ramps.items():
+        shades = matplotlib.colormaps[name](np.linspace(*RAMP, max(len(labels), 1)))
+        colours |= {label: tuple(shade) for label, shade in zip(labels, shades)}
     tab20 = matplotlib.colormaps["tab20"].colors
-    family = [label for label, method in methods.items() if family_of(method) == "alpha_mas"]
-    warm = matplotlib.colormaps["YlOrRd"](np.linspace(0.4, 0.95, max(len(family), 1)))
-    colours: dict[str, tuple] = {label: tuple(warm[i]) for i, label in enumerate(family)}
     spare = [tab20[i] for i in (11, 13, 17, 19, 15)] + list(matplotlib.colormaps["Dark2"].colors)
+    taken = {matplotlib.colors.to_rgb(c) for c in colours.values()}
     for label, method in methods.items():
         if label in colours:
             continue
-        if method in GREYS:
-            colour = GREYS[method]
-        elif method in BASELINE_SHADES and tab20[BASELINE_SHADES[method]] not in colours.values():
-            colour = tab20[BASELINE_SHADES[method]]
-        else:
-            colour = next(c for c in spare if c not in colours.values())
+        own = entry_of(method).colour
+        colour = matplotlib.colors.to_rgb(own) if own else None
+        if colour is None or colour in taken:
+            colour = next(c for c in spare if matplotlib.colors.to_rgb(c) not in taken)
         colours[label] = colour
+        taken.add(matplotlib.colors.to_rgb(colour))
     return colours
+
+
+def method_marker(method: str) -> str:
+    """The marker of registry method ``method`` (``"o"`` for one not registered)."""
+    return entry_of(method).marker
+
+
+def method_linestyle(method: str) -> str:
+    """The line style of registry method ``method`` (solid for one not registered)."""
+    return entry_of(method).linestyle
 
 
 def error_of(stat: dict[str, Any]) -> float:

@@ -16,13 +16,13 @@ from typing import Any
 import numpy as np
 
 from alpha_mas_avalanche.experiment.figure_style import (
-    LINESTYLES,
     consecutive_runs,
     error_of,
     error_text,
     errors_of,
     legend_error_text,
     method_colours,
+    method_linestyle,
     save_png_and_pdf,
 )
 from alpha_mas_avalanche.experiment.methods import FAMILIES, FAMILY_TITLES, REGISTRY, family_of
@@ -100,7 +100,7 @@ class Figures:
             spine.set_linewidth(2.0)
 
     def _style(self, label: str) -> dict[str, Any]:
-        return {"color": self.colour[label], "linestyle": LINESTYLES.get(self.method[label], "-")}
+        return {"color": self.colour[label], "linestyle": method_linestyle(self.method[label])}
 
     def _task_label(self, position: int) -> str:
         return self.tasks[self.order[position]]

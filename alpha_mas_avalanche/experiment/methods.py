@@ -42,6 +42,11 @@ class MethodEntry:
         after_training: what the method does to the model after an experience's training,
             before it is evaluated ("" for nothing; IMM: "merged"): per-epoch curves taken
             during training show the weights before that.
+        colour: a matplotlib colour, or a colormap's name: the rows of the entries naming
+            it share that map's range in table order (the AlphaMAS family: warm hues);
+            related baselines take a dark and a light shade of one hue, the bounds greys.
+        marker: its marker in line and dot plots (distinct per entry).
+        linestyle: its line style (dotted Naive, dashed Joint).
     """
 
     name: str
@@ -55,6 +60,9 @@ class MethodEntry:
     module: str | None = None
     family: str = "other"
     after_training: str = ""
+    colour: str = ""
+    marker: str = "o"
+    linestyle: str = "-"
 
 
 #: method families, in display order: AlphaMAS and its ablations, MAS, the other
@@ -267,6 +275,7 @@ register(MethodEntry(
     provenance="lambda (= sum_t alpha_t) chosen on the validation stream, with the same grid, "
                "selection seeds and extension rule as MAS.",
     family="alpha_mas",
+    colour="YlOrRd", marker="o",
 ))
 register(MethodEntry(
     "alpha_mas_writeup", "AlphaMAS (write-up's λ)", "naive", _alpha_mas,
@@ -275,6 +284,7 @@ register(MethodEntry(
     provenance="lambda = N, 1.5N, 2N, 3N (N tasks): the reference write-up's sweep, the "
                "strengths its claims are made at; every value is reported, none is selected.",
     family="alpha_mas",
+    colour="YlOrRd", marker="p",
 ))
 register(MethodEntry(
     "alpha_mas_last_epochs", "AlphaMAS, importance over last epochs", "naive", _alpha_mas,
@@ -283,6 +293,7 @@ register(MethodEntry(
     provenance="the reference write-up's estimate over the last training epochs "
                "(importance_epochs=1 unless set); lambda = N as the main AlphaMAS row.",
     family="alpha_mas",
+    colour="YlOrRd", marker="h",
 ))
 register(MethodEntry(
     "alpha_mas_per_task", "AlphaMAS (per-task)", "naive", _alpha_mas_per_task,
@@ -293,6 +304,7 @@ register(MethodEntry(
                "redistribution across tasks differs from MAS; its own lambda chosen on the "
                "validation stream like MAS's.",
     family="alpha_mas",
+    colour="YlOrRd", marker="D",
 ))
 register(MethodEntry(
     "mas", "MAS", "naive", _plain_mas,
@@ -301,6 +313,7 @@ register(MethodEntry(
     provenance="plain MAS with per-task anchors (the reference baseline, alpha_t = lambda); "
                "lambda chosen on the validation stream from the grid.",
     family="mas",
+    colour="#1f77b4", marker="s",
 ))
 register(MethodEntry(
     "mas_reference", "MAS (reference code)", "naive", _reference_code_mas,
@@ -311,6 +324,7 @@ register(MethodEntry(
                "anchor, the latest task's parameters; importance exact per sample in eval "
                "mode (theirs: |batch gradient|); lambda chosen on the validation stream.",
     family="mas",
+    colour="#c49c94", marker="H",
 ))
 register(MethodEntry(
     "avalanche_mas", "MAS (Avalanche)", "naive",
@@ -322,6 +336,7 @@ register(MethodEntry(
                "validation stream from the grid; alpha (importance EMA decay) kept at "
                "Avalanche's default 0.5.",
     family="mas",
+    colour="#aec7e8", marker="d",
 ))
 register(MethodEntry(
     "ewc", "EWC", "naive",
@@ -332,6 +347,7 @@ register(MethodEntry(
                "ewc_lambda chosen on the validation stream from the grid (Avalanche's "
                "batched Fisher: searched, not copied from per-sample-Fisher papers).",
     family="quadratic",
+    colour="#2ca02c", marker="^",
 ))
 register(MethodEntry(
     "online_ewc", "Online EWC", "naive",
@@ -342,6 +358,7 @@ register(MethodEntry(
                "the validation stream from the grid; decay_factor fixed at 1.0 (no decay), "
                "not tuned.",
     family="quadratic",
+    colour="#98df8a", marker="<",
 ))
 register(MethodEntry(
     "si", "SI", "naive",
@@ -352,6 +369,7 @@ register(MethodEntry(
                "integral, xi = 0.1 (the paper's Split MNIST value), no clipping; c chosen on "
                "the validation stream from the grid.",
     family="quadratic",
+    colour="#9467bd", marker="v",
 ))
 register(MethodEntry(
     "si_avalanche", "SI (Avalanche)", "naive",
@@ -364,6 +382,7 @@ register(MethodEntry(
                "on a CPU tensor, so the path integral is g * 0 and the penalty 0; it also "
                "clips importances at 0.001 and damps with 1e-7. See docs/harness.md.",
     family="quadratic",
+    colour="#c5b0d5", marker=">",
 ))
 register(MethodEntry(
     "l2", "L2", "naive",
@@ -374,6 +393,7 @@ register(MethodEntry(
                "parameters (the importance-free control; Hsu et al. 2018's L2); lambda "
                "chosen on the validation stream from the grid.",
     family="quadratic",
+    colour="#8c564b", marker="8",
 ))
 register(MethodEntry(
     "lwf", "LwF", "naive",
@@ -382,16 +402,19 @@ register(MethodEntry(
     select={"alpha": [0.1, 1.0, 10.0, 100.0]},
     provenance="Avalanche LwFPlugin; temperature 2 from Li & Hoiem 2017 (LwF); distillation "
                "weight alpha chosen on the validation stream from the grid.",
+    colour="#e377c2", marker="P",
 ))
 register(MethodEntry(
     "naive", "Naive (fine-tuning)", "naive", _none,
     provenance="no hyperparameters (lower bound).",
     family="bound",
+    colour="0.55", marker="X", linestyle=":",
 ))
 register(MethodEntry(
     "joint", "Joint (upper bound)", "joint", _none,
     provenance="Avalanche JointTraining on all tasks at once, same epochs; no hyperparameters.",
     family="bound",
+    colour="0.15", marker="*", linestyle="--",
 ))
 register(MethodEntry(
     "ebll", "EBLL", "naive",
@@ -399,6 +422,7 @@ register(MethodEntry(
     provenance="EBLLPlugin (Rannen et al. 2017) with its constructor defaults; pass params "
                "or a select grid in the config to change them.",
     module="alpha_mas_avalanche.plugins.ebll",
+    colour="#bcbd22", marker="x",
 ))
 register(MethodEntry(
     "imm", "IMM", "naive",
@@ -407,6 +431,7 @@ register(MethodEntry(
                "select grid in the config to change them.",
     module="alpha_mas_avalanche.plugins.imm",
     after_training="merged",
+    colour="#17becf", marker="+",
 ))
 
 __all__ = ["MethodEntry", "REGISTRY", "register", "build_method", "get_entry",
