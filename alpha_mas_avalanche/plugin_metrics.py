@@ -46,7 +46,9 @@ class PenaltyMetric(PluginMetric[dict]):
         """``{name: plugin}`` for the strategy's plugins that keep a ``last_penalty``."""
         named: dict[str, Any] = {}
         for plugin in getattr(strategy, "plugins", ()):
-            if not hasattr(plugin, "last_penalty"):
+            # looked up on the class: ``hasattr`` would read the property (a host sync)
+            if not (hasattr(type(plugin), "last_penalty")
+                    or "last_penalty" in getattr(plugin, "__dict__", {})):
                 continue
             base = type(plugin).__name__
             name, copy = base, 1
