@@ -26,8 +26,7 @@ from alpha_mas_avalanche.data.names import (BENCHMARKS, DATA_FREE_BENCHMARKS, LO
                                             check_scenario)
 from alpha_mas_avalanche.experiment.config import WANDB_MODES, ExperimentConfig
 from alpha_mas_avalanche.experiment.devices import AMP_MODES, check_device, check_device_available
-from alpha_mas_avalanche.experiment.methods import REGISTRY, available_methods
-from alpha_mas_avalanche.experiment.names import check_method_name
+from alpha_mas_avalanche.experiment.methods import REGISTRY, available_methods, check_method_name
 from alpha_mas_avalanche.experiment.presets import PRESETS, preset
 from alpha_mas_avalanche.validation import check_finite_float, check_non_negative_int, check_positive_int
 
@@ -181,7 +180,7 @@ def check_arguments(args: argparse.Namespace) -> None:
     if args.gpus_per_run is not None:
         check_finite_float("--gpus-per-run", args.gpus_per_run, non_negative=True)
     for name in args.methods or ():
-        check_method_name("--methods", name, REGISTRY)
+        check_method_name("--methods", name)
     for flag, value in (("--output", args.output), ("--data-root", args.data_root),
                         ("--device", args.device), ("--wandb-project", args.wandb_project)):
         if value is not None and not value.strip():

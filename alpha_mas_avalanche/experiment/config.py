@@ -22,16 +22,15 @@ from alpha_mas_avalanche.data.names import (
 )
 from alpha_mas_avalanche.experiment.atomic import write_text_atomic
 from alpha_mas_avalanche.experiment.devices import AMP_MODES, check_device
-from alpha_mas_avalanche.experiment.methods import REGISTRY, accepted_params, build_method, get_entry
-from alpha_mas_avalanche.experiment.names import (
+from alpha_mas_avalanche.experiment.methods import (
+    accepted_params,
+    build_method,
     check_exclusive,
-    check_keys,
     check_method_name,
-    check_name,
     check_param_names,
-    listing,
-    suggestion,
+    get_entry,
 )
+from alpha_mas_avalanche.experiment.names import check_keys, check_name, listing, suggestion
 from alpha_mas_avalanche.model_names import MODELS
 from alpha_mas_avalanche.validation import (
     check_finite_float,
@@ -353,7 +352,7 @@ def _describe(annotation: Any) -> str:
 def check_method_names(name: Any, params: Any, sweep: Any, select: Any, where: str = "methods") -> None:
     """The method's name, the shapes of its params/sweep/select and every parameter name in
     them, from the static table of :mod:`.names` (no torch)."""
-    check_method_name(f"{where}.name" if where != "methods" else "method name", name, REGISTRY)
+    check_method_name(f"{where}.name" if where != "methods" else "method name", name)
     for kind, value in (("params", params), ("sweep", sweep), ("select", select)):
         if not isinstance(value, dict):
             what = "a mapping" if kind == "params" else "a mapping param -> list of values"
@@ -366,7 +365,7 @@ def _check_method_data(index: int, data: Any) -> None:
     """``methods[index]`` as read from a file: a name, or a mapping of MethodConfig's keys."""
     where = f"methods[{index}]"
     if isinstance(data, str):
-        check_method_name(where, data, REGISTRY)
+        check_method_name(where, data)
         return
     if not isinstance(data, dict):
         raise ValueError(f"{where}: expected a method name or a mapping, got {data!r}")

@@ -15,11 +15,11 @@ import importlib.machinery
 import importlib.util
 import inspect
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from alpha_mas_avalanche.experiment.names import EXCLUSIVE_PARAMS
+from alpha_mas_avalanche.experiment.names import check_name, listing, suggestion
 
 STRATEGIES = ("naive", "joint")
 
@@ -39,6 +39,11 @@ class MethodEntry:
         provenance: where the defaults/grid come from.
         module: module that must import for the method to be available (None: always).
         family: the group it is drawn and tabulated with (:data:`FAMILIES`).
+        params: the parameter names a config may give (checked before anything heavy is
+            imported; ``tests/test_names.py`` holds them against the constructors); None for
+            a method registered at run time, checked against its constructor when built.
+        exclusive: ``(name, name, why)``: two names that set the same thing; a config gives
+            at most one of them (the registry default of the other is then not used).
         after_training: what the method does to the model after an experience's training,
             before it is evaluated ("" for nothing; IMM: "merged"): per-epoch curves taken
             during training show the weights before that.
@@ -63,6 +68,8 @@ class MethodEntry:
     colour: str = ""
     marker: str = "o"
     linestyle: str = "-"
+    params: tuple[str, ...] | None = None
+    exclusive: tuple[tuple[str, str, str], ...] = ()
 
 
 #: method families, in display order: AlphaMAS and its ablations, MAS, the other
@@ -72,6 +79,45 @@ FAMILY_TITLES = {"alpha_mas": "AlphaMAS", "mas": "MAS", "quadratic": "EWC, SI, L
                  "other": "LwF, EBLL, IMM", "bound": "bounds"}
 
 REGISTRY: dict[str, MethodEntry] = {}
+
+#: AlphaMASPlugin's constructor arguments
+_ALPHA_MAS = ("lambda_reg", "lambda_mode", "alpha_scaling", "exact_importance", "importance_data",
+              "max_importance_samples", "importance_batch_size", "importance_from",
+              "importance_epochs", "penalty_gradient", "anchor")
+LAMBDA_PAIR = ("lambda_reg", "lambda_multiplier",
+               "both set the strength: lambda_reg is lambda itself, lambda_multiplier is lambda / N "
+               "(N = the number of tasks)")
+
+
+def _without(names: tuple[str, ...], *dropped: str) -> tuple[str, ...]:
+    return tuple(n for n in names if n not in dropped)
+
+
+def check_method_name(where: str, name: object) -> str:
+    """``name`` if it is a registered method, else a ValueError naming ``where``."""
+    return check_name(where, name, REGISTRY, "a method name, one of")
+
+
+def check_param_names(method: str, kind: str, names: Iterable[str]) -> None:
+    """Every name of ``methods[<method>].<kind>`` is one the entry's ``params`` lists (an
+    entry without ``params`` is checked against its constructor when built)."""
+    accepted = REGISTRY[method].params
+    if accepted is None:
+        return
+    for key in names:
+        if key not in accepted:
+            where = f"methods[{method}].{kind}.{key}"
+            known = listing(accepted) if accepted else "none (it takes no hyperparameters)"
+            raise ValueError(f"{where}: {method} has no parameter {key!r}"
+                             f"{suggestion(key, accepted)}; accepted: {known}")
+
+
+def check_exclusive(method: str, given: Collection[str]) -> None:
+    """At most one name of each of the entry's ``exclusive`` pairs among ``given`` (the
+    names in a method's params, sweep and select together)."""
+    for first, second, why in REGISTRY[method].exclusive:
+        if first in given and second in given:
+            raise ValueError(f"methods[{method}]: give {first!r} or {second!r}, not both ({why})")
 
 
 def register(entry: MethodEntry) -> MethodEntry:
@@ -139,10 +185,10 @@ def build_method(name: str, params: dict[str, Any], n_tasks: int) -> tuple[str, 
 
 def with_defaults(name: str, params: dict[str, Any]) -> dict[str, Any]:
     """``params`` over the registry defaults of method ``name``; a default is not used
-    where ``params`` gives the other name of an :data:`~.names.EXCLUSIVE_PARAMS` pair
+    where ``params`` gives the other name of an ``exclusive`` pair
     (AlphaMAS's ``lambda_reg`` replaces its default ``lambda_multiplier``)."""
     replaced = set()
-    for first, second, _ in EXCLUSIVE_PARAMS.get(name, ()):
+    for first, second, _ in (REGISTRY[name].exclusive if name in REGISTRY else ()):
         replaced |= {second} if first in params else {first} if second in params else set()
     defaults = {k: v for k, v in get_entry(name).defaults.items() if k not in replaced}
     return {**defaults, **params}
@@ -213,7 +259,7 @@ def _fmt(value: Any) -> str:
 @_takes("alpha_mas_avalanche.plugins.alpha_mas", "AlphaMASPlugin", extra={"lambda_multiplier": float})
 def _alpha_mas(params: dict[str, Any], n_tasks: int) -> list:
     """AlphaMAS with lambda = ``lambda_multiplier`` x N, or ``lambda_reg`` itself (one of the
-    two, see :data:`~.names.EXCLUSIVE_PARAMS`); ``lambda_mode`` "fixed" unless given."""
+    two, see the entry's ``exclusive``); ``lambda_mode`` "fixed" unless given."""
     from alpha_mas_avalanche.plugins.alpha_mas import AlphaMASPlugin
 
     params = {"lambda_mode": "fixed", **params}
@@ -270,6 +316,8 @@ EWC_GRID = [1e2, 1e3, 1e4, 1e5, 1e6, 1e7]
 
 register(MethodEntry(
     "alpha_mas", "AlphaMAS", "naive", _alpha_mas,
+    params=_ALPHA_MAS + ("lambda_multiplier",),
+    exclusive=(LAMBDA_PAIR,),
     defaults={"lambda_reg": 1.0},
     select={"lambda_reg": REG_GRID},
     provenance="lambda (= sum_t alpha_t) chosen on the validation stream, with the same grid, "
@@ -279,6 +327,8 @@ register(MethodEntry(
 ))
 register(MethodEntry(
     "alpha_mas_writeup", "AlphaMAS (write-up's λ)", "naive", _alpha_mas,
+    params=_ALPHA_MAS + ("lambda_multiplier",),
+    exclusive=(LAMBDA_PAIR,),
     defaults={"lambda_multiplier": 1.0},
     sweep={"lambda_multiplier": [1.0, 1.5, 2.0, 3.0]},
     provenance="lambda = N, 1.5N, 2N, 3N (N tasks): the reference write-up's sweep, the "
@@ -288,6 +338,8 @@ register(MethodEntry(
 ))
 register(MethodEntry(
     "alpha_mas_last_epochs", "AlphaMAS, importance over last epochs", "naive", _alpha_mas,
+    params=_ALPHA_MAS + ("lambda_multiplier",),
+    exclusive=(LAMBDA_PAIR,),
     defaults={"lambda_multiplier": 1.0, "importance_from": "last_epochs", "importance_epochs": 1},
     sweep={"lambda_multiplier": [1.0]},
     provenance="the reference write-up's estimate over the last training epochs "
@@ -297,6 +349,7 @@ register(MethodEntry(
 ))
 register(MethodEntry(
     "alpha_mas_per_task", "AlphaMAS (per-task)", "naive", _alpha_mas_per_task,
+    params=_without(_ALPHA_MAS, "lambda_mode"),
     defaults={"lambda_reg": 1.0},
     select={"lambda_reg": REG_GRID},
     provenance="ablation: lambda_mode='per_task' (sum_t alpha_t = lambda x the number of "
@@ -308,6 +361,7 @@ register(MethodEntry(
 ))
 register(MethodEntry(
     "mas", "MAS", "naive", _plain_mas,
+    params=_without(_ALPHA_MAS, "alpha_scaling"),
     defaults={"lambda_reg": 1.0},
     select={"lambda_reg": REG_GRID},
     provenance="plain MAS with per-task anchors (the reference baseline, alpha_t = lambda); "
@@ -317,6 +371,7 @@ register(MethodEntry(
 ))
 register(MethodEntry(
     "mas_reference", "MAS (reference code)", "naive", _reference_code_mas,
+    params=_without(_ALPHA_MAS, "alpha_scaling", "anchor", "lambda_mode"),
     defaults={"lambda_reg": 1.0},
     select={"lambda_reg": REG_GRID},
     provenance="MAS as Aljundi et al.'s reference code runs it (MAS_based_Training.py, "
@@ -329,6 +384,7 @@ register(MethodEntry(
 register(MethodEntry(
     "avalanche_mas", "MAS (Avalanche)", "naive",
     _plugin("alpha_mas_avalanche.plugins.avalanche_mas", "AvalancheMASPlugin"),
+    params=("lambda_reg", "alpha", "verbose"),
     defaults={"lambda_reg": 1.0, "alpha": 0.5},
     select={"lambda_reg": REG_GRID},
     provenance="Avalanche MASPlugin (AvalancheMASPlugin: the same but for its truth test of the "
@@ -341,6 +397,7 @@ register(MethodEntry(
 register(MethodEntry(
     "ewc", "EWC", "naive",
     _plugin("avalanche.training.plugins", "EWCPlugin", mode="separate"),
+    params=("ewc_lambda", "decay_factor", "keep_importance_data"),
     defaults={"ewc_lambda": 100.0},
     select={"ewc_lambda": EWC_GRID},
     provenance="Avalanche EWCPlugin, separate penalties (Kirkpatrick et al. 2017); "
@@ -352,6 +409,7 @@ register(MethodEntry(
 register(MethodEntry(
     "online_ewc", "Online EWC", "naive",
     _plugin("avalanche.training.plugins", "EWCPlugin", mode="online"),
+    params=("ewc_lambda", "decay_factor", "keep_importance_data"),
     defaults={"ewc_lambda": 100.0, "decay_factor": 1.0},
     select={"ewc_lambda": EWC_GRID},
     provenance="Avalanche EWCPlugin, online mode (Schwarz et al. 2018); ewc_lambda chosen on "
@@ -363,6 +421,7 @@ register(MethodEntry(
 register(MethodEntry(
     "si", "SI", "naive",
     _plugin("alpha_mas_avalanche.plugins.si", "SIPlugin"),
+    params=("si_lambda", "damping"),
     defaults={"si_lambda": 1.0, "damping": 0.1},
     select={"si_lambda": [1.0, 10.0, 100.0, 1000.0, 10000.0]},
     provenance="SIPlugin (ours) after Zenke, Poole & Ganguli 2017: unregularised-gradient path "
@@ -374,6 +433,7 @@ register(MethodEntry(
 register(MethodEntry(
     "si_avalanche", "SI (Avalanche)", "naive",
     _plugin("avalanche.training.plugins", "SynapticIntelligencePlugin"),
+    params=("si_lambda", "eps", "excluded_parameters", "device"),
     defaults={"si_lambda": 1.0},
     select={"si_lambda": [1.0, 100.0]},
     provenance="Avalanche 0.6 SynapticIntelligencePlugin run as it ships. On CPU it has no "
@@ -387,6 +447,7 @@ register(MethodEntry(
 register(MethodEntry(
     "l2", "L2", "naive",
     _plugin("alpha_mas_avalanche.plugins.l2", "L2Plugin"),
+    params=("lambda_reg",),
     defaults={"lambda_reg": 0.01},
     select={"lambda_reg": [1e-3, 1e-2, 0.1, 1.0, 10.0]},
     provenance="L2Plugin: the quadratic with unit importance around the last task's "
@@ -398,6 +459,7 @@ register(MethodEntry(
 register(MethodEntry(
     "lwf", "LwF", "naive",
     _plugin("avalanche.training.plugins", "LwFPlugin"),
+    params=("alpha", "temperature"),
     defaults={"alpha": 1.0, "temperature": 2.0},
     select={"alpha": [0.1, 1.0, 10.0, 100.0]},
     provenance="Avalanche LwFPlugin; temperature 2 from Li & Hoiem 2017 (LwF); distillation "
@@ -406,12 +468,14 @@ register(MethodEntry(
 ))
 register(MethodEntry(
     "naive", "Naive (fine-tuning)", "naive", _none,
+    params=(),
     provenance="no hyperparameters (lower bound).",
     family="bound",
     colour="0.55", marker="X", linestyle=":",
 ))
 register(MethodEntry(
     "joint", "Joint (upper bound)", "joint", _none,
+    params=(),
     provenance="Avalanche JointTraining on all tasks at once, same epochs; no hyperparameters.",
     family="bound",
     colour="0.15", marker="*", linestyle="--",
@@ -419,6 +483,9 @@ register(MethodEntry(
 register(MethodEntry(
     "ebll", "EBLL", "naive",
     _plugin("alpha_mas_avalanche.plugins.ebll", "EBLLPlugin"),
+    params=("code_size", "code_weight", "reconstruction_weight", "temperature",
+            "distillation_weight", "autoencoder_epochs", "autoencoder_lr",
+            "autoencoder_batch_size", "feature_extractor"),
     provenance="EBLLPlugin (Rannen et al. 2017) with its constructor defaults; pass params "
                "or a select grid in the config to change them.",
     module="alpha_mas_avalanche.plugins.ebll",
@@ -427,6 +494,8 @@ register(MethodEntry(
 register(MethodEntry(
     "imm", "IMM", "naive",
     _plugin("alpha_mas_avalanche.plugins.imm", "IMMPlugin"),
+    params=("mode", "merge_weights", "weight_transfer", "l2_transfer", "drop_transfer",
+            "fisher_estimate", "max_fisher_samples", "fisher_batch_size"),
     provenance="IMMPlugin (Lee et al. 2017) with its constructor defaults; pass params or a "
                "select grid in the config to change them.",
     module="alpha_mas_avalanche.plugins.imm",
