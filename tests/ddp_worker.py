@@ -1,8 +1,8 @@
 """Data-parallel runs for ``tests/test_distributed.py``: each plugin (built as the experiment
 registry builds it) trains a tiny MLP on two digit pairs, in one process, or on 2 ranks
 under DDP (gloo, CPU) launched as Avalanche's ``DistributedHelper`` does (every rank holds
-the whole experience, and Avalanche 0.6's Naive gives every rank every mini-batch) or as
-plain DDP with each rank holding its own shard (samples ``rank, rank + 2, ...``). After each experience the parameters and the plugin's state are kept,
+the whole experience; Avalanche's loader gives rank ``r`` the samples ``r, r + 2, ...``)
+or as plain DDP with each rank holding its own shard (the same samples) and a plain loader. After each experience the parameters and the plugin's state are kept,
 flattened to ``{key: tensor}`` with the wrapper prefixes removed from the names."""
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from collections.abc import Callable
 import torch
 import torch.distributed as dist
 from avalanche.benchmarks.scenarios.dataset_scenario import benchmark_from_datasets
+from avalanche.benchmarks.scenarios.task_aware import with_task_labels
 from avalanche.benchmarks.utils import _make_taskaware_tensor_classification_dataset
 from avalanche.core import SupervisedPlugin
 from avalanche.training import Naive
@@ -27,8 +28,8 @@ from digits import digits_tensors
 
 #: samples per experience, mini-batch per rank, learning rate
 SAMPLES, BATCH, LR = 128, 16, 0.1
-#: the one-process run that sees the mini-batches a launch mode's ranks see together
-REFERENCE_BATCH = {"helper": BATCH, "plain": 2 * BATCH}
+#: the one-process run's mini-batch: what the ranks see together at each step
+REFERENCE_BATCH = 2 * BATCH
 PAIRS = ((1, 2), (3, 4))
 
 
@@ -91,7 +92,8 @@ def experiences(rank: int = 0, shard: int = 1) -> list:
         datasets.append(_make_taskaware_tensor_classification_dataset(xs, ys))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return list(benchmark_from_datasets(train=datasets, test=datasets).train_stream)
+        benchmark = with_task_labels(benchmark_from_datasets(train=datasets, test=datasets))
+        return list(benchmark.train_stream)  # task-aware: Avalanche's loader shards it
 
 
 class OwnShardNaive(Naive):

@@ -8,8 +8,11 @@ gradient added after DDP's average): after every experience
 - parameters and every piece of plugin state are equal on both ranks, bit for bit;
 - they equal those of one process training on the whole data with the mini-batches the
   ranks see together (the importance, Fisher and path integral of the whole experience)
-  within 1e-5 of each tensor's largest value (measured: at most 5e-7; a per-rank
-  importance is 13-21% off).
+  within 1e-5 of each tensor's largest value (measured: at most 5e-7; without the
+  reduction over the ranks the importance is off by 10% and more). Avalanche's own EWC
+  and MAS are the exception under ``DistributedHelper``: their batched importance passes
+  run on each rank's whole experience with its own mini-batch size (equal on the ranks,
+  but the one-process estimate of half the mini-batch).
 """
 from __future__ import annotations
 
@@ -63,12 +66,11 @@ def runs(tmp_path_factory) -> dict[str, list[dict]]:
 
 
 @pytest.fixture(scope="module")
-def references() -> dict[str, dict]:
-    """The one-process runs that see, per step, the mini-batches of each mode's ranks."""
+def references() -> dict[str, list[dict]]:
+    """The one-process runs with the mini-batches the ranks see together at each step."""
     try:
-        return {mode: {name: ddp_worker.run_config(name, "single",
-                                                   batch=ddp_worker.REFERENCE_BATCH[mode])
-                       for name in ddp_worker.CONFIGS} for mode in MODES}
+        return {name: ddp_worker.run_config(name, "single", batch=ddp_worker.REFERENCE_BATCH)
+                for name in ddp_worker.CONFIGS}
     except Exception:  # noqa: BLE001 - shown in the failing test
         pytest.fail(traceback.format_exc())
 
@@ -85,10 +87,14 @@ def test_ranks_hold_equal_parameters_and_state_after_every_experience(runs, mode
             assert not unequal, (mode, name, experience, unequal)
 
 
-@pytest.mark.parametrize("name", list(ddp_worker.CONFIGS))
-@pytest.mark.parametrize("mode", MODES)
+#: Avalanche's batched importance passes, run per rank on the whole experience
+BATCHED = ("avalanche_mas", "ewc")
+
+
+@pytest.mark.parametrize("mode, name", [(m, n) for m in MODES for n in ddp_worker.CONFIGS
+                                        if not (m == "helper" and n in BATCHED)])
 def test_state_is_the_one_process_whole_data_state(runs, references, mode, name):
-    got, want = runs[mode][0][name], references[mode][name]
+    got, want = runs[mode][0][name], references[name]
     for experience, (g, w) in enumerate(zip(got, want)):
         assert g.keys() == w.keys(), (name, experience)
         for key, reference in w.items():
