@@ -5,7 +5,7 @@ Examples::
     compare-baselines --quick                      # offline digits, ~1-2 min on 2 cores
     compare-baselines --full --data-root DATA      # the reference protocol on Split MNIST
     compare-baselines --cifar --data-root DATA     # CIFAR-10 (JPEG q75 copy)
-    compare-baselines --config my.yaml --output results/my --wandb offline
+    compare-baselines --config my.yaml --output out/my --wandb offline
     compare-baselines --full --workers 2           # two runs at once on this machine
     compare-baselines --full --executor ray --ray-address auto --cpus-per-run 2
 
@@ -47,8 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
             "Re-running the same command resumes: finished runs are skipped."),
         epilog=(
             "Presets: --quick = scikit-learn digits (offline, no files needed), 2 seeds, 2 epochs, "
-            "registry defaults (no validation grid), AlphaMAS at lambda = N and 2N, pair (1,2) "
-            "first and last for MAS and AlphaMAS, 1 torch thread. --full = the reference protocol: Split MNIST, every method, baseline "
+            "the quadratic regularisers' strengths chosen on the validation stream from small "
+            "grids, AlphaMAS also at lambda = N and 2N, pair (1,2) first and last for MAS and "
+            "AlphaMAS, 1 torch thread, written to out/quick_digits/. --full = the reference protocol: Split MNIST, every method, baseline "
             "strengths chosen on the validation stream, 5 seeds, 5 epochs per task, all 5 "
             "placements for MAS and AlphaMAS. --cifar = the same on the CIFAR-10 JPEG q75 copy "
             "(results labelled 'CIFAR-10 (JPEG q75 copy)'). Options given after a preset or "

@@ -1,20 +1,67 @@
 """docs/results.md is what ``compare-baselines --results-index`` writes from the committed
-result folders, and any new ``results/<name>/`` folder gets its row and section."""
+result folders, any new ``results/<name>/`` folder gets its row and section, and a run of
+one's own (``compare-baselines --quick``) lands outside ``results/``."""
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
-from alpha_mas_avalanche.cli import main
-from alpha_mas_avalanche.experiment.results_index import results_index
+import pytest
+
+from alpha_mas_avalanche.cli import build_parser, main, resolve_config
+from alpha_mas_avalanche.experiment.results_index import result_folders, results_index
 
 REPO = Path(__file__).resolve().parents[1]
+#: a committed result folder the tests copy
+SOURCE = REPO / "results" / "class_il_split_mnist"
 
 
 def test_the_committed_results_page_is_what_the_command_writes():
     page = REPO / "docs" / "results.md"
-    assert page.read_text() == results_index(REPO / "results", page), (
-        "docs/results.md is stale: run `compare-baselines --results-index` in the repository root")
+    text = page.read_text()
+    unlisted = [f.name for f in result_folders(REPO / "results") if f'<a id="{f.name}"></a>' not in text]
+    hint = (f"; results/ holds folders the page does not list: {', '.join(unlisted)} (a run of "
+            "your own? move it out of results/: compare-baselines --quick writes to out/)"
+            if unlisted else "")
+    assert text == results_index(REPO / "results", page), (
+        f"docs/results.md is stale{hint}. For committed result folders: run "
+        "`compare-baselines --results-index` in the repository root")
+
+
+def quick_output() -> Path:
+    """Where ``compare-baselines --quick`` writes, relative to the folder it runs in."""
+    return Path(resolve_config(build_parser().parse_args(["--quick"])).output_dir)
+
+
+def test_a_quick_run_in_the_checkout_leaves_the_results_page_check_as_it_was(tmp_path):
+    """README's order: install, ``compare-baselines --quick`` in the checkout, ``pytest``."""
+    output = quick_output()
+    assert not output.is_absolute() and output.parts[0] == "out"
+    checkout = tmp_path / "checkout"
+    folder = checkout / "results" / SOURCE.name
+    folder.mkdir(parents=True)
+    for file in ("summary.json", "table.md"):
+        shutil.copy(SOURCE / file, folder / file)
+    page = checkout / "docs" / "results.md"
+    page.parent.mkdir()
+    page.write_text(results_index(checkout / "results", page))
+    run = checkout / output  # the quick run's folder as its report leaves it
+    run.mkdir(parents=True)
+    for file in ("summary.json", "table.md"):
+        shutil.copy(SOURCE / file, run / file)
+    assert page.read_text() == results_index(checkout / "results", page)
+    # the same folder under results/ (where --quick used to write) turns the check red
+    shutil.copytree(run, checkout / "results" / output.name)
+    assert page.read_text() != results_index(checkout / "results", page)
+
+
+@pytest.mark.skipif(shutil.which("git") is None or not (REPO / ".git").exists(),
+                    reason="not a git checkout")
+def test_git_ignores_what_a_quick_run_writes():
+    path = quick_output() / "table.md"
+    done = subprocess.run(["git", "check-ignore", "--no-index", "-q", path.as_posix()], cwd=REPO)
+    assert done.returncode == 0, f"{path} is not git-ignored"
 
 
 def test_a_new_result_folder_gets_a_row_a_section_and_links(tmp_path, monkeypatch, capsys):

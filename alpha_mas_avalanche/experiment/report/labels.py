@@ -24,10 +24,14 @@ def table_order(runs: list[dict]) -> list[str]:
 
 
 def task_name(benchmark: str, pair: int) -> str:
-    """A task named by its classes: ``(1,2)`` for MNIST/digits, ``bird/automobile`` for
-    CIFAR-10; ``task 3`` on the long streams (every task holds all ten digits)."""
+    """A task named by what sets it apart: its classes, ``(1,2)`` for MNIST/digits,
+    ``bird/automobile`` for CIFAR-10; on the long streams (every task holds all ten digits)
+    its permutation, ``perm. 4`` for task 3 of permuted MNIST, or its rotation angle,
+    ``27°`` for task 3 of 20-task rotated MNIST (task ``k`` turns by ``k * 180 / n``)."""
+    if benchmark in LONG_STREAMS and benchmark.startswith("rotated"):
+        return f"{pair * 180 / LONG_STREAMS[benchmark]:g}°"
     if benchmark in LONG_STREAMS:
-        return f"task {pair}"
+        return f"perm. {pair + 1}"
     first, second = pair_classes(benchmark, pair)
     if benchmark.startswith("split_cifar10"):
         return f"{CIFAR10_CLASS_NAMES[first]}/{CIFAR10_CLASS_NAMES[second]}"
@@ -57,7 +61,7 @@ def display_label(label: str, method: str, params: dict[str, Any], selection: di
     if selection is not None:
         used = _assignments(selection["chosen"])
         if selection.get("no_effect", False):
-            cause = f" ({NO_EFFECT_CAUSES[method]})" if method in NO_EFFECT_CAUSES else ""
+            cause = f" — {NO_EFFECT_CAUSES[method]}" if method in NO_EFFECT_CAUSES else ""
             return _annotate(label, f"{used} used; no effect: every grid value gave the same "
                                     f"validation score{cause}")
         edge = ", at grid edge" if selection.get("at_grid_edge", False) else ""
