@@ -110,3 +110,26 @@ def test_a_method_registered_at_run_time_is_accepted_and_checked_against_its_con
             MethodConfig("test_runtime_l2", params={"lamda_reg": 0.5})
     finally:
         REGISTRY.pop("test_runtime_l2")
+
+
+def test_a_config_builds_each_plugin_once_and_checks_ranged_grids_without_building():
+    from alpha_mas_avalanche.experiment.methods import MethodEntry, _plugin, register
+
+    built = []
+    l2 = _plugin("alpha_mas_avalanche.plugins.l2", "L2Plugin")
+
+    def build(params, n_tasks):
+        built.append(dict(params))
+        return l2(params, n_tasks)
+
+    build.takes = l2.takes  # the L2 plugin's constructor, counted
+
+    register(MethodEntry("test_counted", "Counted (test)", "naive", build,
+                         params=("lambda_reg",), ranges={"lambda_reg": "positive"}))
+    try:
+        MethodConfig("test_counted", select={"lambda_reg": [0.1, 1.0, 10.0, 100.0]})
+        assert built == [{"lambda_reg": 0.1}]  # once, at the grid's first value
+        with pytest.raises(ValueError, match=r"select\.lambda_reg=0\.0: expected a finite number > 0"):
+            MethodConfig("test_counted", select={"lambda_reg": [1.0, 0.0]})
+    finally:
+        del REGISTRY["test_counted"]

@@ -260,9 +260,10 @@ class ExperimentConfig:
 def check_method_params(method: MethodConfig) -> None:
     """Every name in ``params``/``sweep``/``select`` is a parameter of the method's plugin
     constructor (the error lists the accepted names), every value has the type the
-    constructor's annotation (else the registry default) asks for, and the plugins build
-    with the params and with each grid value: a bad config fails at load time, not when
-    its run starts. Methods whose builder declares no constructor are not checked."""
+    constructor's annotation (else the registry default) asks for and lies in the entry's
+    ``ranges``, and the plugins build with the params and each grid's first value (and with
+    every value of a grid whose parameter has no range): a bad config fails at load time,
+    not when its run starts. Methods whose builder declares no constructor are not checked."""
     accepted = accepted_params(method.name)
     if accepted is None:
         return
@@ -277,10 +278,17 @@ def check_method_params(method: MethodConfig) -> None:
             default = entry.defaults.get(key, accepted[key].default)
             for item in ([value] if kind == "params" else value):
                 _check_param_type(where, accepted[key].annotation, default, item)
+                if key in entry.ranges:
+                    check_finite_float(f"{where}={item!r}" if kind != "params" else where, item,
+                                       **{entry.ranges[key]: True})
+    first = {key: values[0] for kind in ("sweep", "select")
+             for key, values in getattr(method, kind).items()}
     grid = [(kind, key, value) for kind in ("sweep", "select")
-            for key, values in getattr(method, kind).items() for value in values]
-    for kind, key, value in grid or [("params", None, None)]:
-        params = dict(method.params) if key is None else {**method.params, key: value}
+            for key, values in getattr(method, kind).items() if key not in entry.ranges
+            for value in values[1:]]
+    for kind, key, value in [("params", None, None)] + grid:
+        params = {**method.params, **first} if key is None else \
+            {**method.params, **first, key: value}
         try:
             build_method(method.name, params, N_TASKS)
         except (TypeError, ValueError) as err:

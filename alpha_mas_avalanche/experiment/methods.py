@@ -44,6 +44,8 @@ class MethodEntry:
             a method registered at run time, checked against its constructor when built.
         exclusive: ``(name, name, why)``: two names that set the same thing; a config gives
             at most one of them (the registry default of the other is then not used).
+        ranges: ``{param: "positive" | "non_negative"}``: a config's values are checked
+            against these without building a plugin per grid value.
         after_training: what the method does to the model after an experience's training,
             before it is evaluated ("" for nothing; IMM: "merged"): per-epoch curves taken
             during training show the weights before that.
@@ -70,6 +72,7 @@ class MethodEntry:
     linestyle: str = "-"
     params: tuple[str, ...] | None = None
     exclusive: tuple[tuple[str, str, str], ...] = ()
+    ranges: dict[str, str] = field(default_factory=dict)
 
 
 #: method families, in display order: AlphaMAS and its ablations, MAS, the other
@@ -87,6 +90,10 @@ _ALPHA_MAS = ("lambda_reg", "lambda_mode", "alpha_scaling", "exact_importance", 
 LAMBDA_PAIR = ("lambda_reg", "lambda_multiplier",
                "both set the strength: lambda_reg is lambda itself, lambda_multiplier is lambda / N "
                "(N = the number of tasks)")
+
+
+#: the range of a MAS strength
+STRENGTH = {"lambda_reg": "positive"}
 
 
 def _without(names: tuple[str, ...], *dropped: str) -> tuple[str, ...]:
@@ -316,6 +323,7 @@ EWC_GRID = [1e2, 1e3, 1e4, 1e5, 1e6, 1e7]
 
 register(MethodEntry(
     "alpha_mas", "AlphaMAS", "naive", _alpha_mas,
+    ranges={"lambda_reg": "positive", "lambda_multiplier": "positive"},
     params=_ALPHA_MAS + ("lambda_multiplier",),
     exclusive=(LAMBDA_PAIR,),
     defaults={"lambda_reg": 1.0},
@@ -327,6 +335,7 @@ register(MethodEntry(
 ))
 register(MethodEntry(
     "alpha_mas_writeup", "AlphaMAS (write-up's λ)", "naive", _alpha_mas,
+    ranges={"lambda_reg": "positive", "lambda_multiplier": "positive"},
     params=_ALPHA_MAS + ("lambda_multiplier",),
     exclusive=(LAMBDA_PAIR,),
     defaults={"lambda_multiplier": 1.0},
@@ -338,6 +347,7 @@ register(MethodEntry(
 ))
 register(MethodEntry(
     "alpha_mas_last_epochs", "AlphaMAS, importance over last epochs", "naive", _alpha_mas,
+    ranges={"lambda_reg": "positive", "lambda_multiplier": "positive"},
     params=_ALPHA_MAS + ("lambda_multiplier",),
     exclusive=(LAMBDA_PAIR,),
     defaults={"lambda_multiplier": 1.0, "importance_from": "last_epochs", "importance_epochs": 1},
@@ -349,6 +359,7 @@ register(MethodEntry(
 ))
 register(MethodEntry(
     "alpha_mas_per_task", "AlphaMAS (per-task)", "naive", _alpha_mas_per_task,
+    ranges=STRENGTH,
     params=_without(_ALPHA_MAS, "lambda_mode"),
     defaults={"lambda_reg": 1.0},
     select={"lambda_reg": REG_GRID},
@@ -361,6 +372,7 @@ register(MethodEntry(
 ))
 register(MethodEntry(
     "mas", "MAS", "naive", _plain_mas,
+    ranges=STRENGTH,
     params=_without(_ALPHA_MAS, "alpha_scaling"),
     defaults={"lambda_reg": 1.0},
     select={"lambda_reg": REG_GRID},
@@ -371,6 +383,7 @@ register(MethodEntry(
 ))
 register(MethodEntry(
     "mas_reference", "MAS (reference code)", "naive", _reference_code_mas,
+    ranges=STRENGTH,
     params=_without(_ALPHA_MAS, "alpha_scaling", "anchor", "lambda_mode"),
     defaults={"lambda_reg": 1.0},
     select={"lambda_reg": REG_GRID},
@@ -384,6 +397,7 @@ register(MethodEntry(
 register(MethodEntry(
     "avalanche_mas", "MAS (Avalanche)", "naive",
     _plugin("alpha_mas_avalanche.plugins.avalanche_mas", "AvalancheMASPlugin"),
+    ranges={"lambda_reg": "non_negative"},
     params=("lambda_reg", "alpha", "verbose"),
     defaults={"lambda_reg": 1.0, "alpha": 0.5},
     select={"lambda_reg": REG_GRID},
@@ -397,6 +411,7 @@ register(MethodEntry(
 register(MethodEntry(
     "ewc", "EWC", "naive",
     _plugin("avalanche.training.plugins", "EWCPlugin", mode="separate"),
+    ranges={"ewc_lambda": "non_negative"},
     params=("ewc_lambda", "decay_factor", "keep_importance_data"),
     defaults={"ewc_lambda": 100.0},
     select={"ewc_lambda": EWC_GRID},
@@ -409,6 +424,7 @@ register(MethodEntry(
 register(MethodEntry(
     "online_ewc", "Online EWC", "naive",
     _plugin("avalanche.training.plugins", "EWCPlugin", mode="online"),
+    ranges={"ewc_lambda": "non_negative"},
     params=("ewc_lambda", "decay_factor", "keep_importance_data"),
     defaults={"ewc_lambda": 100.0, "decay_factor": 1.0},
     select={"ewc_lambda": EWC_GRID},
@@ -421,6 +437,7 @@ register(MethodEntry(
 register(MethodEntry(
     "si", "SI", "naive",
     _plugin("alpha_mas_avalanche.plugins.si", "SIPlugin"),
+    ranges={"si_lambda": "positive"},
     params=("si_lambda", "damping"),
     defaults={"si_lambda": 1.0, "damping": 0.1},
     select={"si_lambda": [1.0, 10.0, 100.0, 1000.0, 10000.0]},
@@ -433,6 +450,7 @@ register(MethodEntry(
 register(MethodEntry(
     "si_avalanche", "SI (Avalanche)", "naive",
     _plugin("avalanche.training.plugins", "SynapticIntelligencePlugin"),
+    ranges={"si_lambda": "non_negative"},
     params=("si_lambda", "eps", "excluded_parameters", "device"),
     defaults={"si_lambda": 1.0},
     select={"si_lambda": [1.0, 100.0]},
@@ -447,6 +465,7 @@ register(MethodEntry(
 register(MethodEntry(
     "l2", "L2", "naive",
     _plugin("alpha_mas_avalanche.plugins.l2", "L2Plugin"),
+    ranges={"lambda_reg": "positive"},
     params=("lambda_reg",),
     defaults={"lambda_reg": 0.01},
     select={"lambda_reg": [1e-3, 1e-2, 0.1, 1.0, 10.0]},
@@ -459,6 +478,7 @@ register(MethodEntry(
 register(MethodEntry(
     "lwf", "LwF", "naive",
     _plugin("avalanche.training.plugins", "LwFPlugin"),
+    ranges={"alpha": "non_negative"},
     params=("alpha", "temperature"),
     defaults={"alpha": 1.0, "temperature": 2.0},
     select={"alpha": [0.1, 1.0, 10.0, 100.0]},
