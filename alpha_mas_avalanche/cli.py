@@ -128,6 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--report-only", action="store_true",
                         help="write the report from the runs already finished in the output "
                              "folder (a grid still running or stopped) and exit; runs nothing")
+    parser.add_argument("--figures", choices=("full", "paper"), default="full",
+                        help="full (default): every figure of every row, in figures/; paper: "
+                             "also figures/paper/, a few methods at one-column width (3.3 in), "
+                             "each in its own colour and marker, no text under 7 pt (with "
+                             "--report-only: drawn from the finished runs)")
     parser.add_argument("--save-config", metavar="FILE",
                         help="write the resolved config to FILE and exit (edit it, then --config FILE)")
     parser.add_argument("--list-methods", action="store_true",
@@ -335,6 +340,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         print((Path(config.output_dir) / "table.md").read_text())
         print(f"report on {summary['n_runs']} finished run(s) in {config.output_dir}")
+        write_paper_figures(args, config)
         return 0
 
     try:
@@ -361,6 +367,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if table.is_file():
         print(table.read_text())
     print(f"results in {config.output_dir}: {summary['counts']}")
+    write_paper_figures(args, config)
     failed = Path(config.output_dir) / "failed"
     if summary["config_errors"]:
         print(f"compare-baselines: {len(summary['config_errors'])} run(s) cannot be built from the "
@@ -372,6 +379,15 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"{failed}. Re-run the same command to retry them (finished runs are kept).",
               file=sys.stderr)
     return 1 if summary["failed_runs"] else 0
+
+
+def write_paper_figures(args: argparse.Namespace, config: ExperimentConfig) -> None:
+    """With ``--figures paper``: the paper set into figures/paper/, from the report just written."""
+    if args.figures == "paper":
+        from alpha_mas_avalanche.experiment.paper_figures import write_paper_set
+
+        written = write_paper_set(Path(config.output_dir))
+        print(f"{len(written) // 2} paper figure(s) in {Path(config.output_dir) / 'figures' / 'paper'}")
 
 
 def check_data(config: ExperimentConfig) -> None:

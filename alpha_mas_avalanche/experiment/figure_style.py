@@ -10,17 +10,18 @@ from typing import Any
 
 import numpy as np
 
-from alpha_mas_avalanche.experiment.methods import REGISTRY, MethodEntry
+from alpha_mas_avalanche.data.names import LONG_STREAMS
+from alpha_mas_avalanche.experiment.methods import REGISTRY
 
 #: The part of a colormap that the rows of the entries naming it share (pale ends left out)
 RAMP = (0.4, 0.95)
-#: The default entry (no colour of its own: a spare one), for a method not registered
-UNREGISTERED = MethodEntry("", "", "naive", lambda params, n_tasks: [])
 
 
-def entry_of(method: str) -> MethodEntry:
-    """The registry entry of ``method``, or :data:`UNREGISTERED`."""
-    return REGISTRY.get(method, UNREGISTERED)
+def style_of(method: str, key: str, default: str) -> str:
+    """Field ``key`` (colour, marker, linestyle) of registry method ``method``'s entry;
+    ``default`` for a method not registered."""
+    entry = REGISTRY.get(method)
+    return default if entry is None else getattr(entry, key)
 
 
 def method_colours(methods: dict[str, str]) -> dict[str, tuple]:
@@ -32,8 +33,8 @@ def method_colours(methods: dict[str, str]) -> dict[str, tuple]:
 
     ramps: dict[str, list[str]] = {}
     for label, method in methods.items():
-        if entry_of(method).colour in matplotlib.colormaps:
-            ramps.setdefault(entry_of(method).colour, []).append(label)
+        if style_of(method, "colour", "") in matplotlib.colormaps:
+            ramps.setdefault(style_of(method, "colour", ""), []).append(label)
     colours: dict[str, tuple] = {}
     for name, labels in ramps.items():
         shades = matplotlib.colormaps[name](np.linspace(*RAMP, max(len(labels), 1)))
@@ -44,7 +45,7 @@ def method_colours(methods: dict[str, str]) -> dict[str, tuple]:
     for label, method in methods.items():
         if label in colours:
             continue
-        own = entry_of(method).colour
+        own = style_of(method, "colour", "")
         colour = matplotlib.colors.to_rgb(own) if own else None
         if colour is None or colour in taken:
             colour = next(c for c in spare if matplotlib.colors.to_rgb(c) not in taken)
@@ -55,12 +56,20 @@ def method_colours(methods: dict[str, str]) -> dict[str, tuple]:
 
 def method_marker(method: str) -> str:
     """The marker of registry method ``method`` (``"o"`` for one not registered)."""
-    return entry_of(method).marker
+    return style_of(method, "marker", "o")
 
 
 def method_linestyle(method: str) -> str:
     """The line style of registry method ``method`` (solid for one not registered)."""
-    return entry_of(method).linestyle
+    return style_of(method, "linestyle", "-")
+
+
+def task_axis_name(benchmark: str) -> str:
+    """What sets the tasks of benchmark key ``benchmark`` apart, for an axis: their classes,
+    or on the long streams their pixel permutation or rotation angle."""
+    if benchmark in LONG_STREAMS:
+        return "task (rotation angle)" if benchmark.startswith("rotated") else "task (pixel permutation)"
+    return "task (classes)"
 
 
 def error_of(stat: dict[str, Any]) -> float:

@@ -3,9 +3,10 @@ PNG and PDF (vector, for LaTeX).
 
 Every figure names the benchmark, the scenario, the number of seeds and what its error bars
 are (95 % CI of the mean for n >= 3 seeds, else one standard deviation); tasks are named by
-their classes. Each method keeps one colour in every figure: the AlphaMAS rows one warm hue
-family, related baselines light/dark shades of one hue (MAS and Avalanche's MAS, EWC and
-online EWC, SI and Avalanche's SI), Naive and Joint greys.
+their classes (on the long streams: their permutation or rotation angle). Each method keeps
+its registry colour in every figure: the AlphaMAS rows one warm hue family, related
+baselines light/dark shades of one hue (MAS and Avalanche's MAS, EWC and online EWC, SI and
+Avalanche's SI), Naive and Joint greys.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from alpha_mas_avalanche.experiment.figure_style import (
     method_colours,
     method_linestyle,
     save_png_and_pdf,
+    task_axis_name,
 )
 from alpha_mas_avalanche.experiment.methods import FAMILIES, FAMILY_TITLES, REGISTRY, family_of
 
@@ -59,6 +61,7 @@ class Figures:
         self.setting = f"{result['benchmark']}, {result['scenario']}-incremental"
         self.context = f"{self.setting}, {error_text(*seeds)}"
         self.errors = legend_error_text(*seeds)  # what a band or whisker is, for legends
+        self.task_axis = task_axis_name(result.get("benchmark_key", ""))
 
     # ------------------------------------------------------------------ helpers
     def _title(self, fig, what: str, context: str | None = None) -> None:
@@ -135,7 +138,7 @@ class Figures:
             self._panel_title(ax, label)
             ax.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
             ax.set_yticks(range(len(names)), [f"after {n}" for n in names], fontsize=7)
-        fig.supxlabel("task (classes), in training order", fontsize=9)
+        fig.supxlabel(f"{self.task_axis}, in training order", fontsize=9)
         fig.supylabel("after training on", fontsize=9)
         colourbar = fig.colorbar(image, ax=axes, shrink=0.6)
         colourbar.set_label("test accuracy (%), mean over seeds")
@@ -279,7 +282,7 @@ class Figures:
         ax.set_xlim(0.5, len(experience) + 0.5)
 
     def forgetting_per_task(self):
-        """Reference forgetting per task (named by its classes), one bar per method."""
+        """Reference forgetting per task, one bar per method."""
         fig, ax = self._figure(figsize=(11, 4.2))
         n_tasks = len(self.tasks)
         width = 0.84 / max(len(self.labels), 1)
@@ -292,7 +295,7 @@ class Figures:
                    label=self.display[label])
         ax.set_xticks(np.arange(n_tasks), self.tasks)
         ax.axhline(0, color="black", linewidth=0.6)
-        ax.set_xlabel("task (classes)")
+        ax.set_xlabel(self.task_axis)
         ax.set_ylabel("forgetting (%): single-task acc. − final acc.")
         ax.grid(axis="y", alpha=0.3)
         self._legend(fig, ax, title=f"bar: mean; whisker: {self.errors}")
@@ -370,15 +373,22 @@ class Figures:
         moved = self.tasks[self.result["moved_pair"]]
         fig, ax = self._figure(figsize=(7.5, 4.2))
         offsets = (np.arange(len(labels)) - (len(labels) - 1) / 2) * min(0.08, 0.5 / len(labels))
+        flat = False
         for offset, label in zip(offsets, labels):
             per_placement = sensitivity[label]["per_placement"]
             positions = sorted(int(p) for p in per_placement)
             stats = [per_placement[str(p)]["final_acc"] for p in positions]
             xs = np.array(positions, dtype=float) + offset
             ys = np.array([(s["mean"] or 0.0) * 100 for s in stats])
-            ax.errorbar(xs, ys, yerr=[error_of(s) * 100 for s in stats], marker="o", markersize=4,
+            errors = np.array([error_of(s) * 100 for s in stats])
+            ax.errorbar(xs, ys, yerr=errors, marker="o", markersize=4,
                         capsize=2, linestyle="none", elinewidth=0.8, label=self.display[label],
                         color=self.colour[label])
+            zero = errors == 0  # no whisker to draw: a bar wider than the point says so
+            if zero.any():
+                ax.plot(xs[zero], ys[zero], marker="_", markersize=11, markeredgewidth=1.5,
+                        linestyle="none", color=self.colour[label])
+                flat = True
             for run in consecutive_runs(positions):  # lines only between neighbouring positions
                 index = [positions.index(p) for p in run]
                 ax.plot(xs[index], ys[index], linewidth=0.8, **self._style(label))
@@ -387,7 +397,8 @@ class Figures:
         ax.set_xlabel(f"position of task {moved} in the sequence (points only where it was run)")
         ax.set_ylabel(f"final accuracy of {moved} (%)")
         ax.grid(alpha=0.3)
-        self._legend(fig, ax, title=f"mean {self.errors}")
+        self._legend(fig, ax, title=f"mean {self.errors}" + (
+            "\n— across a point: zero spread\n(every seed the same)" if flat else ""))
         self._title(fig, f"Order sensitivity: task {moved} moved from first to last place")
         return fig
 

@@ -8,18 +8,22 @@ from pathlib import Path
 from typing import Any
 
 from alpha_mas_avalanche.experiment.figure_style import save_png_and_pdf
+from alpha_mas_avalanche.experiment.label_placement import place_labels
 from alpha_mas_avalanche.experiment.report.alpha_map import METRICS, SERIES, alpha_map, markdown
 
 MARKERS = ("o", "s")
-COLORS = ("tab:blue", "tab:orange")
+COLORS = ("tab:blue", "#d95f02")
 
 
-def draw_alpha_map(rows: list[dict[str, Any]], stem: Path) -> None:
+def draw_alpha_map(rows: list[dict[str, Any]], stem: Path) -> Any:
     """Two panels (final accuracy, maximum forgetting), x = median S_t max/min (log scale),
-    y = paired difference with MAS in pp and its 95 % interval; saved as PNG and PDF."""
+    y = paired difference with MAS in pp and its 95 % interval, every point numbered in its
+    series' colour by its results folder (the key below; numbers placed clear of each other,
+    of the points and of the legend); saved as PNG and PDF. Returns the figure."""
     import matplotlib
 
     matplotlib.use("Agg")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
     from matplotlib.ticker import FixedLocator, FormatStrFormatter, NullFormatter
@@ -29,6 +33,7 @@ def draw_alpha_map(rows: list[dict[str, Any]], stem: Path) -> None:
     numbers = {row["folder"]: k + 1 for k, row in enumerate(drawn)}
     figure = Figure(figsize=(10, 4.8), layout="constrained")
     axes = figure.subplots(1, len(METRICS), sharex=True)
+    labels: dict[Any, list] = {ax: [] for ax in axes}
     for ax, (metric, name) in zip(axes, METRICS.items()):
         ax.axhline(0.0, color="0.5", linewidth=0.8)
         for index, ((label, *_), marker, color) in enumerate(zip(SERIES, MARKERS, COLORS)):
@@ -43,10 +48,8 @@ def draw_alpha_map(rows: list[dict[str, Any]], stem: Path) -> None:
                         yerr=[100 * s["ci95"] for _, s, _ in points], fmt=marker, color=color,
                         capsize=3, linestyle="none",
                         label=f"{label} − MAS (95 % CI, n = {'/'.join(map(str, n))} seeds)")
-            if index == 0:  # numbers (key below): neighbours on the log axis are close
-                for x, s, row in points:
-                    ax.annotate(str(numbers[row["folder"]]), (x, 100 * s["mean"]), fontsize=7,
-                                xytext=(4, 3), textcoords="offset points")
+            labels[ax] += [((x * offset, 100 * s["mean"]), str(numbers[row["folder"]]), color,
+                            100 * s["ci95"]) for x, s, row in points]  # numbers: placed last
         ax.set_xscale("log")
         ax.set_xlim(1.0, max(200.0, 2 * max((r["spread_median"] for r in rows), default=1.0)))
         ax.xaxis.set_major_locator(FixedLocator([1, 2, 5, 10, 20, 50, 100, 200]))
@@ -63,7 +66,13 @@ def draw_alpha_map(rows: list[dict[str, Any]], stem: Path) -> None:
     figure.legend(handles=key, loc="outside lower center", ncols=4, fontsize=7, handlelength=0,
                   title="results folders (by S_t spread)", title_fontsize=7, frameon=False)
     figure.suptitle("Where alpha-scaling can act: paired difference with MAS against the spread of S_t")
+    FigureCanvasAgg(figure)  # measures the labels' boxes
+    for ax, placed in labels.items():  # each number where it overlaps no other, point or legend
+        if placed:
+            points, texts, colours, errors = zip(*placed)
+            place_labels(ax, points, texts, colours, errors=errors, fontsize=7)
     save_png_and_pdf(figure, stem, dpi=150)
+    return figure
 
 
 def draw_per_task(rows: list[dict[str, Any]], stem: Path) -> None:
