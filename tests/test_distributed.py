@@ -8,8 +8,8 @@ gradient added after DDP's average): after every experience
 - parameters and every piece of plugin state are equal on both ranks, bit for bit;
 - they equal those of one process training on the whole data with the mini-batches the
   ranks see together (the importance, Fisher and path integral of the whole experience)
-  within 1e-5 of each tensor's largest value (measured: at most 5e-7; without the
-  reduction over the ranks the importance is off by 10% and more). Avalanche's own EWC
+  within 1e-5 of each tensor's largest value (measured: at most 5e-7; with the reduction
+  over the ranks switched off, AlphaMAS's, MAS's and mode-IMM's fail). Avalanche's own EWC
   and MAS are the exception under ``DistributedHelper``: their batched importance passes
   run on each rank's whole experience with its own mini-batch size (equal on the ranks,
   but the one-process estimate of half the mini-batch).
