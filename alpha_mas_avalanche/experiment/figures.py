@@ -27,7 +27,14 @@ from alpha_mas_avalanche.experiment.figure_style import (
     save_png_and_pdf,
     task_axis_name,
 )
-from alpha_mas_avalanche.experiment.methods import FAMILIES, FAMILY_TITLES, REGISTRY, family_of
+from alpha_mas_avalanche.experiment.methods import (
+    FAMILIES,
+    FAMILY_TITLES,
+    REGISTRY,
+    baseline_method,
+    family_of,
+    trains_once,
+)
 
 FIGURES = ("accuracy_matrix", "task_accuracy_over_sequence", "heldout_accuracy_per_epoch",
            "forgetting_per_task", "average_forgetting", "max_forgetting_vs_lambda",
@@ -142,7 +149,7 @@ class Figures:
         fig.supylabel("after training on", fontsize=9)
         colourbar = fig.colorbar(image, ax=axes, shrink=0.6)
         colourbar.set_label("test accuracy (%), mean over seeds")
-        joint = any(self.method[lb] == "joint" for lb in labels)
+        joint = any(trains_once(self.method[lb]) for lb in labels)
         n = self.result.get("n_seeds_per_row", [self.result["n_seeds"]])
         seeds = f"n = {n[0]} seeds" if n[0] == n[-1] else f"n = {n[0]}-{n[-1]} seeds per row"
         self._title(fig, "Accuracy matrix: mean test accuracy (%) on each task after each experience"
@@ -155,7 +162,7 @@ class Figures:
     def task_accuracy_over_sequence(self):
         """Per method: one line per task, its accuracy after each experience (mean, band)."""
         matrices = self.result.get("accuracy_matrices") or {}
-        labels = [lb for lb in self.labels if lb in matrices and self.method[lb] != "joint"]
+        labels = [lb for lb in self.labels if lb in matrices and not trains_once(self.method[lb])]
         if not labels:
             return None
         import matplotlib
@@ -211,7 +218,7 @@ class Figures:
             for label in group:
                 self._heldout_line(ax, label, curves[label], band=label not in bounds)
             self._task_boundaries(ax, next((curves[lb]["experience"] for lb in group
-                                            if self.method[lb] != "joint"), None))
+                                            if not trains_once(self.method[lb])), None))
             ax.set_title(title, fontsize=9)
             ax.grid(alpha=0.3)
             ax.xaxis.set_tick_params(labelbottom=True)
@@ -237,7 +244,7 @@ class Figures:
     def _heldout_line(self, ax, label: str, curve: dict[str, Any], band: bool = True) -> None:
         mean = np.array(curve["mean"], dtype=float) * 100
         error = errors_of(curve) * 100
-        if self.method[label] == "joint":  # all tasks at once: its end point as a reference
+        if trains_once(self.method[label]):  # all tasks at once: its end point as a reference
             ax.axhline(mean[-1], label=f"{self.display[label]}, after its last epoch",
                        linewidth=1.2, **self._style(label))
             return
@@ -329,7 +336,7 @@ class Figures:
     def max_forgetting_vs_lambda(self):
         """AlphaMAS's max forgetting against its lambda multiplier; plain MAS as a reference band."""
         sweep = [(float(self.summary[lb]["params"]["lambda_multiplier"]), lb) for lb in self.labels
-                 if self.method[lb] == "alpha_mas" and "lambda_multiplier" in self.summary[lb].get("params", {})]
+                 if "lambda_multiplier" in self.summary[lb].get("params", {})]
         if len(sweep) < 2:  # a line needs two values of lambda
             return None
         sweep.sort()
@@ -345,7 +352,7 @@ class Figures:
             ax.plot([m], [y], marker="o", markersize=7, color=self.colour[label], linestyle="none",
                     markeredgecolor="black", markeredgewidth=0.6, zorder=2,
                     label=f"{self.display[label]}: mean")
-        mas = [lb for lb in self.labels if self.method[lb] == "mas"]
+        mas = [lb for lb in self.labels if self.method[lb] == baseline_method()]
         if mas:
             stat = self.summary[mas[0]]["max_forgetting_ref"]
             mean, error = (stat["mean"] or 0.0) * 100, error_of(stat) * 100

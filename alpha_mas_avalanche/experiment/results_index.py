@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from alpha_mas_avalanche.experiment.methods import REGISTRY, baseline_method, with_role
 from alpha_mas_avalanche.experiment.report.claims import p_text
 from alpha_mas_avalanche.experiment.report.significance import adjust_family
 from alpha_mas_avalanche.experiment.report.writeup_claims import write_writeup_claims
@@ -23,8 +24,8 @@ was produced by `compare-baselines --config results/<name>/config.yaml` (plus `-
 for MNIST and CIFAR-10); `--report-only` re-writes its table and figures from its committed
 run records. Error bars: mean ± 95 % CI of the mean over n ≥ 3 seeds, ± 1 std for n = 2.
 """
-#: the comparisons the overview decides on: each method minus tuned MAS
-DECIDING = ("alpha_mas", "alpha_mas_per_task", "naive")
+#: the comparisons the overview decides on: the registry's deciding methods minus tuned MAS
+DECIDING = tuple(with_role("deciding"))
 #: ... on these quantities
 DECIDING_METRICS = {"final_avg_acc": "final avg acc", "avg_forgetting_avalanche": "avg forgetting"}
 OVERVIEW_FAMILY = ("AlphaMAS, the per-task ablation and Naive minus MAS, every method tuned on "
@@ -60,9 +61,10 @@ def overview(summaries: dict[str, dict[str, Any]]) -> list[str]:
     tests = deciding_comparisons(summaries)
     cell = {(c["folder"], c["method"], c["metric"]): c for c in tests}
     columns = [(m, q) for m in DECIDING for q in DECIDING_METRICS]
-    names = {"alpha_mas": "AlphaMAS", "alpha_mas_per_task": "AlphaMAS per-task", "naive": "Naive"}
+    names = {m: REGISTRY[m].label for m in DECIDING}
     lines = ["| folder | benchmark | scenario | runs | " + " | ".join(
-                 f"{names[m]} − MAS, {DECIDING_METRICS[q]} (pp)" for m, q in columns) + " |",
+                 f"{names[m]} − {REGISTRY[baseline_method()].label}, {DECIDING_METRICS[q]} (pp)"
+                 for m, q in columns) + " |",
              "|---|---|---|---:|" + "---|" * len(columns)]
     for name, s in summaries.items():
         lines.append(f"| [{name}](#{name}) | {s['benchmark']} | {s['scenario']} | {s['n_runs']} | "

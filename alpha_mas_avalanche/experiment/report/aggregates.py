@@ -5,7 +5,7 @@ from typing import Any
 
 import numpy as np
 
-from alpha_mas_avalanche.experiment.methods import family_of
+from alpha_mas_avalanche.experiment.methods import baseline_method, family_of
 from alpha_mas_avalanche.experiment.report.statistics import mean_std_ci
 
 
@@ -64,7 +64,7 @@ def importance_totals(runs: list[dict], main_order: list[int], labels: list[str]
     for label in labels:
         totals = [r["importance_totals_per_experience"][-1] for r in runs
                   if r["label"] == label and r["task_order"] == main_order
-                  and (family_of(r["method"]) == "alpha_mas" or r["method"] == "mas") and r.get("importance_totals_per_experience")]
+                  and (family_of(r["method"]) == "alpha_mas" or r["method"] == baseline_method()) and r.get("importance_totals_per_experience")]
         totals = [t for t in totals if t and all(v is not None and v > 0 for v in t)]
         if not totals:
             continue

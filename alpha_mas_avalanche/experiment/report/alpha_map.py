@@ -28,12 +28,14 @@ import pandas as pd
 import yaml
 from scipy import stats
 
+from alpha_mas_avalanche.experiment.methods import REGISTRY, baseline_method, family_of, with_role
 from alpha_mas_avalanche.experiment.records import load_records
 from alpha_mas_avalanche.experiment.report.significance import adjust_family, compare_paired
 from alpha_mas_avalanche.experiment.report.statistics import mean_std_ci
 
-#: (series label, method) compared with plain MAS, each at its strength chosen on validation
-SERIES = (("AlphaMAS", "alpha_mas"), ("AlphaMAS (per-task)", "alpha_mas_per_task"))
+#: (series label, method) compared with MAS, each at its strength chosen on validation: the
+#: registry's deciding methods of the AlphaMAS family
+SERIES = tuple((REGISTRY[m].label, m) for m in with_role("deciding") if family_of(m) == "alpha_mas")
 #: the map's family of tests
 FAMILY = ("AlphaMAS and the per-task ablation minus MAS, each tuned on validation, on final "
           "accuracy and maximum forgetting, in every results folder of the map")
@@ -143,11 +145,12 @@ def per_task_profile(runs: pd.DataFrame) -> dict[str, list[float]]:
 def folder_summary(folder: Path) -> dict[str, Any] | None:
     """The folder's row of the map, or None where it lacks tuned MAS or AlphaMAS final runs."""
     runs = folder_runs(folder)
-    chosen = {method: chosen_params(folder, method) for method in ("mas", *dict(SERIES).values())}
-    if runs.empty or None in (chosen["mas"], chosen["alpha_mas"]):
+    baseline, first = baseline_method(), SERIES[0][1]
+    chosen = {method: chosen_params(folder, method) for method in (baseline, *dict(SERIES).values())}
+    if runs.empty or None in (chosen[baseline], chosen[first]):
         return None
-    mas = runs[[_matches(r, "mas", chosen["mas"]) for r in runs.record]]
-    main = runs[[_matches(r, "alpha_mas", chosen["alpha_mas"]) for r in runs.record]]
+    mas = runs[[_matches(r, baseline, chosen[baseline]) for r in runs.record]]
+    main = runs[[_matches(r, first, chosen[first]) for r in runs.record]]
     if mas.empty or main.empty or main.spread.isna().all():
         return None
     out = {"folder": folder.name, "benchmark": main.benchmark.iloc[0],

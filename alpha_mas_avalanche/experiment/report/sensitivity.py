@@ -7,10 +7,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from alpha_mas_avalanche.experiment.methods import baseline_method, family_of, with_role
 from alpha_mas_avalanche.experiment.report.statistics import mean_std_ci
 
-#: the curves a comparison is read from, against MAS's
-AGAINST_MAS = ("alpha_mas", "alpha_mas_per_task")
+#: the curves read against MAS's: the registry's deciding methods of the AlphaMAS family
+AGAINST_MAS = tuple(m for m in with_role("deciding") if family_of(m) == "alpha_mas")
 
 
 def curves(chosen: dict[str, dict], valid: list[dict], test: list[dict],
@@ -50,10 +51,10 @@ def compare_peaks(sensitivity: dict[str, dict[str, Any]]) -> list[dict[str, Any]
     """Each of :data:`AGAINST_MAS` against MAS: the shift of its test peak in decades, the
     peaks' heights and whether their 95 % intervals overlap ("scaling": they do, the curve
     moved along the strength; "method": one peak is higher beyond the intervals)."""
-    if "mas" not in sensitivity:
+    if baseline_method() not in sensitivity:
         return []
     out = []
-    base = peak(sensitivity["mas"], "test")
+    base = peak(sensitivity[baseline_method()], "test")
     for method in AGAINST_MAS:
         if method not in sensitivity or base is None:
             continue

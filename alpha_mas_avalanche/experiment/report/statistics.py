@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from alpha_mas_avalanche.experiment.method_registry import baseline_method, trains_once
 from alpha_mas_avalanche.experiment.report.significance import compare_paired
 
 
@@ -34,13 +35,10 @@ COMPARED = {
     "max_forgetting_avalanche": (False, 0.01),
     "intransigence": (False, 0.01),
 }
-#: the baseline every comparison is made against
-BASELINE = "mas"
-
-
 def compared_labels(runs_df: pd.DataFrame) -> list[str]:
-    """The rows compared with MAS: every label but MAS's and Joint's (a bound, trained once)."""
-    rows = runs_df[~runs_df.method.isin([BASELINE, "joint"])]
+    """The rows compared with the registry's baseline (MAS): every label but its own and
+    those of methods trained on all tasks at once (Joint, a bound)."""
+    rows = runs_df[[m != baseline_method() and not trains_once(m) for m in runs_df.method]]
     return sorted(rows.label.unique())
 
 
@@ -49,7 +47,7 @@ def paired_comparisons(runs_df: pd.DataFrame, main_order: str) -> list[dict[str,
     main task order, per :data:`COMPARED` quantity: paired t-test, TOST, power
     (:func:`~.significance.compare_paired`); Holm's adjustment is left to the page."""
     main = runs_df[runs_df.task_order == main_order]
-    baseline = main[main.method == BASELINE]
+    baseline = main[main.method == baseline_method()]
     if baseline.empty:
         return []
     base = baseline.set_index("seed")
@@ -76,7 +74,7 @@ def placement_spread_comparisons(runs_df: pd.DataFrame) -> list[dict[str, Any]]:
         complete = rows.groupby("seed").filter(lambda g: g.task_order.nunique() == placements)
         return complete.groupby("seed").moved_pair_final_acc.agg(lambda v: v.max() - v.min())
 
-    baseline = runs_df[runs_df.method == BASELINE]
+    baseline = runs_df[runs_df.method == baseline_method()]
     if baseline.task_order.nunique() < 2:
         return []
     base = spreads(baseline)

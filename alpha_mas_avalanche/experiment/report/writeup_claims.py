@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from alpha_mas_avalanche.experiment.methods import REGISTRY, with_defaults
+from alpha_mas_avalanche.experiment.methods import REGISTRY, with_defaults, with_role
 from alpha_mas_avalanche.experiment.records import load_records
 from alpha_mas_avalanche.experiment.report.significance import adjust_family
 from alpha_mas_avalanche.experiment.report.statistics import mean_std_ci
@@ -133,8 +133,9 @@ def claim_sentences(runs: pd.DataFrame, baseline: str, tests: list[dict[str, Any
     return sentences
 
 
-#: the write-up's own MAS: the reference code at its ``reg_lambda`` 1
-WRITEUP_MAS = "MAS (reference code) λ=1"
+#: the write-up's own MAS (the registry's "writeup_baseline"), at its ``reg_lambda`` 1
+WRITEUP_MAS_LABEL = REGISTRY[with_role("writeup_baseline")[0]].label
+WRITEUP_MAS = f"{WRITEUP_MAS_LABEL} λ=1"
 
 
 def markdown(*folders: Path) -> str:
@@ -155,7 +156,7 @@ def markdown(*folders: Path) -> str:
     for label, group in runs[runs.label.str.startswith("AlphaMAS")].groupby("label", sort=True):
         alphas = np.mean(np.array(group.alphas.tolist(), dtype=float), axis=0)
         lines.append(f"- {label}: " + ", ".join(f"{a:.3f}" for a in alphas))
-    baselines = sorted((label for label in set(runs.label) if label.startswith("MAS (reference code)")),
+    baselines = sorted((label for label in set(runs.label) if label.startswith(WRITEUP_MAS_LABEL)),
                        key=lambda label: (label != WRITEUP_MAS, label))
     tests = claim_tests(runs, baselines)
     lines += ["", f"Family of the claims' tests: {FAMILY} ({len(tests)} paired t-tests); a claim "
