@@ -22,19 +22,15 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 import ddp_worker
-from alpha_mas_avalanche import AlphaMASPlugin, EBLLPlugin, IMMPlugin, L2Plugin, SIPlugin
+from alpha_mas_avalanche import AlphaMASPlugin, IMMPlugin
 from alpha_mas_avalanche.importance import mas_importance
 from alpha_mas_avalanche.imm_merge import diagonal_fisher
 from alpha_mas_avalanche.plugins.base import AutocastRegionWarning
+from amp_helpers import PLUGINS as AMP_PLUGINS
 
-PLUGINS = {
-    "alpha_mas": lambda: AlphaMASPlugin(lambda_reg=1.0),
-    "alpha_mas_last_epochs": lambda: AlphaMASPlugin(lambda_reg=1.0, importance_from="last_epochs"),
-    "si": lambda: SIPlugin(si_lambda=1.0),
-    "l2": lambda: L2Plugin(lambda_reg=0.01),
-    "ebll": lambda: EBLLPlugin(code_size=8, autoencoder_epochs=2),
-    "imm": lambda: IMMPlugin(mode="mode", l2_transfer=1e-3, max_fisher_samples=None),
-}
+#: the mixed-precision tests' plugins, IMM's Fisher on every sample
+PLUGINS = {**AMP_PLUGINS,
+           "imm": lambda: IMMPlugin(mode="mode", l2_transfer=1e-3, max_fisher_samples=None)}
 WRAPPERS = {
     "plain": lambda m: m,
     "compiled": lambda m: torch.compile(m, backend="eager"),
