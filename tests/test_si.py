@@ -11,8 +11,7 @@ from avalanche.core import SupervisedPlugin
 from avalanche.training import Naive
 from avalanche.training.plugins import EvaluationPlugin, SynapticIntelligencePlugin
 
-from alpha_mas_avalanche.plugins.l2 import L2Plugin
-from alpha_mas_avalanche.plugins.si import SIPlugin
+from alpha_mas_avalanche import L2Plugin, SIPlugin
 from alpha_mas_avalanche.synaptic import SynapticIntelligence
 from digits import MultiHeadMLP, digits_benchmark
 

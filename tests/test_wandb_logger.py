@@ -4,6 +4,7 @@ example (``examples/plugin_wandb.py``) on a 256-sample slice (2 mini-batches) of
 from __future__ import annotations
 
 import importlib.util
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -23,13 +24,18 @@ def test_readme_example_is_the_example_file():
     assert len(block.splitlines()) > 20 and block in EXAMPLE.read_text()
 
 
-def test_wandb_names_the_logger_needs_are_wandbs_own_objects():
+def test_wandb_names_the_logger_needs_are_wandbs_own_objects_once_a_logger_is_built(tmp_path):
     done = subprocess.run([sys.executable, "-c", """
-import alpha_mas_avalanche, wandb
+import wandb
+from alpha_mas_avalanche import AlphaMASPlugin
+from avalanche.logging import WandBLogger
 from wandb.plot import CustomChart
 from wandb.sdk.lib.runid import generate_id
+logger = WandBLogger(project_name="names", save_code=False)
 print(wandb.util.generate_id is generate_id, wandb.viz.CustomChart is CustomChart)
-"""], capture_output=True, text=True, timeout=300)
+wandb.finish()
+"""], capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        env={**os.environ, "WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path), "WANDB_SILENT": "true"})
     assert done.stdout.split() == ["True", "True"], done.stderr[-2000:]
 
 
