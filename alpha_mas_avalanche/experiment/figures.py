@@ -393,8 +393,8 @@ class Figures:
                         color=self.colour[label])
             zero = errors == 0  # no whisker to draw: a bar wider than the point says so
             if zero.any():
-                ax.plot(xs[zero], ys[zero], marker="_", markersize=11, markeredgewidth=1.5,
-                        linestyle="none", color=self.colour[label])
+                ax.plot(xs[zero], ys[zero], marker="_", markersize=11, markeredgewidth=2.0,
+                        linestyle="none", color=self.colour[label], zorder=3)
                 flat = True
             for run in consecutive_runs(positions):  # lines only between neighbouring positions
                 index = [positions.index(p) for p in run]

@@ -28,7 +28,8 @@ def place_labels(ax: Any, points: Sequence[tuple[float, float]], texts: Sequence
     side; crossing one is allowed where nothing else is free, at :data:`BAR_WEIGHT`), and
     stays inside the axes; a line joins a label set further than :data:`LEADER_FROM`. Where
     no offset is free, the least overlapping one. The figure's layout is drawn first and the
-    labels are left out of it, so the boxes measured here are the boxes saved. Returns the
+    labels are left out of it, so the boxes measured here are the boxes saved; each label is
+    backed in white, so that a bar behind it does not cross its digits. Returns the
     annotations, in the order of ``points``."""
     figure = ax.figure
     figure.draw_without_rendering()
@@ -51,7 +52,7 @@ def place_labels(ax: Any, points: Sequence[tuple[float, float]], texts: Sequence
         probe = figure.text(0, 0, text, fontsize=fontsize)
         extent = probe.get_window_extent(renderer)
         probe.remove()
-        width, height = extent.width + 2 * scale, extent.height
+        width, height = extent.width + 2 * scale, extent.height + 1.5 * scale  # and its backing
         best, best_cost = None, math.inf
         for radius in RADII:
             for angle in ANGLES:
@@ -74,7 +75,9 @@ def place_labels(ax: Any, points: Sequence[tuple[float, float]], texts: Sequence
         annotation = ax.annotate(text, xy=ax.transData.inverted().transform((x, y)),
                                  xytext=((cx - x) / scale, (cy - y) / scale),
                                  textcoords="offset points", fontsize=fontsize, color=colour,
-                                 ha="center", va="center", annotation_clip=False, **leader)
+                                 ha="center", va="center", annotation_clip=False, zorder=4,
+                                 bbox={"boxstyle": "square,pad=0.1", "facecolor": "white",
+                                       "edgecolor": "none", "alpha": 0.85}, **leader)
         annotation.set_in_layout(False)
         placed.append(box)
         annotations.append(annotation)

@@ -20,6 +20,7 @@ from alpha_mas_avalanche.experiment.figure_style import (
     save_png_and_pdf,
     task_axis_name,
 )
+from alpha_mas_avalanche.experiment.methods import trains_once
 
 #: One column of a two-column paper (inches): every paper figure is exactly this wide
 COLUMN_WIDTH = 3.3
@@ -97,8 +98,8 @@ class PaperFigures:
 
     def _title(self, fig: Any, what: str) -> None:
         """``what``, then the benchmark, scenario and error bars, wrapped to the column."""
-        fig.suptitle(textwrap.fill(f"{what}. {self.setting}; {self.errors}", 62),
-                     fontsize=FONT_SIZE + 0.5)
+        errors = self.errors.replace("± ", "±\u00a0").replace(" %", "\u00a0%")  # kept on one line
+        fig.suptitle(textwrap.fill(f"{what}. {self.setting}; {errors}", 62), fontsize=FONT_SIZE + 0.5)
 
     def _legend(self, fig: Any, handles: list, texts: list[str]) -> None:
         """The legend below the axes, two columns."""
@@ -133,7 +134,7 @@ class PaperFigures:
                     if k + 1 == len(experience) or experience[k + 1] != experience[k]]
             mean = np.array(curve["mean"], dtype=float)[ends] * 100
             error = errors_of(curve)[ends] * 100
-            if self.method[label] == "joint":
+            if trains_once(self.method[label]):  # all tasks at once: its end point as a level
                 ax.axhline(mean[-1], color=self.colour[label], linewidth=1.0,
                            linestyle=method_linestyle(self.method[label]), label=label)
                 continue
