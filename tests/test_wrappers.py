@@ -21,11 +21,11 @@ from avalanche.training.plugins import EvaluationPlugin
 from torch import nn
 from torch.utils.data import DataLoader
 
-import ddp_worker
 from alpha_mas_avalanche import AlphaMASPlugin, IMMPlugin
-from alpha_mas_avalanche.importance import mas_importance
 from alpha_mas_avalanche.imm_merge import diagonal_fisher
+from alpha_mas_avalanche.importance import mas_importance
 from alpha_mas_avalanche.plugins.base import AutocastRegionWarning
+import ddp_worker
 from amp_helpers import PLUGINS as AMP_PLUGINS
 
 #: the mixed-precision tests' plugins, IMM's Fisher on every sample
@@ -166,10 +166,10 @@ def test_autocast_around_train_gives_float32_importance_and_a_named_warning(plug
     plugin = PLUGINS[plugin_name]()
     strategy = _strategy(model, [plugin])
     experience = ddp_worker.experiences()[0]
-    with pytest.warns(AutocastRegionWarning, match=f"{type(plugin).__name__}: strategy.train "
-                                                   "runs inside torch.autocast"):
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            strategy.train(experience, eval_streams=[], shuffle=False)
+    message = f"{type(plugin).__name__}: strategy.train runs inside torch.autocast"
+    with pytest.warns(AutocastRegionWarning, match=message), \
+            torch.autocast("cpu", dtype=torch.bfloat16):
+        strategy.train(experience, eval_streams=[], shuffle=False)
     data = experience.dataset.eval()
     x, y, _ = next(iter(DataLoader(data, batch_size=len(data), collate_fn=data.collate_fn)))
     if plugin_name == "alpha_mas":  # Omega_0 = weight * S_0 and the anchor is the model

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -56,7 +56,7 @@ class QuadraticPenaltyPlugin(ContinualPlugin):
     """
 
     strength_name = "lambda_reg"
-    hyperparameter_names = {"lambda_reg": "lambda_reg", "lambda_mode": "lambda_mode",
+    hyperparameter_names: ClassVar[dict[str, str]] = {"lambda_reg": "lambda_reg", "lambda_mode": "lambda_mode",
                             "alpha_scaling": "alpha_scaling", "anchor": "anchor"}
 
     def __init__(self, penalty: Any, penalty_gradient: str = "analytic") -> None:

@@ -1,6 +1,8 @@
 """Synaptic Intelligence (Zenke, Poole & Ganguli, ICML 2017) as an Avalanche plugin."""
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 
 from alpha_mas_avalanche.distributed import mean_over_ranks
@@ -43,7 +45,8 @@ class SIPlugin(QuadraticPenaltyPlugin):
     """
 
     strength_name = "si_lambda"
-    hyperparameter_names = {"strength": "si_lambda", "damping": "damping"}
+    hyperparameter_names: ClassVar[dict[str, str]] = {"strength": "si_lambda",
+                                                      "damping": "damping"}
 
     def __init__(self, si_lambda: float = 1.0, damping: float = 0.1) -> None:
         super().__init__(SynapticIntelligence(si_lambda, damping))
