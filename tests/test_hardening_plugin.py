@@ -231,3 +231,15 @@ def test_divergence_before_any_penalty_says_no_penalty_was_active():
     with pytest.raises(TrainingDivergedError,
                        match=r"experience 0 .*is (NaN|inf).*no penalty was active yet"):
         _digits_run(lr=1e18, lambda_reg=1.0, experiences=1)
+
+
+def test_max_stable_lr_is_the_sgd_bound_of_the_penalty_by_hand():
+    plugin = _digits_run(lr=0.01, lambda_reg=2.0, experiences=1)
+    weights = plugin.penalty.weight  # sum_t alpha_t Omega_t per parameter, after task 0
+    curvature = 2.0 * plugin.penalty.scale * max(float(w.max()) for w in weights.values())
+    assert plugin.penalty.max_curvature == pytest.approx(curvature, rel=1e-12)
+    assert plugin.max_stable_lr() == pytest.approx(2.0 / curvature, rel=1e-12)
+    assert plugin.max_stable_lr(momentum=0.9) == pytest.approx(2.0 * 1.9 / curvature, rel=1e-12)
+    assert AlphaMASPlugin(lambda_reg=1.0).max_stable_lr() == math.inf  # no task yet
+    with pytest.raises(ValueError, match=r"momentum: expected a number in \[0, 1\)"):
+        plugin.max_stable_lr(momentum=1.0)

@@ -83,3 +83,12 @@ def test_a_new_result_folder_gets_a_row_a_section_and_links(tmp_path, monkeypatc
     assert "## a_new_benchmark" in text and "## unfinished" not in text
     assert "[accuracy_matrix](../results/a_new_benchmark/figures/accuracy_matrix.png)" in text
     assert (source / "table.md").read_text().strip() in text
+
+
+def test_readmes_findings_block_is_what_the_command_writes():
+    from alpha_mas_avalanche.experiment.results_index import readme_with_findings
+
+    readme = (REPO / "README.md").read_text()
+    assert readme == readme_with_findings(readme, REPO / "results"), (
+        "README's findings block is stale: run `compare-baselines --results-index` in the "
+        "repository root")

@@ -18,10 +18,17 @@ REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "plugin_wandb.py"
 
 
-def test_readme_example_is_the_example_file():
+def _readme_block(after: str) -> str:
+    """The first python block of README after the line ``after``."""
     readme = (REPO / "README.md").read_text()
-    block = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    return readme.split(after, 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_readme_examples_are_the_example_files():
+    block = _readme_block("<!-- example: examples/plugin_wandb.py -->")
     assert len(block.splitlines()) > 20 and block in EXAMPLE.read_text()
+    assert _readme_block("## The plugin in ten lines") == \
+        (REPO / "examples" / "ten_lines.py").read_text()
 
 
 def test_wandb_names_the_logger_needs_are_wandbs_own_objects_once_a_logger_is_built(tmp_path):

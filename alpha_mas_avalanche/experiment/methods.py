@@ -321,7 +321,16 @@ register(MethodEntry(
     colour="#17becf", marker="+",
 ))
 
+#: the rows of ``--figures paper`` (:mod:`.paper_figures`), one per slot, the first present of
+#: each slot's alternatives: AlphaMAS (the write-up's λ = N where no tuned row exists), the
+#: per-task ablation, MAS, EWC, SI (ours: Avalanche's has no effect on CPU), LwF, Naive, Joint
+PAPER_METHODS = (("alpha_mas", "alpha_mas_writeup"), ("alpha_mas_per_task",), ("mas",), ("ewc",),
+                 ("si",), ("lwf",), ("naive",), ("joint",))
+#: the methods of the paper's accuracy matrix: AlphaMAS, its ablation, MAS and Naive
+MATRIX_METHODS = ("alpha_mas", "alpha_mas_writeup", "alpha_mas_per_task", "mas", "naive")
+
 __all__ = ["MethodEntry", "REGISTRY", "ROLES", "register", "build_method", "get_entry",
            "available_methods", "is_available", "method_label", "accepted_params", "FAMILIES",
            "FAMILY_TITLES", "family_of", "with_defaults", "with_role", "baseline_method",
-           "trains_once", "check_method_name", "check_param_names", "check_exclusive"]
+           "trains_once", "check_method_name", "check_param_names", "check_exclusive",
+           "PAPER_METHODS", "MATRIX_METHODS"]

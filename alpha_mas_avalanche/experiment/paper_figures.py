@@ -20,25 +20,20 @@ from alpha_mas_avalanche.experiment.figure_style import (
     save_png_and_pdf,
     task_axis_name,
 )
-from alpha_mas_avalanche.experiment.methods import trains_once
+from alpha_mas_avalanche.experiment.methods import MATRIX_METHODS, PAPER_METHODS, trains_once
 
 #: One column of a two-column paper (inches): every paper figure is exactly this wide
 COLUMN_WIDTH = 3.3
 #: The smallest text (pt, at print size: the figures are saved at their printed width)
 FONT_SIZE = 7.0
-#: The paper's methods, in drawing order; each slot takes its first alternative present in the
-#: results folder, and of a method with several rows (a λ sweep) its first in table order.
-#: AlphaMAS tuned on validation (folders run before it existed: the write-up's λ = N row) and
-#: its per-task ablation are what the paper is about; MAS is what AlphaMAS changes; EWC and SI
-#: are the best-known importance-weighted quadratic penalties beside it (online EWC, L2 and
-#: Avalanche's MAS and SI differ from these in details only, and Avalanche's SI has no effect
-#: on CPU); LwF stands for regularisation of the outputs; Naive and Joint bound the range.
-#: Eight methods: few enough for eight hues and eight markers a reader can tell apart.
-PAPER_METHODS = (("alpha_mas", "alpha_mas_writeup"), ("alpha_mas_per_task",), ("mas",), ("ewc",),
-                 ("si",), ("lwf",), ("naive",), ("joint",))
-#: The methods of the paper's accuracy matrix: AlphaMAS, its ablation, MAS and Naive, four
-#: panels of a size that prints every cell's number of five tasks at :data:`FONT_SIZE`
-MATRIX_METHODS = ("alpha_mas", "alpha_mas_writeup", "alpha_mas_per_task", "mas", "naive")
+#: The paper's methods are the registry's PAPER_METHODS, in drawing order; each slot takes its
+#: first alternative present in the results folder, and of a method with several rows (a λ
+#: sweep) its first in table order. AlphaMAS and its per-task ablation are what the paper is
+#: about; MAS is what AlphaMAS changes; EWC and SI are the best-known importance-weighted
+#: quadratic penalties beside it (online EWC, L2 and Avalanche's MAS and SI differ from these
+#: in details only, and Avalanche's SI has no effect on CPU); LwF stands for regularisation of
+#: the outputs; Naive and Joint bound the range. Eight methods: few enough for eight hues and
+#: eight markers a reader can tell apart.
 PAPER_FIGURES = ("accuracy_over_tasks", "final_accuracy_and_forgetting", "accuracy_matrix",
                  "order_sensitivity")
 #: The figures' text sizes at print size (none below :data:`FONT_SIZE`)

@@ -1,8 +1,9 @@
-"""``docs/results.md``, generated from the committed result folders: every ``results/<name>/``
-holding a ``summary.json`` and a ``table.md`` gets a row in the overview and a section with
-its table, its comparison with published numbers (``published.md``, where there is one) and
-links to its figures. ``compare-baselines --results-index`` writes it; nothing is copied by
-hand, and a test fails when the committed page differs from what this module writes."""
+"""``docs/results.md`` and README's findings block, generated from the committed result
+folders: every ``results/<name>/`` holding a ``summary.json`` and a ``table.md`` gets a row in
+the overview and a section with its table, its comparison with published numbers
+(``published.md``, where there is one) and links to its figures. ``compare-baselines
+--results-index`` writes them; nothing is copied by hand, and a test fails when the committed
+page or block differs from what this module writes."""
 from __future__ import annotations
 
 import json
@@ -10,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from alpha_mas_avalanche.experiment.methods import REGISTRY, baseline_method, with_role
+from alpha_mas_avalanche.experiment.methods import REGISTRY, baseline_method, family_of, with_role
 from alpha_mas_avalanche.experiment.report.claims import p_text
 from alpha_mas_avalanche.experiment.report.significance import adjust_family
 from alpha_mas_avalanche.experiment.report.writeup_claims import write_writeup_claims
@@ -77,6 +78,43 @@ def overview(summaries: dict[str, dict[str, Any]]) -> list[str]:
     return lines
 
 
+#: the markers of README's generated findings block
+README_START, README_END = "<!-- findings:start -->", "<!-- findings:end -->"
+
+
+def readme_findings(results_dir: Path) -> str:
+    """README's findings block: per folder, the tuned AlphaMAS modes minus tuned MAS on
+    final accuracy with their verdicts in the overview's family (the block states it)."""
+    summaries = {f.name: json.loads((f / "summary.json").read_text())
+                 for f in result_folders(results_dir)}
+    tests = deciding_comparisons(summaries)
+    modes = [m for m in DECIDING if family_of(m) == "alpha_mas"]
+    cell = {(c["folder"], c["method"]): c for c in tests if c["metric"] == "final_avg_acc"}
+    rows = [name for name in summaries if any((name, m) in cell for m in modes)]
+    base = REGISTRY[baseline_method()].label
+    lines = ["| results folder | " + " | ".join(
+                 f"{REGISTRY[m].label} − {base}, final accuracy (pp)" for m in modes) + " |",
+             "|---|" + "---|" * len(modes)]
+    for name in rows:
+        lines.append(f"| [{name}](docs/results.md#{name}) | " + " | ".join(
+            _cell(cell.get((name, m))) for m in modes) + " |")
+    counts = {v: sum(c["verdict"] == v for c in tests)
+              for v in ("better", "worse", "equivalent", "inconclusive")}
+    lines += ["", f"Every method tuned on its validation stream with the same grid and budget; "
+              f"paired over seeds (n per cell). Family: {OVERVIEW_FAMILY} ({len(tests)} tests, "
+              "Holm-adjusted; [docs/results.md](docs/results.md) has the forgetting and Naive "
+              "columns). Verdicts at 0.05: better / worse, else equivalent (TOST, ±1 pp), else "
+              "inconclusive. Over the family: " + ", ".join(f"{n} {v}" for v, n in counts.items())
+              + "."]
+    return "\n".join([README_START, *lines, README_END])
+
+
+def readme_with_findings(readme: str, results_dir: Path) -> str:
+    """``readme`` with its findings block replaced by :func:`readme_findings`."""
+    start, end = readme.index(README_START), readme.index(README_END) + len(README_END)
+    return readme[:start] + readme_findings(results_dir) + readme[end:]
+
+
 def results_index(results_dir: Path, page: Path) -> str:
     """The page's markdown; links are relative to ``page``'s folder."""
     folders = result_folders(results_dir)
@@ -109,4 +147,7 @@ def write_results_index(results_dir: str | Path = "results",
     page = Path(page)
     page.parent.mkdir(parents=True, exist_ok=True)
     page.write_text(results_index(Path(results_dir), page))
+    readme = page.resolve().parent.parent / "README.md"
+    if readme.is_file() and README_START in readme.read_text():
+        readme.write_text(readme_with_findings(readme.read_text(), Path(results_dir)))
     return page

@@ -29,7 +29,7 @@ from torch import Tensor
 
 from alpha_mas_avalanche.parameters import trainable_parameters
 from alpha_mas_avalanche.plugins.base import ContinualPlugin
-from alpha_mas_avalanche.validation import check_choice
+from alpha_mas_avalanche.validation import check_choice, check_finite_float
 
 PENALTY_GRADIENTS = ("analytic", "autograd")
 #: A training experience that multiplies the largest |parameter| (or 1, if larger) by more
@@ -181,6 +181,16 @@ class QuadraticPenaltyPlugin(ContinualPlugin):
                 "plugins are not either)",
                 stacklevel=3,
             )
+
+    def max_stable_lr(self, momentum: float = 0.0) -> float:
+        """The largest learning rate at which SGD with ``momentum`` stays stable on the
+        penalty alone, ``2 (1 + momentum) / max_curvature`` (infinite before the first
+        task). Outside the training step: it reads the penalty's weights back to the host."""
+        check_finite_float("momentum", momentum, non_negative=True)
+        if momentum >= 1:
+            raise ValueError(f"momentum: expected a number in [0, 1), got {momentum!r}")
+        curvature = self.penalty.max_curvature
+        return math.inf if curvature == 0 else 2.0 * (1.0 + momentum) / curvature
 
     def _divergence(self, strategy, where: str) -> str:
         message = (f"training diverged in {where}; lower the learning rate or "
