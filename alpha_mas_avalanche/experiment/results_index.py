@@ -109,10 +109,64 @@ def readme_findings(results_dir: Path) -> str:
     return "\n".join([README_START, *lines, README_END])
 
 
+def with_block(text: str, block: str) -> str:
+    """``text`` with its generated block (between :data:`README_START` and
+    :data:`README_END`) replaced by ``block``."""
+    start, end = text.index(README_START), text.index(README_END) + len(README_END)
+    return text[:start] + block + text[end:]
+
+
 def readme_with_findings(readme: str, results_dir: Path) -> str:
     """``readme`` with its findings block replaced by :func:`readme_findings`."""
-    start, end = readme.index(README_START), readme.index(README_END) + len(README_END)
-    return readme[:start] + readme_findings(results_dir) + readme[end:]
+    return with_block(readme, readme_findings(results_dir))
+
+
+def _choices(summary: dict[str, Any]) -> str:
+    """``MAS λ = 0.002154, AlphaMAS λ = 0.01 (at its grid's edge)``: the tuned strengths."""
+    parts = []
+    for method in (baseline_method(), *DECIDING):
+        entry = summary.get("selection", {}).get(method)
+        if entry:
+            values = ", ".join(f"{v:.4g}" for v in entry["chosen"].values())
+            parts.append(f"{REGISTRY[method].label} λ = {values}"
+                         + (" (at its grid's edge)" if entry["at_grid_edge"] else ""))
+    return ", ".join(parts)
+
+
+def analysis_findings(results_dir: Path) -> str:
+    """docs/analysis.md's generated block: per folder with tuned AlphaMAS runs, the chosen
+    strengths, the deciding comparisons (verdicts in the overview's family) and the
+    sensitivity curves' reading."""
+    summaries = {f.name: json.loads((f / "summary.json").read_text())
+                 for f in result_folders(results_dir)}
+    tests = deciding_comparisons(summaries)
+    lines = [README_START, f"Family of the tests below: {OVERVIEW_FAMILY} ({len(tests)} tests, "
+             "Holm-adjusted; verdict at 0.05, equivalence by TOST at ±1 pp).", ""]
+    base = REGISTRY[baseline_method()].label
+    for name, summary in summaries.items():
+        mine = [c for c in tests if c["folder"] == name]
+        if not mine:
+            continue
+        lines.append(f"- **[{name}](results.md#{name})** ({summary['benchmark']}, "
+                     f"{summary['scenario']}-incremental): {_choices(summary)}.")
+        for c in mine:
+            lines.append(f"  - {REGISTRY[c['method']].label} − {base}, "
+                         f"{DECIDING_METRICS[c['metric']]}: {_cell(c)}; smallest difference "
+                         f"detectable at 80 % power "
+                         + ("n/a" if c["mde_80"] is None else f"{100 * c['mde_80']:.2f} pp")
+                         + (f"; about {c['seeds_to_decide']} seeds would decide it"
+                            if c["verdict"] == "inconclusive" and c["seeds_to_decide"] else "")
+                         + ".")
+        for peak in summary.get("sensitivity_peaks", []):
+            reading = ("MAS's curve shifted along λ (the peaks' 95 % intervals overlap)"
+                       if peak["reading"] == "scaling" else
+                       "a different peak (the peaks' 95 % intervals do not overlap)")
+            lines.append(f"  - Sensitivity, {REGISTRY[peak['method']].label}: test peak "
+                         f"{100 * peak['height']:.2f} % at λ = {peak['peak']:.4g} against "
+                         f"{base}'s {100 * peak['mas_height']:.2f} % at λ = "
+                         f"{peak['mas_peak']:.4g} ({peak['shift_decades']:+.2f} decades, "
+                         f"{peak['n']} seeds): {reading}.")
+    return "\n".join([*lines, README_END])
 
 
 def results_index(results_dir: Path, page: Path) -> str:
@@ -150,4 +204,7 @@ def write_results_index(results_dir: str | Path = "results",
     readme = page.resolve().parent.parent / "README.md"
     if readme.is_file() and README_START in readme.read_text():
         readme.write_text(readme_with_findings(readme.read_text(), Path(results_dir)))
+    analysis = page.resolve().parent / "analysis.md"
+    if analysis.is_file() and README_START in analysis.read_text():
+        analysis.write_text(with_block(analysis.read_text(), analysis_findings(Path(results_dir))))
     return page
