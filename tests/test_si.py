@@ -263,3 +263,63 @@ def test_beside_agem_in_both_orders_the_update_sees_the_penalty(make_plugin):
     if isinstance(plugin, L2Plugin):
         for name, value in finals["agem_first"].items():
             torch.testing.assert_close(value, finals["plugin_first"][name], rtol=0, atol=0)
+
+
+class ReplaceLoss(SupervisedPlugin):
+    """Listed after SI: recomputes the loss, so backward does not pass through the loss SI
+    hooked and SI adds its penalty's gradient in ``after_backward``."""
+
+    def before_backward(self, strategy, **kwargs):
+        strategy.loss = strategy._criterion(strategy.mb_output, strategy.mb_y)
+
+
+class HandPathIntegral(SupervisedPlugin):
+    """Listed first: ``omega -= g * Delta theta`` per step for a linear softmax classifier,
+    with ``g`` computed by hand (``(softmax - onehot)^T x / B``, no SI penalty in it); reads
+    SI's running sum at the end of each experience, before SI folds it."""
+
+    def __init__(self, si: SIPlugin):
+        super().__init__()
+        self.si, self.omega, self.seen = si, {}, []
+
+    def before_training_exp(self, strategy, **kwargs):
+        self.omega = {n: torch.zeros_like(p, dtype=torch.float64)
+                      for n, p in strategy.model.named_parameters()}
+
+    def before_update(self, strategy, **kwargs):
+        model = strategy.model
+        self.before = {n: p.detach().double().clone() for n, p in model.named_parameters()}
+        x, y = strategy.mb_x.double(), strategy.mb_y
+        residual = torch.softmax(x @ self.before["weight"].T + self.before["bias"], 1)
+        residual[torch.arange(len(y)), y] -= 1.0
+        self.grad = {"weight": residual.T @ x / len(y), "bias": residual.mean(0)}
+
+    def after_update(self, strategy, **kwargs):
+        for n, p in strategy.model.named_parameters():
+            self.omega[n] -= self.grad[n] * (p.detach().double() - self.before[n])
+
+    def after_training_exp(self, strategy, **kwargs):
+        self.seen.append(({n: o.clone() for n, o in self.omega.items()},
+                          {n: o.double().clone() for n, o in self.si.penalty._omega.items()}))
+
+
+def test_si_path_integral_excludes_its_penalty_when_added_after_backward():
+    """Zenke et al.: omega accumulates ``-g_unreg * Delta theta``. Another plugin replaces the
+    loss, so the penalty's gradient is added in ``after_backward``; the path integral of the
+    second task (penalty active) still equals the hand computation without the penalty."""
+    bm = digits_benchmark(seed=0)
+    torch.manual_seed(0)
+    model = torch.nn.Linear(64, 2)
+    si = SIPlugin(si_lambda=50.0)
+    hand = HandPathIntegral(si)
+    strategy = Naive(model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+                     train_mb_size=32, train_epochs=1, plugins=[hand, si, ReplaceLoss()],
+                     evaluator=EvaluationPlugin(loggers=[]))
+    with pytest.warns(UserWarning, match="after_backward"):
+        for exp in bm.train_stream[:2]:
+            strategy.train(exp)
+    assert si.last_penalty > 0
+    for expected, got in hand.seen:
+        for name in ("weight", "bias"):
+            assert float(expected[name].abs().max()) > 1e-3
+            torch.testing.assert_close(got[name], expected[name], rtol=1e-4, atol=1e-7)

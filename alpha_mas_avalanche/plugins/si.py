@@ -20,7 +20,9 @@ class SIPlugin(QuadraticPenaltyPlugin):
     al.'s (2018) re-implementation: ``.grad`` after ``backward`` minus the penalty's part,
     which this plugin adds first thing in ``backward`` (terms other plugins add to the loss
     are part of ``g``; a plugin that rewrites ``.grad`` in ``after_backward`` before this one,
-    such as A-GEM listed first, changes ``g`` too).
+    such as A-GEM listed first, changes ``g`` too). Where backward does not pass through the
+    loss this plugin saw (another plugin replaced it), the penalty's gradient is added in
+    ``after_backward`` instead, and ``g`` is ``.grad`` read just before that.
     At the end of each experience ``Omega += omega / (Delta^2 + xi)`` (``Delta``: the
     parameters' change over the experience) with no clipping, and the anchor becomes the
     current parameters. Penalty: ``c * sum Omega (theta - anchor)^2``. Parameters first
@@ -53,6 +55,7 @@ class SIPlugin(QuadraticPenaltyPlugin):
         self._grads: dict[str, torch.Tensor] = {}
         self._penalty_grads: dict[str, torch.Tensor] = {}
         self._loss_scale: torch.Tensor | float = 1.0
+        self._late = False  # True while after_backward adds the penalty's gradient
 
     @property
     def importance_totals(self) -> list[float]:
@@ -79,18 +82,33 @@ class SIPlugin(QuadraticPenaltyPlugin):
     def penalty_gradient_added(self, params: dict[str, torch.nn.Parameter],
                                factor: torch.Tensor | float) -> None:
         self._loss_scale = factor.detach() if isinstance(factor, torch.Tensor) else factor
+        if self._late:  # .grad holds g and the penalty now: g was read before it was added
+            return
         self._penalty_grads = {n: p.grad.detach().clone() for n, p in params.items()
                                if p.grad is not None}
 
     def after_backward(self, strategy, **kwargs) -> None:
+        params = self.params(strategy)
+        # the loss hook did not run: the base class adds the penalty's gradient below
+        self._late = self.penalty.num_tasks > 0 and not self._gradient_added
+        if self._late:
+            self._grads = self._task_gradients(params, {})
         super().after_backward(strategy, **kwargs)
-        self._grads = {}
-        for name, p in self.params(strategy).items():
+        if not self._late:
+            self._grads = self._task_gradients(params, self._penalty_grads)
+        self._late = False
+
+    def _task_gradients(self, params: dict[str, torch.nn.Parameter],
+                        penalty_grads: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """``g``: each ``.grad`` less its part in ``penalty_grads``, unscaled (GradScaler)."""
+        grads = {}
+        for name, p in params.items():
             if p.grad is not None:
                 grad = p.grad.detach().clone()
-                if name in self._penalty_grads:
-                    grad -= self._penalty_grads[name]
-                self._grads[name] = grad / self._loss_scale  # unscaled (GradScaler)
+                if name in penalty_grads:
+                    grad -= penalty_grads[name]
+                grads[name] = grad / self._loss_scale
+        return grads
 
     def before_update(self, strategy, **kwargs) -> None:
         self.penalty.before_step(self.params(strategy))
