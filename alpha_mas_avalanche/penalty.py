@@ -303,8 +303,10 @@ class ConsolidatedPenalty:
         """Add ``factor`` times the penalty's gradient ``2 scale weight (theta - center)``
         to each ``.grad`` (creating it where it is None).
 
-        Fused ``torch._foreach_*`` ops over all parameters at once and no autograd graph.
-        Returns the penalty value at ``params`` (for logging) as a 0-d tensor on the
+        Four eager ops per parameter tensor (difference, weighted difference, the value's
+        dot product, the gradient update; 11 passes over the parameters' size, counted by
+        ``benchmarks/penalty_passes.py``) and no autograd graph. ``torch._foreach_*`` ops are
+        not used: on CPU they ran as a slower per-tensor loop (docs/speed.md). Returns the penalty value at ``params`` (for logging) as a 0-d tensor on the
         parameters' device; nothing is read back to the host.
         """
         terms = list(self._terms(params))

@@ -208,3 +208,36 @@ def test_gradient_with_kept_work_tensors_is_the_hand_gradient_step_after_step():
             for name, p in params.items():  # an existing gradient is added to
                 torch.testing.assert_close(p.grad, 2 * grads[name], rtol=1e-12, atol=1e-12)
     assert pickle.loads(pickle.dumps(penalty._work))._pairs == []
+
+
+@pytest.mark.parametrize("dtype, rtol", [(torch.float32, 1e-5), (torch.float64, 1e-12)])
+@pytest.mark.parametrize("grad_set", [False, True], ids=["grad_none", "grad_set"])
+def test_analytic_gradient_equals_autograd_of_the_value_without_host_sync(dtype, rtol, grad_set):
+    """``add_gradient_`` adds exactly autograd's gradient of ``value`` (times a device-tensor
+    factor) and returns ``value``, reading nothing back to the host."""
+    from sync_counter import SyncCounter
+
+    gen = torch.Generator().manual_seed(3)
+    penalty = ConsolidatedPenalty(0.7)
+    for spread in (1.0, 0.01):
+        importance, anchor = random_task(gen, spread)
+        penalty.add_task({n: t.to(dtype) for n, t in importance.items()},
+                         {n: t.to(dtype) for n, t in anchor.items()})
+    params = {n: torch.randn(s, generator=gen, dtype=torch.float64).to(dtype).requires_grad_()
+              for n, s in SHAPES.items()}
+    expected = torch.autograd.grad(penalty.value(params), list(params.values()))
+    start = {n: torch.randn(s, generator=gen, dtype=dtype) for n, s in SHAPES.items()}
+    for name, p in params.items():
+        p.grad = start[name].clone() if grad_set else None
+    counter = SyncCounter()
+    counter.start()
+    counter.active = True
+    try:
+        value = penalty.add_gradient_(params, factor=torch.tensor(0.5, dtype=dtype))
+    finally:
+        counter.stop()
+    assert counter.total == 0, counter.counts
+    torch.testing.assert_close(value, penalty.value(params).detach(), rtol=rtol, atol=0)
+    for (name, p), grad in zip(params.items(), expected):
+        base = start[name] if grad_set else torch.zeros_like(grad)
+        torch.testing.assert_close(p.grad, base + 0.5 * grad, rtol=rtol, atol=rtol * 1e-3)
