@@ -13,20 +13,15 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
+import penalty_overhead
 import torch
+from speed_common import common_arguments
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import penalty_overhead  # noqa: E402
-from speed_common import common_arguments  # noqa: E402
-
-from alpha_mas_avalanche.parameters import trainable_parameters  # noqa: E402
-
+from alpha_mas_avalanche.parameters import trainable_parameters
 
 #: aten ops that move no data (views, allocation without a fill)
 NO_TRAFFIC = {"view", "_unsafe_view", "reshape", "alias", "detach", "as_strided", "expand",
