@@ -125,8 +125,11 @@ def test_config_parameter_names_are_checked_against_the_plugin_constructors():
     ("imm", "params", {"mode": 3}, "methods[imm].params.mode: expected a string, got 3"),
     ("ebll", "params", {"code_size": 2.5}, "methods[ebll].params.code_size: expected an int, got 2.5"),
     ("alpha_mas", "sweep", {"lambda_multiplier": [1.0, -2.0]},
-     "methods[alpha_mas].sweep.lambda_multiplier=-2.0: AlphaMAS cannot be built with params "
-     "{'lambda_multiplier': -2.0}: lambda_reg: expected a finite number > 0, got -10.0"),
+     "methods[alpha_mas].sweep.lambda_multiplier=-2.0: expected a finite number > 0, got -2.0"),
+    ("ewc", "select", {"ewc_lambda": [1.0, -5.0]},
+     "methods[ewc].select.ewc_lambda=-5.0: expected a finite number >= 0, got -5.0"),
+    ("imm", "sweep", {"mode": ["mean", "median"]},  # no range: built at each value
+     "methods[imm].sweep.mode='median': IMM cannot be built with params {'mode': 'median'}"),
 ])
 def test_config_values_are_type_checked_and_built_at_load_time(method, kind, grid, message):
     with pytest.raises(ValueError) as err:
