@@ -3,6 +3,7 @@ result folders, any new ``results/<name>/`` folder gets its row and section, and
 one's own (``compare-baselines --quick``) lands outside ``results/``."""
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -79,7 +80,11 @@ def test_a_new_result_folder_gets_a_row_a_section_and_links(tmp_path, monkeypatc
     text = (tmp_path / "docs" / "results.md").read_text()
     rows = [line for line in text.splitlines() if line.startswith("| [")]
     assert [row.split("]")[0] for row in rows] == ["| [a_new_benchmark", "| [zz_later"]
-    assert "| Split MNIST | class | 1 | 6 | -0.05 pp (AlphaMAS λ=N, p n/a, n 1) |" in rows[0]
+    # its Naive − MAS cells, one seed: a difference, no test, no verdict but inconclusive
+    naive = next(c for c in json.loads((source / "summary.json").read_text())["paired_comparisons"]
+                 if c["method"] == "naive" and c["metric"] == "final_avg_acc")
+    assert rows[0].startswith("| [a_new_benchmark](#a_new_benchmark) | Split MNIST | class | 6 | ")
+    assert f"| {100 * naive['mean_difference']:+.2f} (p n/a, Holm n/a, n 1) **inconclusive** |" in rows[0]
     assert "## a_new_benchmark" in text and "## unfinished" not in text
     assert "[accuracy_matrix](../results/a_new_benchmark/figures/accuracy_matrix.png)" in text
     assert (source / "table.md").read_text().strip() in text

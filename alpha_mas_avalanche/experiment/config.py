@@ -278,7 +278,7 @@ def check_method_params(method: MethodConfig) -> None:
             default = entry.defaults.get(key, accepted[key].default)
             for item in ([value] if kind == "params" else value):
                 _check_param_type(where, accepted[key].annotation, default, item)
-                if key in entry.ranges:
+                if key in entry.ranges and isinstance(item, (int, float)):  # not a list form
                     check_finite_float(f"{where}={item!r}" if kind != "params" else where, item,
                                        **{entry.ranges[key]: True})
     first = {key: values[0] for kind in ("sweep", "select")

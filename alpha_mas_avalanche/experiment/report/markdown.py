@@ -100,7 +100,8 @@ def _paired_table(result: dict[str, Any]) -> list[str]:
     for c in sorted(comparisons, key=lambda c: (metrics.index(c["metric"]),
                                                 order.get(c["label"], len(order)))):
         decide = "" if c["verdict"] != "inconclusive" else (
-            str(c["seeds_to_decide"]) if c["seeds_to_decide"] else "> 1000")
+            str(c["seeds_to_decide"]) if c["seeds_to_decide"] else
+            "n/a" if not c.get("sd_difference") else "> 1000")  # no spread: no estimate
         lines.append(_row([display.get(c["label"], c["label"]), COMPARED_NAMES[c["metric"]],
                            _pp(c["mean_difference"]), p_text(c["p_value"]), p_text(c["p_holm"]),
                            p_text(c["p_tost_holm"]), f"**{c['verdict']}**",
