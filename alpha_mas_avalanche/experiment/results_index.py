@@ -13,6 +13,7 @@ from typing import Any
 
 from alpha_mas_avalanche.experiment.methods import REGISTRY, baseline_method, family_of, with_role
 from alpha_mas_avalanche.experiment.report.claims import p_text
+from alpha_mas_avalanche.experiment.report.sensitivity import reading_text
 from alpha_mas_avalanche.experiment.report.significance import adjust_family
 from alpha_mas_avalanche.experiment.report.writeup_claims import write_writeup_claims
 from alpha_mas_avalanche.experiment.spread_figure import write_alpha_map
@@ -158,9 +159,7 @@ def analysis_findings(results_dir: Path) -> str:
                             if c["verdict"] == "inconclusive" and c["seeds_to_decide"] else "")
                          + ".")
         for peak in summary.get("sensitivity_peaks", []):
-            reading = ("MAS's curve shifted along λ (the peaks' 95 % intervals overlap)"
-                       if peak["reading"] == "scaling" else
-                       "a different peak (the peaks' 95 % intervals do not overlap)")
+            reading = reading_text(peak)
             lines.append(f"  - Sensitivity, {REGISTRY[peak['method']].label}: test peak "
                          f"{100 * peak['height']:.2f} % at λ = {peak['peak']:.4g} against "
                          f"{base}'s {100 * peak['mas_height']:.2f} % at λ = "

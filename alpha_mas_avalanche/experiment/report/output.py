@@ -56,9 +56,10 @@ def write_report(output_dir: str | Path, runs: list[dict], singles: list[dict], 
     benchmark = runs[0]["benchmark_name"] if runs else config.benchmark
     n_seeds = len(config.seeds)
     finished = sorted({entry["final_avg_acc"]["n"] for entry in summary.values()})
-    seeds_text = (f"{n_seeds} seed(s)" if finished == [n_seeds] else
-                  f"{finished[0]} of {n_seeds} seeds finished" if len(finished) == 1 else
-                  f"{finished[0]}-{finished[-1]} of {n_seeds} seeds finished per row")
+    planned = sorted({len(m.seeds or config.seeds) for m in config.methods})
+    seeds_text = (f"{n_seeds} seed(s)" if finished == planned == [n_seeds] else
+                  f"{finished[0]} of {n_seeds} seeds finished" if planned == [n_seeds] and len(finished) == 1
+                  else f"{finished[0]}-{finished[-1]} seeds per row (n in the table)")
     epochs = (f"{config.epochs} epoch(s) per task" if config.first_task_epochs in (None, config.epochs)
               else f"{config.first_task_epochs} epoch(s) on the first task, {config.epochs} on the others")
     order_text = main_key if len(main_order) <= 10 else f"0..{len(main_order) - 1}"

@@ -71,16 +71,25 @@ def compare_peaks(sensitivity: dict[str, dict[str, Any]]) -> list[dict[str, Any]
     return out
 
 
+def reading_text(c: dict[str, Any]) -> str:
+    """What a peak comparison says, in words: the same peak, MAS's curve moved along λ (a
+    matter of scaling) or a different peak (a matter of the method)."""
+    if c["reading"] == "method":
+        return ("a different peak (a matter of the method: the peaks' 95 % intervals do not "
+                "overlap)")
+    if abs(c["shift_decades"]) < 1 / 6:
+        return "the same peak as MAS's, at the same λ, within the peaks' 95 % intervals"
+    return ("MAS's curve moved along λ (a matter of scaling: the peaks' 95 % intervals "
+            "overlap)")
+
+
 def markdown_lines(comparisons: list[dict[str, Any]], labels: dict[str, str]) -> list[str]:
     """The peaks' comparison as sentences under a heading."""
     if not comparisons:
         return []
     lines = ["", "**Sensitivity to the strength: test peaks** (figure `sensitivity`)", ""]
     for c in comparisons:
-        reading = ("MAS's curve shifted along λ (a matter of scaling: the peaks' 95 % "
-                   "intervals overlap)" if c["reading"] == "scaling" else
-                   "a different peak (a matter of the method: the peaks' 95 % intervals do "
-                   "not overlap)")
+        reading = reading_text(c)
         lines.append(f"- {labels.get(c['method'], c['method'])}: peak {100 * c['height']:.2f} % at "
                      f"λ = {c['peak']:.4g}, MAS {100 * c['mas_height']:.2f} % at λ = "
                      f"{c['mas_peak']:.4g} ({c['shift_decades']:+.2f} decades, "

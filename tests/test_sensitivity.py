@@ -1,0 +1,64 @@
+"""Sensitivity curves and their peaks, on hand-made records; the runs a method with
+``sensitivity`` adds (every grid value at its first three seeds, the chosen value's shared with
+the final runs)."""
+from __future__ import annotations
+
+import math
+
+import pytest
+from scipy import stats
+
+from alpha_mas_avalanche.experiment.config import ExperimentConfig, MethodConfig
+from alpha_mas_avalanche.experiment.report.sensitivity import compare_peaks, curves, peak, reading_text
+from alpha_mas_avalanche.experiment.specs import final_specs, sensitivity_specs
+
+
+def _records(method, stream, accuracies):
+    """``{λ: [acc per seed]}`` as records."""
+    return [{"method": method, "params": {"lambda_reg": lam}, "final_avg_acc": acc,
+             "eval_stream": stream} for lam, accs in accuracies.items() for acc in accs]
+
+
+def test_curves_and_peaks_by_hand():
+    chosen = {"mas": {"grid": {"lambda_reg": [0.01, 0.1, 1.0]}, "chosen": {"lambda_reg": 0.1}},
+              "alpha_mas": {"grid": {"lambda_reg": [0.1, 1.0, 10.0]}, "chosen": {"lambda_reg": 1.0}}}
+    test = (_records("mas", "test", {0.01: [0.70, 0.72, 0.74], 0.1: [0.80, 0.82, 0.84],
+                                     1.0: [0.60, 0.62, 0.64]})
+            + _records("alpha_mas", "test", {0.1: [0.5, 0.5, 0.5], 1.0: [0.81, 0.83, 0.85],
+                                             10.0: [0.7, 0.7, 0.7]}))
+    valid = _records("mas", "valid", {0.01: [0.7], 0.1: [0.9], 1.0: [0.8]})
+    found = curves(chosen, valid, test, ["mas", "alpha_mas"])
+    assert found["mas"]["values"] == [0.01, 0.1, 1.0] and found["mas"]["chosen"] == 0.1
+    assert found["mas"]["test"][1]["mean"] == pytest.approx(0.82)
+    assert found["mas"]["test"][1]["ci95"] == pytest.approx(stats.t.ppf(0.975, 2) * 0.02 / math.sqrt(3))
+    assert found["alpha_mas"]["valid"][0]["n"] == 0  # no validation record given
+    assert peak(found["mas"], "valid")["value"] == 0.1
+    (comparison,) = compare_peaks(found)
+    assert comparison["shift_decades"] == pytest.approx(1.0)
+    assert comparison["height_difference"] == pytest.approx(0.01)
+    # intervals of ±0.05 around 0.82 and 0.83 overlap: the curve moved a decade along λ
+    assert comparison["reading"] == "scaling" and "moved along λ" in reading_text(comparison)
+
+
+def test_a_higher_peak_beyond_the_intervals_is_a_matter_of_the_method():
+    chosen = {m: {"grid": {"lambda_reg": [1.0]}, "chosen": {"lambda_reg": 1.0}}
+              for m in ("mas", "alpha_mas")}
+    test = (_records("mas", "test", {1.0: [0.80, 0.801, 0.802]})
+            + _records("alpha_mas", "test", {1.0: [0.90, 0.901, 0.902]}))
+    (comparison,) = compare_peaks(curves(chosen, [], test, ["mas", "alpha_mas"]))
+    assert comparison["reading"] == "method" and "different peak" in reading_text(comparison)
+
+
+def test_sensitivity_runs_cover_the_grid_at_three_seeds_and_share_the_final_ones():
+    config = ExperimentConfig(
+        benchmark="split_digits", seeds=[0, 1, 2, 3, 4],
+        methods=[MethodConfig("mas", select={"lambda_reg": [0.1, 1.0, 10.0]}, sensitivity=True),
+                 MethodConfig("naive")])
+    chosen = {"mas": {"grid": {"lambda_reg": [0.1, 1.0, 10.0]}, "chosen": {"lambda_reg": 1.0}}}
+    specs = sensitivity_specs(config, chosen)
+    assert sorted((s.params["lambda_reg"], s.seed) for s in specs) == [
+        (lam, seed) for lam in (0.1, 1.0, 10.0) for seed in (0, 1, 2)]
+    final = {s.run_id for s in final_specs(config, chosen)}
+    assert len({s.run_id for s in specs} & final) == 3  # the chosen value's, seeds 0-2
+    with pytest.raises(ValueError, match=r"methods\[naive\]\.sensitivity: true needs a select grid"):
+        MethodConfig("naive", sensitivity=True)
