@@ -168,7 +168,7 @@ class ExperimentConfig:
     device: str = "cpu"
     amp: str = "off"
     deterministic: bool = False
-    output_dir: str = "results/compare_baselines"
+    output_dir: str = "out/compare_baselines"
     wandb: str = "disabled"
     wandb_project: str = "alpha-mas-avalanche"
 

@@ -149,7 +149,8 @@ def analysis_findings(results_dir: Path) -> str:
         if not mine:
             continue
         lines.append(f"- **[{name}](results.md#{name})** ({summary['benchmark']}, "
-                     f"{summary['scenario']}-incremental): {_choices(summary)}.")
+                     f"{summary['scenario']}-incremental): "
+                     f"{_choices(summary) or 'no strength chosen on validation'}.")
         for c in mine:
             lines.append(f"  - {REGISTRY[c['method']].label} − {base}, "
                          f"{DECIDING_METRICS[c['metric']]}: {_cell(c)}; smallest difference "

@@ -54,7 +54,7 @@ def draw_sensitivity(sensitivity: dict[str, dict[str, Any]], title: str, stem: P
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("final average accuracy (%)")
     axes[0].legend(fontsize=8, frameon=False)
-    figure.suptitle(f"{title}: accuracy against λ, {error_text(min(ns), max(ns))} "
-                    "(★ chosen on validation)", fontsize=9)
+    figure.suptitle(f"{title}: final accuracy against the strength λ\n"
+                    f"{error_text(min(ns), max(ns))}; ★ chosen on validation", fontsize=9)
     save_png_and_pdf(figure, stem, dpi=130)
     return stem.with_suffix(".png")

@@ -108,8 +108,9 @@ def write_report(output_dir: str | Path, runs: list[dict], singles: list[dict], 
     pd.DataFrame(family).to_csv(output_dir / "comparisons.csv", index=False, na_rep="")
     result["figures"] = [str(p) for p in write_figures(output_dir / "figures", result)]
     if result["sensitivity"]:
-        result["figures"].append(str(draw_sensitivity(result["sensitivity"], title,
-                                                       output_dir / "figures" / "sensitivity")))
+        result["figures"].append(str(draw_sensitivity(
+            result["sensitivity"], f"{benchmark}, {config.scenario}-incremental",
+            output_dir / "figures" / "sensitivity")))
     write_json_atomic(output_dir / "summary.json", sanitize(result))
     return result
 
