@@ -25,7 +25,12 @@ import yaml
 from alpha_mas_avalanche.data.names import (BENCHMARKS, DATA_FREE_BENCHMARKS, LONG_STREAMS, SCENARIOS,
                                             check_scenario)
 from alpha_mas_avalanche.experiment.config import WANDB_MODES, ExperimentConfig
-from alpha_mas_avalanche.experiment.devices import AMP_MODES, check_device, check_device_available
+from alpha_mas_avalanche.experiment.devices import (
+    AMP_MODES,
+    check_device,
+    check_device_available,
+    missing_device_reason,
+)
 from alpha_mas_avalanche.experiment.methods import REGISTRY, available_methods, check_method_name
 from alpha_mas_avalanche.experiment.presets import PRESETS, preset
 from alpha_mas_avalanche.validation import check_finite_float, check_non_negative_int, check_positive_int
@@ -272,9 +277,14 @@ def available_devices() -> list[str]:
 
 
 def check_device_flag(value: str) -> None:
-    """``--device``: the form without torch, then whether this machine has it, with torch
-    alone (before a preset builds its plugins and imports Avalanche)."""
+    """``--device``: the form without torch, then whether this machine has it: without torch
+    where it plainly cannot (no GPU driver), else with torch alone (before a preset builds its
+    plugins and imports Avalanche)."""
     check_device(FLAGS["device"], value)
+    reason = missing_device_reason(value)  # without torch where the answer is plain
+    if reason is not None:
+        raise ValueError(f"{FLAGS['device']}: {value!r}, but {reason}; accepted on this "
+                         "machine: cpu")
     try:
         check_device_available(FLAGS["device"], value)
     except ValueError as err:

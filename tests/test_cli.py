@@ -4,6 +4,7 @@ the plugins are loaded)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import warnings
@@ -38,6 +39,19 @@ print(json.dumps({{"codes": codes, "heavy": [m for m in {HEAVY!r} if m in sys.mo
 """)
     result = json.loads(out.splitlines()[-1])
     assert result == {"codes": [0, 0, 2, 2, 2, 2], "heavy": []}
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or any(
+    os.path.exists(p) for p in ("/proc/driver/nvidia", "/dev/kfd")), reason="a GPU driver is here")
+def test_without_a_gpu_driver_cuda_is_refused_without_importing_torch():
+    done = subprocess.run([sys.executable, "-c", """
+import sys
+from alpha_mas_avalanche.cli import main
+code = main(["--quick", "--device", "cuda:1"])
+print(code, "torch" in sys.modules)
+"""], capture_output=True, text=True, timeout=300)
+    assert done.stdout.split() == ["2", "False"], done.stderr[-2000:]
+    assert "--device: 'cuda:1', but this machine has no GPU driver" in done.stderr
 
 
 def test_a_device_this_machine_lacks_is_refused_before_avalanche_is_imported(tmp_path):

@@ -35,6 +35,29 @@ def check_device(name: str, value: Any) -> str:
     return value
 
 
+#: where a GPU driver torch could use shows itself on Linux: NVIDIA's kernel module, AMD's
+#: ROCm device (torch's "cuda" on ROCm builds)
+GPU_DRIVER_PATHS = ("/proc/driver/nvidia", "/dev/kfd")
+
+
+def missing_device_reason(value: str) -> str | None:
+    """Why this machine cannot have device ``value``, found without importing torch (Linux
+    without a GPU driver, MPS off macOS); None where only torch can tell."""
+    import ctypes.util
+    import sys
+
+    kind = device_type(value)
+    if kind == "mps" and sys.platform != "darwin":
+        return "MPS exists on Apple machines only"
+    if (kind == "cuda" and sys.platform.startswith("linux")
+            and not any(os.path.exists(path) for path in GPU_DRIVER_PATHS)
+            and ctypes.util.find_library("cuda") is None):
+        return ("this machine has no GPU driver (no /proc/driver/nvidia, /dev/kfd or "
+                "libcuda), so torch can see no CUDA device; use cpu, or run on a machine "
+                "with a GPU")
+    return None
+
+
 def check_device_available(name: str, value: str) -> None:
     """Raise ValueError (naming ``name``) if this machine cannot run on ``value``."""
     import torch
