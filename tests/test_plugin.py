@@ -7,11 +7,10 @@ import pytest
 import torch
 from avalanche.checkpointing import maybe_load_checkpoint, save_checkpoint
 from avalanche.core import SupervisedPlugin
-from avalanche.training import Naive
-from avalanche.training.plugins import EvaluationPlugin
 
 from alpha_mas_avalanche import AlphaMASPlugin
-from digits import MultiHeadMLP, digits_benchmark
+from digits import digits_benchmark
+from forgetting_helpers import make_strategy
 
 
 class PenaltyRecorder(SupervisedPlugin):
@@ -25,14 +24,6 @@ class PenaltyRecorder(SupervisedPlugin):
     def after_training_iteration(self, strategy, **kwargs):
         exp = strategy.experience.current_experience
         self.penalties.setdefault(exp, []).append(self.plugin.last_penalty)
-
-
-def make_strategy(plugins, seed=0, epochs=4, device="cpu"):
-    torch.manual_seed(seed)
-    model = MultiHeadMLP(hidden=64)
-    return Naive(model, torch.optim.SGD(model.parameters(), lr=0.1), train_mb_size=32,
-                 train_epochs=epochs, device=device, plugins=plugins,
-                 evaluator=EvaluationPlugin(loggers=[]))
 
 
 def first_task_accuracy(strategy, bm) -> float:
