@@ -119,6 +119,18 @@ def params_of(model) -> dict[str, torch.Tensor]:
     return {n: p.detach().clone() for n, p in model.named_parameters()}
 
 
+def frozen_first_layer_build(start: nn.Module, experiences):
+    """``build(plugin, recorder)`` of a Naive strategy on a copy of the multi-head ``start``
+    whose first layer is frozen, and the call that trains it on ``experiences``."""
+    def build(plugin, recorder):
+        model = type(start)(hidden=HIDDEN)
+        model.load_state_dict(start.state_dict())
+        model.trunk[0].requires_grad_(False)
+        strategy = make(Naive, model, [plugin, recorder])
+        return strategy, lambda s: train(s, experiences)
+    return build
+
+
 # ------------------------------------------------------------------- strategies
 STRATEGIES = {
     "Naive": (Naive, {}),

@@ -24,8 +24,8 @@ from torch import nn
 
 from alpha_mas_avalanche import AlphaMASPlugin, mas_importance
 from compatibility_helpers import (
-    HIDDEN, N_EXPERIENCES, ON, PLUGINS, STRATEGIES, ClassILMLP, Recorder, benchmark, make,
-    params_of, quiet_evaluator, seed_all, train,
+    HIDDEN, N_EXPERIENCES, ON, PLUGINS, STRATEGIES, ClassILMLP, Recorder, benchmark,
+    frozen_first_layer_build, make, params_of, quiet_evaluator, seed_all, train,
 )
 from digits import MultiHeadMLP
 
@@ -441,14 +441,7 @@ def test_model_with_frozen_layers():
     seed_all(0)
     start = MultiHeadMLP(hidden=HIDDEN)
 
-    def build(plugin, recorder):
-        model = MultiHeadMLP(hidden=HIDDEN)
-        model.load_state_dict(start.state_dict())
-        model.trunk[0].requires_grad_(False)
-        strategy = make(Naive, model, [plugin, recorder])
-        return strategy, lambda s: train(s, bm.train_stream[:N_EXPERIENCES])
-
-    outcomes = check_row(build)
+    outcomes = check_row(frozen_first_layer_build(start, bm.train_stream[:N_EXPERIENCES]))
     for mode, (strategy, plugin, _) in outcomes.items():
         assert not any(n.startswith("trunk.0.") for n in plugin.penalty.weight), mode
         assert torch.equal(strategy.model.trunk[0].weight, start.trunk[0].weight), mode

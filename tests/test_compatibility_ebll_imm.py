@@ -23,8 +23,8 @@ from torch import nn
 
 from alpha_mas_avalanche import EBLLPlugin, IMMPlugin
 from compatibility_helpers import (
-    HIDDEN, N_EXPERIENCES, PLUGINS, STRATEGIES, ClassILMLP, Recorder, benchmark, make,
-    quiet_evaluator, seed_all, train,
+    HIDDEN, N_EXPERIENCES, PLUGINS, STRATEGIES, ClassILMLP, Recorder, benchmark,
+    frozen_first_layer_build, make, quiet_evaluator, seed_all, train,
 )
 from digits import MultiHeadMLP
 
@@ -234,14 +234,7 @@ def test_model_with_frozen_layers(method):
     seed_all(0)
     start = MultiHeadMLP(hidden=HIDDEN)
 
-    def build(plugin, recorder):
-        model = MultiHeadMLP(hidden=HIDDEN)
-        model.load_state_dict(start.state_dict())
-        model.trunk[0].requires_grad_(False)
-        strategy = make(Naive, model, [plugin, recorder])
-        return strategy, lambda s: train(s, bm.train_stream[:N_EXPERIENCES])
-
-    strategy, _, _ = run(method, build)
+    strategy, _, _ = run(method, frozen_first_layer_build(start, bm.train_stream[:N_EXPERIENCES]))
     assert torch.equal(strategy.model.trunk[0].weight, start.trunk[0].weight)
 
 
