@@ -97,3 +97,16 @@ def test_readmes_findings_block_is_what_the_command_writes():
     assert readme == readme_with_findings(readme, REPO / "results"), (
         "README's findings block is stale: run `compare-baselines --results-index` in the "
         "repository root")
+
+
+def test_analysis_blocks_are_what_the_command_writes():
+    from alpha_mas_avalanche.experiment.results_index import (
+        VERIFY_END, VERIFY_START, analysis_findings, verification_block, with_block,
+    )
+
+    analysis = (REPO / "docs" / "analysis.md").read_text()
+    expected = with_block(analysis, analysis_findings(REPO / "results"))
+    expected = with_block(expected, verification_block(REPO / "results"), (VERIFY_START, VERIFY_END))
+    assert analysis == expected, (
+        "docs/analysis.md's generated blocks are stale: run `compare-baselines --results-index` "
+        "in the repository root")

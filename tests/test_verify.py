@@ -12,7 +12,9 @@ import pytest
 from alpha_mas_avalanche.cli import main
 from alpha_mas_avalanche.experiment import ExperimentConfig, MethodConfig, run_experiment
 from alpha_mas_avalanche.experiment.records import decode_record, encode_record, record_paths
-from alpha_mas_avalanche.experiment.verify import differences, summarize_differences
+from alpha_mas_avalanche.experiment.verify import (
+    differences, summarize_differences, verification_summary,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -25,6 +27,24 @@ def test_differences_name_each_moved_field_and_by_how_much():
     assert differences(old, new) == {"acc_matrix[1][0]": pytest.approx(0.01), "label": "changed"}
     assert summarize_differences({"a[0]": 0.1, "a[1]": 0.3, "b": "changed"}) == {
         "a": 0.3, "b": "changed"}
+
+
+def test_the_verification_summary_counts_commits_and_names_what_moved():
+    results = [
+        {"run_id": "a", "commit": None, "verified_at": "f" * 40, "verified_dirty": False,
+         "reproduced": True, "moved": {}},
+        {"run_id": "b", "commit": "d" * 40, "verified_at": "f" * 40, "verified_dirty": False,
+         "reproduced": True, "moved": {}},
+        {"run_id": "c", "commit": None, "verified_at": "f" * 40, "verified_dirty": False,
+         "reproduced": False, "moved": {"epochs": 1.5e-7, "heldout_per_epoch": "added"}},
+    ]
+    line = verification_summary(Path("results/x"), results)
+    assert line == ("`results/x`: 2 of 3 reproduced bit for bit (2 made before commits were "
+                    "recorded, 1 at ddddddd; re-run at fffffff; "
+                    "[verification.json](../results/x/verification.json)); moved: `c`: "
+                    "epochs by 1.5e-07, heldout_per_epoch added")
+    older = [{k: v for k, v in r.items() if not k.startswith("verified")} for r in results[:1]]
+    assert "re-run at a commit the file does not record" in verification_summary(Path("x"), older)
 
 
 @pytest.mark.slow
@@ -47,6 +67,7 @@ def test_records_carry_their_commit_and_reproduce_at_it(tmp_path, capsys):
     assert main(["--verify-records", str(out), "--sample", "2"]) == 0
     verification = json.loads((out / "verification.json").read_text())
     assert len(verification) == 2 and all(v["reproduced"] for v in verification)
+    assert {v["verified_at"] for v in verification} == {head or None}
     assert "2 of 2 reproduced bit for bit" in capsys.readouterr().out
 
     path = record_paths(out / "runs")[0]  # a record whose numbers were edited is caught

@@ -1,5 +1,5 @@
-"""``docs/results.md`` and README's findings block, generated from the committed result
-folders: every ``results/<name>/`` holding a ``summary.json`` and a ``table.md`` gets a row in
+"""``docs/results.md``, README's findings block and docs/analysis.md's findings and
+verification blocks, generated from the committed result folders: every ``results/<name>/`` holding a ``summary.json`` and a ``table.md`` gets a row in
 the overview and a section with its table, its comparison with published numbers
 (``published.md``, where there is one) and links to its figures. ``compare-baselines
 --results-index`` writes them; nothing is copied by hand, and a test fails when the committed
@@ -17,6 +17,7 @@ from alpha_mas_avalanche.experiment.report.sensitivity import reading_text
 from alpha_mas_avalanche.experiment.report.significance import adjust_family
 from alpha_mas_avalanche.experiment.report.writeup_claims import write_writeup_claims
 from alpha_mas_avalanche.experiment.spread_figure import write_alpha_map
+from alpha_mas_avalanche.experiment.verify import verification_summary
 
 HEADER = """# Results
 
@@ -110,11 +111,30 @@ def readme_findings(results_dir: Path) -> str:
     return "\n".join([README_START, *lines, README_END])
 
 
-def with_block(text: str, block: str) -> str:
-    """``text`` with its generated block (between :data:`README_START` and
-    :data:`README_END`) replaced by ``block``."""
-    start, end = text.index(README_START), text.index(README_END) + len(README_END)
+#: the markers of docs/analysis.md's generated verification block
+VERIFY_START, VERIFY_END = "<!-- verification:start -->", "<!-- verification:end -->"
+
+
+def with_block(text: str, block: str, markers: tuple[str, str] = (README_START, README_END)) -> str:
+    """``text`` with its generated block (between the two ``markers``, which ``block``
+    repeats) replaced by ``block``."""
+    start, end = text.index(markers[0]), text.index(markers[1]) + len(markers[1])
     return text[:start] + block + text[end:]
+
+
+def verification_block(results_dir: Path) -> str:
+    """docs/analysis.md's verification block: per results folder with a
+    ``verification.json`` (written by ``--verify-records``), what it found; then the folders
+    with run records that have none."""
+    folders = sorted(p for p in results_dir.iterdir() if (p / "config.yaml").is_file())
+    verified = [f for f in folders if (f / "verification.json").is_file()]
+    lines = [VERIFY_START]
+    lines += [f"- {verification_summary(f, json.loads((f / 'verification.json').read_text()))}."
+              for f in verified]
+    waiting = [f"`{f.name}`" for f in folders if f not in verified]
+    if waiting:
+        lines += ["", "Not re-run this way yet: " + ", ".join(waiting) + "."]
+    return "\n".join([*lines, VERIFY_END])
 
 
 def readme_with_findings(readme: str, results_dir: Path) -> str:
@@ -207,4 +227,7 @@ def write_results_index(results_dir: str | Path = "results",
     analysis = page.resolve().parent / "analysis.md"
     if analysis.is_file() and README_START in analysis.read_text():
         analysis.write_text(with_block(analysis.read_text(), analysis_findings(Path(results_dir))))
+    if analysis.is_file() and VERIFY_START in analysis.read_text():
+        analysis.write_text(with_block(analysis.read_text(), verification_block(Path(results_dir)),
+                                       (VERIFY_START, VERIFY_END)))
     return page

@@ -70,8 +70,9 @@ def sample_records(folder: Path, sample: int, seed: int = 0) -> list[Path]:
 def verify_records(folder: Path, sample: int, *, seed: int = 0, data_root: str | None = None,
                    threads: int = 1) -> list[dict[str, Any]]:
     """Re-run :func:`sample_records` and compare each with its record: ``run_id``, the
-    record's ``commit`` (None before commits were recorded), ``reproduced`` (bit for bit)
-    and ``moved`` (:func:`summarize_differences`). Each run trains on the number of torch
+    record's ``commit`` (None before commits were recorded), ``verified_at`` (the commit
+    that re-ran it, and ``verified_dirty``), ``reproduced`` (bit for bit) and ``moved``
+    (:func:`summarize_differences`). Each run trains on the number of torch
     threads its record gives (``threads`` where it gives none: the grids' one per run)."""
     import torch
 
@@ -91,8 +92,15 @@ def verify_records(folder: Path, sample: int, *, seed: int = 0, data_root: str |
             torch.set_num_threads(before)
         moved = summarize_differences(differences(old, new))
         results.append({"run_id": old["run_id"], "commit": old.get("commit"),
+                        "verified_at": new["commit"], "verified_dirty": new["dirty"],
                         "reproduced": not moved, "moved": moved})
     return results
+
+
+def moved_text(moved: dict[str, float | str]) -> str:
+    """``epochs by 1.53e-07, heldout_per_epoch added``: the fields that moved."""
+    return ", ".join(f"{k} by {v:.3g}" if isinstance(v, float) and math.isfinite(v)
+                     else f"{k} {v}" for k, v in moved.items())
 
 
 def report_lines(results: list[dict[str, Any]]) -> list[str]:
@@ -102,8 +110,24 @@ def report_lines(results: list[dict[str, Any]]) -> list[str]:
         made = r["commit"][:7] if r["commit"] else "no recorded commit"
         if r["reproduced"]:
             lines.append(f"{r['run_id']} ({made}): reproduced bit for bit")
-            continue
-        moved = ", ".join(f"{k} by {v:.3g}" if isinstance(v, float) and math.isfinite(v)
-                          else f"{k} {v}" for k, v in r["moved"].items())
-        lines.append(f"{r['run_id']} ({made}): moved: {moved}")
+        else:
+            lines.append(f"{r['run_id']} ({made}): moved: {moved_text(r['moved'])}")
     return lines
+
+
+def verification_summary(folder: Path, results: list[dict[str, Any]]) -> str:
+    """One markdown line on a folder's ``verification.json``: how many reproduced, which
+    commits made and re-ran them, what moved."""
+    made = [r["commit"] for r in results]
+    before = sum(c is None for c in made)
+    at = sorted({c[:7] for c in made if c})
+    origin = ", ".join(([f"{before} made before commits were recorded"] if before else [])
+                       + ([f"{len(made) - before} at {', '.join(at)}"] if at else []))
+    again = sorted({(r.get("verified_at") or "")[:7] + (" (modified tree)" if r.get("verified_dirty")
+                                                       else "") for r in results})
+    again_text = ", ".join(a for a in again if a) or "a commit the file does not record"
+    line = (f"`results/{folder.name}`: {sum(r['reproduced'] for r in results)} of {len(results)} "
+            f"reproduced bit for bit ({origin}; re-run at {again_text}; "
+            f"[verification.json](../results/{folder.name}/verification.json))")
+    moved = [f"`{r['run_id']}`: {moved_text(r['moved'])}" for r in results if not r["reproduced"]]
+    return line + ("; moved: " + "; ".join(moved) if moved else "")
