@@ -102,7 +102,8 @@ def readme_findings(results_dir: Path) -> str:
             _cell(cell.get((name, m))) for m in modes) + " |")
     counts = {v: sum(c["verdict"] == v for c in tests)
               for v in ("better", "worse", "equivalent", "inconclusive")}
-    lines += ["", f"Every method tuned on its validation stream with the same grid and budget; "
+    lines += ["", "MAS and both AlphaMAS modes tuned on the validation stream with the same grid, "
+              "refinement and selection seeds; "
               f"paired over seeds (n per cell). Family: {OVERVIEW_FAMILY} ({len(tests)} tests, "
               "Holm-adjusted; [docs/results.md](docs/results.md) has the forgetting and Naive "
               "columns). Verdicts at 0.05: better / worse, else equivalent (TOST, ±1 pp), else "
