@@ -112,15 +112,19 @@ def spec_path(output_dir: Path, spec: RunSpec) -> Path:
     return record_file(output_dir / folder, spec.run_id)
 
 
-def git_state(repo: Path) -> tuple[str | None, bool | None]:
-    """``repo``'s HEAD commit and whether its work tree differs (None, None outside git).
-    Read only: ``--no-optional-locks`` keeps git status from refreshing the index, so a
+#: the paths of the repository that decide what a run computes (results/ and docs/ do not)
+CODE_PATHS = ("alpha_mas_avalanche", "setup.cfg", "pyproject.toml", "constraints.txt")
+
+
+def git_state(repo: Path, paths: tuple[str, ...] = ()) -> tuple[str | None, bool | None]:
+    """``repo``'s HEAD commit and whether its work tree differs from it, within ``paths``
+    where given (None, None outside git). Read only: ``--no-optional-locks`` keeps git status from refreshing the index, so a
     run killed meanwhile leaves no ``.git/index.lock`` behind."""
     try:
         commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True,
                                 text=True, timeout=10, check=True).stdout.strip()
         status = subprocess.run(["git", "--no-optional-locks", "-C", str(repo), "status",
-                                 "--porcelain"],
+                                 "--porcelain", "--", *paths],
                                 capture_output=True, text=True, timeout=10, check=True).stdout
     except (OSError, subprocess.SubprocessError):
         return None, None
@@ -138,7 +142,7 @@ def run_provenance(device: str, amp: str) -> dict[str, Any]:
     ``threads`` (CPU sums in another order with another count)."""
     from importlib import metadata
 
-    commit, dirty = git_state(Path(__file__).resolve().parents[2])
+    commit, dirty = git_state(Path(__file__).resolve().parents[2], CODE_PATHS)
     versions = {}
     for package in RECORD_PACKAGES:
         try:
@@ -163,7 +167,7 @@ def environment_info() -> dict[str, Any]:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
             versions[package] = None
-    commit, dirty = git_state(Path(__file__).resolve().parents[2])
+    commit, dirty = git_state(Path(__file__).resolve().parents[2], CODE_PATHS)
     return {
         "packages": versions, "python": sys.version, "platform": platform.platform(),
         "git_commit": commit, "git_dirty": dirty, "torch_threads": torch.get_num_threads(),
