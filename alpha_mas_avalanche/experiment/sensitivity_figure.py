@@ -30,7 +30,7 @@ def draw_sensitivity(sensitivity: dict[str, dict[str, Any]], title: str, stem: P
     colour = method_colours({labels[m]: m for m in sensitivity})
     figure = Figure(figsize=(9, 3.8), layout="constrained")
     axes = figure.subplots(1, 2, sharex=True)
-    ns = set()
+    ns, cut = set(), False
     for ax, (stream, name) in zip(axes, STREAMS.items()):
         for method, curve in sensitivity.items():
             points = [(v, s) for v, s in zip(curve["values"], curve[stream]) if s["mean"] is not None]
@@ -48,6 +48,9 @@ def draw_sensitivity(sensitivity: dict[str, dict[str, Any]], title: str, stem: P
             if chosen:
                 ax.plot(*chosen[0], marker="*", markersize=11, color=colour[labels[method]],
                         markeredgecolor="black", markeredgewidth=0.6, linestyle="none")
+        low, high = ax.get_ylim()
+        cut = cut or low < 0 or high > 100
+        ax.set_ylim(max(low, 0), min(high, 100.5))  # accuracy's range; a 3-seed interval overshoots
         ax.set_xscale("log")
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("strength λ (log scale)")
@@ -55,6 +58,8 @@ def draw_sensitivity(sensitivity: dict[str, dict[str, Any]], title: str, stem: P
     axes[0].set_ylabel("final average accuracy (%)")
     axes[0].legend(fontsize=8, frameon=False)
     figure.suptitle(f"{title}: final accuracy against the strength λ\n"
-                    f"{error_text(min(ns), max(ns))}; ★ chosen on validation", fontsize=9)
+                    f"{error_text(min(ns), max(ns))}"
+                    + (" (drawn within 0-100 %)" if cut else "") + "; ★ chosen on validation",
+                    fontsize=9)
     save_png_and_pdf(figure, stem, dpi=130)
     return stem.with_suffix(".png")
