@@ -83,6 +83,26 @@ def test_verdicts_and_a_family():
     assert all(c["family"] == "two tests" and c["family_size"] == 2 for c in family)
 
 
+def test_a_familys_detectable_difference_and_seeds_are_at_holms_strictest_level():
+    """In a family of m tests a p-value under 0.05 / m is rejected by Holm whatever the
+    other tests show; the smallest detectable difference and the seeds to decide are given
+    at that level, so the seeds named do decide the adjusted verdict."""
+    rng = np.random.default_rng(3)
+    tests = [{**compare_paired(rng.normal(0.8, 0.01, 10) + shift, rng.normal(0.8, 0.01, 10), 0.01),
+              "higher_is_better": True} for shift in (0.0, 0.003, 0.01, 0.02)]
+    family = adjust_family(tests, "four tests")
+    for raw, adjusted in zip(tests, family):
+        assert adjusted["decision_level"] == pytest.approx(0.05 / 4)
+        assert adjusted["mde_80"] == pytest.approx(minimal_detectable_difference(
+            raw["sd_difference"], 10, alpha=0.05 / 4))
+        assert adjusted["mde_80"] > raw["mde_80"]  # stricter than one test at 0.05
+        assert adjusted["seeds_to_decide"] == seeds_to_decide(
+            raw["mean_difference"], raw["sd_difference"], 0.01, alpha=0.05 / 4)
+    ps = [0.05 / 4 * 0.99, 0.5, 0.9, 0.04]  # the first is rejected whatever the others are
+    assert holm(ps)[0] < 0.05
+    assert minimal_detectable_difference(1.0, 2, alpha=0.05 / 64) > 50  # found, not a crash
+
+
 def test_learning_accuracy_and_intransigence_by_hand():
     run = {"task_order": [2, 0, 1], "final_acc": [0.5, 0.6, 0.9],
            "acc_matrix": [[0.9, None, None], [0.7, 0.8, None], [0.5, 0.6, 0.9]]}

@@ -9,6 +9,9 @@ A comparison is ``method - baseline`` on paired seeds. Its verdict, at level
 - "equivalent": the TOST rejects "|difference| >= margin" (both one-sided tests);
 - "inconclusive": neither; ``seeds_to_decide`` says how many seeds would give 80 % power to
   one of the two, at the observed mean and spread of the differences.
+Within a family of m tests the smallest detectable difference and the seeds to decide are
+given at level ``ALPHA / m`` (Holm's first step): a p-value below it is rejected by Holm
+whatever the family's other tests show.
 """
 from __future__ import annotations
 
@@ -77,11 +80,14 @@ def minimal_detectable_difference(sd: float, n: int, power: float = POWER,
                                   alpha: float = ALPHA) -> float | None:
     """The smallest true mean difference the two-sided paired t-test (level ``alpha``)
     detects with probability ``power``, for differences with standard deviation ``sd`` over
-    ``n`` seeds (None for n < 2 or sd = 0)."""
+    ``n`` seeds (None for n < 2, sd = 0, or an effect beyond 500,000 standard deviations)."""
     if n < 2 or not sd > 0:
         return None
-    effect = optimize.brentq(lambda e: _power_two_sided(e, n, alpha) - power, 1e-9, 50.0)
-    return float(effect * sd)
+    for upper in (50.0, 5e3, 5e5):  # few seeds at a strict level need a large effect
+        if _power_two_sided(upper, n, alpha) >= power:
+            effect = optimize.brentq(lambda e: _power_two_sided(e, n, alpha) - power, 1e-9, upper)
+            return float(effect * sd)
+    return None
 
 
 def seeds_to_decide(mean: float, sd: float, margin: float, power: float = POWER,
@@ -120,13 +126,21 @@ def adjust_family(comparisons: list[dict[str, Any]], family: str) -> list[dict[s
     """The comparisons with ``family`` (what the page's tests are), ``family_size``, the
     Holm-adjusted ``p_holm`` (two-sided tests) and ``p_tost_holm`` (equivalence tests), and
     ``verdict``. Each comparison holds ``p_value``, ``p_tost``, ``mean_difference`` and
-    ``higher_is_better``."""
+    ``higher_is_better``; ``mde_80`` and ``seeds_to_decide`` are recomputed at the family's
+    ``decision_level`` (module docstring) where ``sd_difference`` and ``n_seeds`` are given."""
     p_holm = holm([c["p_value"] for c in comparisons])
     p_tost_holm = holm([c["p_tost"] for c in comparisons])
+    level = ALPHA / max(1, sum(c["p_value"] is not None for c in comparisons))
     out = []
     for c, ph, pt in zip(comparisons, p_holm, p_tost_holm):
-        out.append({**c, "family": family, "family_size": len(comparisons), "p_holm": ph,
-                    "p_tost_holm": pt,
+        sized = {}
+        if c.get("sd_difference") and c.get("n_seeds"):
+            sized = {"mde_80": minimal_detectable_difference(c["sd_difference"], c["n_seeds"],
+                                                             alpha=level),
+                     "seeds_to_decide": seeds_to_decide(c["mean_difference"], c["sd_difference"],
+                                                        c["margin"], alpha=level)}
+        out.append({**c, **sized, "family": family, "family_size": len(comparisons),
+                    "decision_level": level, "p_holm": ph, "p_tost_holm": pt,
                     "verdict": verdict(c["mean_difference"], ph, pt, c["higher_is_better"])})
     return out
 
