@@ -9,7 +9,9 @@ import pytest
 from scipy import stats
 
 from alpha_mas_avalanche.experiment.config import ExperimentConfig, MethodConfig
-from alpha_mas_avalanche.experiment.report.sensitivity import compare_peaks, curves, peak, reading_text
+from alpha_mas_avalanche.experiment.report.sensitivity import (
+    compare_peaks, curves, is_flat, peak, reading_text,
+)
 from alpha_mas_avalanche.experiment.specs import final_specs, sensitivity_specs
 
 
@@ -47,6 +49,25 @@ def test_a_higher_peak_beyond_the_intervals_is_a_matter_of_the_method():
             + _records("alpha_mas", "test", {1.0: [0.90, 0.901, 0.902]}))
     (comparison,) = compare_peaks(curves(chosen, [], test, ["mas", "alpha_mas"]))
     assert comparison["reading"] == "method" and "different peak" in reading_text(comparison)
+
+
+def test_curves_that_do_not_respond_to_the_strength_are_read_as_flat():
+    """Class-incremental regularisation: every strength gives ~20 %; the peaks' places are
+    noise, so neither scaling nor method is read from them."""
+    grid = [0.1, 1.0, 10.0]
+    chosen = {m: {"grid": {"lambda_reg": grid}, "chosen": {"lambda_reg": 1.0}}
+              for m in ("mas", "alpha_mas")}
+    test = (_records("mas", "test", {0.1: [0.199, 0.201, 0.200], 1.0: [0.200, 0.204, 0.202],
+                                     10.0: [0.198, 0.200, 0.199]})
+            + _records("alpha_mas", "test", {0.1: [0.203, 0.207, 0.205], 1.0: [0.199, 0.2, 0.201],
+                                             10.0: [0.2, 0.202, 0.204]}))
+    found = curves(chosen, [], test, ["mas", "alpha_mas"])
+    assert is_flat(found["mas"], "test") and is_flat(found["alpha_mas"], "test")
+    (comparison,) = compare_peaks(found)
+    assert comparison["reading"] == "flat" and "peak stands out" in reading_text(comparison)
+    below = _records("mas", "test", {0.1: [0.10, 0.101, 0.102], 1.0: [0.200, 0.204, 0.202],
+                                     10.0: [0.198, 0.200, 0.199]})  # one value far below
+    assert not is_flat(curves(chosen, [], below, ["mas"])["mas"], "test")
 
 
 def test_sensitivity_runs_cover_the_grid_at_three_seeds_and_share_the_final_ones():

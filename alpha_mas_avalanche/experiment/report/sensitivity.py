@@ -47,10 +47,21 @@ def peak(curve: dict[str, Any], stream: str) -> dict[str, Any] | None:
     return {"value": value, **stat}
 
 
+def is_flat(curve: dict[str, Any], stream: str) -> bool:
+    """No value of the curve stands apart from its peak: it has two or more values, and
+    every value's 95 % interval reaches the peak's (so where the peak sits is noise)."""
+    top = peak(curve, stream)
+    points = [s for s in curve[stream] if s["mean"] is not None]
+    if top is None or len(points) < 2 or any(s["ci95"] is None for s in points):
+        return False
+    return all(s["mean"] + s["ci95"] >= top["mean"] - top["ci95"] for s in points)
+
+
 def compare_peaks(sensitivity: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """Each of :data:`AGAINST_MAS` against MAS: the shift of its test peak in decades, the
-    peaks' heights and whether their 95 % intervals overlap ("scaling": they do, the curve
-    moved along the strength; "method": one peak is higher beyond the intervals)."""
+    peaks' heights and the reading: "flat" (neither test curve responds to the strength,
+    :func:`is_flat`), "scaling" (the peaks' 95 % intervals overlap: the curve moved along
+    the strength) or "method" (one peak is higher beyond the intervals)."""
     if baseline_method() not in sensitivity:
         return []
     out = []
@@ -63,17 +74,23 @@ def compare_peaks(sensitivity: dict[str, dict[str, Any]]) -> list[dict[str, Any]
             continue
         difference = ours["mean"] - base["mean"]
         width = sum(x["ci95"] if x["ci95"] is not None else math.inf for x in (ours, base))
+        reading = "scaling" if abs(difference) <= width else "method"
+        if is_flat(sensitivity[method], "test") and is_flat(sensitivity[baseline_method()], "test"):
+            reading = "flat"
         out.append({"method": method, "peak": ours["value"], "mas_peak": base["value"],
                     "shift_decades": math.log10(ours["value"] / base["value"]),
                     "height": ours["mean"], "mas_height": base["mean"],
                     "height_difference": difference, "n": min(ours["n"], base["n"]),
-                    "reading": "scaling" if abs(difference) <= width else "method"})
+                    "reading": reading})
     return out
 
 
 def reading_text(c: dict[str, Any]) -> str:
-    """What a peak comparison says, in words: the same peak, MAS's curve moved along λ (a
-    matter of scaling) or a different peak (a matter of the method)."""
+    """What a peak comparison says, in words: flat curves, the same peak, MAS's curve moved
+    along λ (a matter of scaling) or a different peak (a matter of the method)."""
+    if c["reading"] == "flat":
+        return ("neither curve's peak stands out (every value's 95 % interval reaches its "
+                "peak's), so at these seeds the peaks' places tell neither scaling nor method")
     if c["reading"] == "method":
         return ("a different peak (a matter of the method: the peaks' 95 % intervals do not "
                 "overlap)")
