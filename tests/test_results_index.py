@@ -80,11 +80,13 @@ def test_a_new_result_folder_gets_a_row_a_section_and_links(tmp_path, monkeypatc
     text = (tmp_path / "docs" / "results.md").read_text()
     rows = [line for line in text.splitlines() if line.startswith("| [")]
     assert [row.split("]")[0] for row in rows] == ["| [a_new_benchmark", "| [zz_later"]
-    # its Naive − MAS cells, one seed: a difference, no test, no verdict but inconclusive
+    # its Naive − MAS cell: the folder's difference and raw p, Holm-adjusted anew in the
+    # overview's family (the two copies' tests together)
     naive = next(c for c in json.loads((source / "summary.json").read_text())["paired_comparisons"]
                  if c["method"] == "naive" and c["metric"] == "final_avg_acc")
-    assert rows[0].startswith("| [a_new_benchmark](#a_new_benchmark) | Split MNIST | class | 6 | ")
-    assert f"| {100 * naive['mean_difference']:+.2f} (p n/a, Holm n/a, n 1) **inconclusive** |" in rows[0]
+    assert rows[0].startswith("| [a_new_benchmark](#a_new_benchmark) | Split MNIST | class | ")
+    assert (f"| {100 * naive['mean_difference']:+.2f} (p {naive['p_value']:.3f}, Holm "
+            in rows[0]) and f"n {naive['n_seeds']}) **" in rows[0]
     assert "## a_new_benchmark" in text and "## unfinished" not in text
     assert "[accuracy_matrix](../results/a_new_benchmark/figures/accuracy_matrix.png)" in text
     assert (source / "table.md").read_text().strip() in text
