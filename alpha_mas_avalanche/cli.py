@@ -47,8 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
             "Compare AlphaMAS, its strength chosen on validation like every baseline's (and "
             "at the write-up's lambda = N, 1.5N, 2N, 3N), with MAS, Avalanche MAS, EWC "
             "(separate/online), SI, LwF, EBLL, IMM, Naive and Joint, reproducibly and "
-            "resumably; paired tests over seeds, Holm-adjusted, with TOST at +-1 pp. Writes one gzip-compressed JSON record per run "
-            "(runs/), summary.json, CSV files, table.md and figures/ into the output folder "
+            "resumably; paired tests over seeds, Holm-adjusted, with TOST at +-1 pp. Writes "
+            "one gzip-compressed JSON record per run (runs/), summary.json, CSV files, table.md and figures/ into the output folder "
             "(plus W&B runs if enabled). "
             "Re-running the same command resumes: finished runs are skipped."),
         epilog=(

@@ -1,6 +1,6 @@
 """``docs/results.md``, README's findings block and docs/analysis.md's findings and
-verification blocks, generated from the committed result folders: every ``results/<name>/`` holding a ``summary.json`` and a ``table.md`` gets a row in
-the overview and a section with its table, its comparison with published numbers
+verification blocks, generated from the committed result folders: every ``results/<name>/``
+holding a ``summary.json`` and a ``table.md`` gets a row in the overview and a section with its table, its comparison with published numbers
 (``published.md``, where there is one) and links to its figures. ``compare-baselines
 --results-index`` writes them; nothing is copied by hand, and a test fails when the committed
 page or block differs from what this module writes."""
@@ -226,9 +226,11 @@ def write_results_index(results_dir: str | Path = "results",
     if readme.is_file() and README_START in readme.read_text():
         readme.write_text(readme_with_findings(readme.read_text(), Path(results_dir)))
     analysis = page.resolve().parent / "analysis.md"
-    if analysis.is_file() and README_START in analysis.read_text():
-        analysis.write_text(with_block(analysis.read_text(), analysis_findings(Path(results_dir))))
-    if analysis.is_file() and VERIFY_START in analysis.read_text():
-        analysis.write_text(with_block(analysis.read_text(), verification_block(Path(results_dir)),
-                                       (VERIFY_START, VERIFY_END)))
+    if analysis.is_file():
+        text = analysis.read_text()
+        if README_START in text:
+            text = with_block(text, analysis_findings(Path(results_dir)))
+        if VERIFY_START in text:
+            text = with_block(text, verification_block(Path(results_dir)), (VERIFY_START, VERIFY_END))
+        analysis.write_text(text)
     return page

@@ -118,8 +118,8 @@ CODE_PATHS = ("alpha_mas_avalanche", "setup.cfg", "pyproject.toml", "constraints
 
 def git_state(repo: Path, paths: tuple[str, ...] = ()) -> tuple[str | None, bool | None]:
     """``repo``'s HEAD commit and whether its work tree differs from it, within ``paths``
-    where given (None, None outside git). Read only: ``--no-optional-locks`` keeps git status from refreshing the index, so a
-    run killed meanwhile leaves no ``.git/index.lock`` behind."""
+    where given (None, None outside git). Read only: ``--no-optional-locks`` keeps git status
+    from refreshing the index, so a run killed meanwhile leaves no ``.git/index.lock`` behind."""
     try:
         commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True,
                                 text=True, timeout=10, check=True).stdout.strip()

@@ -66,6 +66,7 @@ def compare_peaks(sensitivity: dict[str, dict[str, Any]]) -> list[dict[str, Any]
         return []
     out = []
     base = peak(sensitivity[baseline_method()], "test")
+    base_flat = is_flat(sensitivity[baseline_method()], "test")
     for method in AGAINST_MAS:
         if method not in sensitivity or base is None:
             continue
@@ -75,7 +76,7 @@ def compare_peaks(sensitivity: dict[str, dict[str, Any]]) -> list[dict[str, Any]
         difference = ours["mean"] - base["mean"]
         width = sum(x["ci95"] if x["ci95"] is not None else math.inf for x in (ours, base))
         reading = "scaling" if abs(difference) <= width else "method"
-        if is_flat(sensitivity[method], "test") and is_flat(sensitivity[baseline_method()], "test"):
+        if base_flat and is_flat(sensitivity[method], "test"):
             reading = "flat"
         out.append({"method": method, "peak": ours["value"], "mas_peak": base["value"],
                     "shift_decades": math.log10(ours["value"] / base["value"]),
