@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import pytest
+from scipy import stats
 
 from alpha_mas_avalanche.experiment.config import ExperimentConfig, MethodConfig
 from alpha_mas_avalanche.experiment.specs import final_specs
@@ -14,8 +15,10 @@ from alpha_mas_avalanche.experiment.selection import (
     final_grids,
     selection_specs,
     settle_grids,
+    grid_effect_p,
     initial_grids,
 )
+from alpha_mas_avalanche.experiment.report import display_label
 from alpha_mas_avalanche.experiment.records import load_records, record_paths
 
 
@@ -88,6 +91,42 @@ def test_identical_scores_mean_no_effect_and_no_extension():
     grids, records, rounds = _run_until_settled(config, lambda lam, seed: 0.8982)
     assert rounds == 0 and grids["mas"]["lambda_reg"] == [1.0, 100.0]
     assert choose_hyperparameters(config, records)["mas"]["no_effect"] is True
+    assert choose_hyperparameters(config, records)["mas"]["grid_effect_p"] == 1.0
+
+
+def test_grid_effect_p_is_a_two_way_analysis_of_variance_computed_by_hand():
+    # values x seeds [[1, 3], [2, 4], [6, 6]]: grand mean 22/6; SS values 52/3, SS seeds 8/3,
+    # SS total 64/3, so SS residual 4/3 on 2 df; F = (52/3 / 2) / (4/3 / 2) = 13, and the
+    # F(2, 2) tail is 1 / (1 + F)
+    table = {"a": [0.01, 0.03], "b": [0.02, 0.04], "c": [0.06, 0.06]}
+    assert grid_effect_p(table) == pytest.approx(1 / 14)
+    # two values: the paired t-test over the seeds (F = t^2)
+    pair = {"a": [0.71, 0.74, 0.70, 0.78], "b": [0.73, 0.74, 0.75, 0.77]}
+    assert grid_effect_p(pair) == pytest.approx(stats.ttest_rel(*pair.values()).pvalue)
+    # nothing to test: one seed, one value, a diverged run
+    assert grid_effect_p({"a": [0.7], "b": [0.8], "c": [0.9]}) is None
+    assert grid_effect_p({"a": [0.7, 0.8]}) is None
+    assert grid_effect_p({"a": [0.7, None], "b": [0.8, 0.9]}) is None
+    # values apart by the same amount on every seed: no noise, p 0
+    assert grid_effect_p({"a": [0.5, 0.6], "b": [0.7, 0.8]}) == 0.0
+
+
+def test_a_grid_of_seed_noise_is_within_noise_and_a_responsive_grid_is_not():
+    """Class-incremental Split MNIST's grids: every value near 20 %, the best of noise."""
+    def noise(lam, seed):
+        return 0.005 * math.sin(7 * math.log10(lam) + 3 * seed)
+
+    config = _config([0.1, 1.0, 10.0, 100.0], extensions=0, seeds=(0, 1, 2))
+    _, records, _ = _run_until_settled(config, lambda lam, seed: 0.2 + noise(lam, seed))
+    flat = choose_hyperparameters(config, records)["mas"]
+    assert flat["no_effect"] is False and flat["grid_effect_p"] > 0.5
+    assert display_label("MAS", "mas", {}, flat).endswith(
+        f"; within noise, grid p {flat['grid_effect_p']:.2f})")
+    _, records, _ = _run_until_settled(config, lambda lam, seed: _peak(3.0)(lam, seed)
+                                       + noise(lam, seed))
+    peaked = choose_hyperparameters(config, records)["mas"]
+    assert peaked["grid_effect_p"] < 0.001
+    assert display_label("MAS", "mas", {}, peaked) == "MAS (λ=1 chosen)"
 
 
 def test_a_tie_goes_to_the_value_later_in_the_grid():

@@ -13,6 +13,7 @@ from typing import Any
 
 from alpha_mas_avalanche.experiment.methods import REGISTRY, baseline_method, family_of, with_role
 from alpha_mas_avalanche.experiment.report.claims import p_text
+from alpha_mas_avalanche.experiment.report.labels import within_noise
 from alpha_mas_avalanche.experiment.report.sensitivity import reading_text
 from alpha_mas_avalanche.experiment.report.significance import adjust_family
 from alpha_mas_avalanche.experiment.report.writeup_claims import write_writeup_claims
@@ -151,7 +152,9 @@ def _choices(summary: dict[str, Any]) -> str:
         if entry:
             values = ", ".join(f"{v:.4g}" for v in entry["chosen"].values())
             parts.append(f"{REGISTRY[method].label} λ = {values}"
-                         + (" (at its grid's edge)" if entry["at_grid_edge"] else ""))
+                         + (" (at its grid's edge)" if entry["at_grid_edge"] else "")
+                         + (f" (within noise: validation did not tell the grid's values apart, "
+                            f"p {entry['grid_effect_p']:.2f})" if within_noise(entry) else ""))
     return ", ".join(parts)
 
 

@@ -7,7 +7,10 @@ direction (``value / 10`` or ``value * 10``) and the choice is made again, at mo
 ``config.grid_extensions`` times per side. A choice still at an edge after that (or whose
 extension runs have not finished) is reported as ``at_grid_edge``. A grid whose values all
 give the same mean validation accuracy is ``no_effect``: the method did not respond to its
-hyperparameter, and nothing was chosen.
+hyperparameter, and nothing was chosen. Short of that, ``grid_effect_p`` (a two-way
+analysis of variance over the grid's values, selection seeds as blocks) says whether the
+validation scores told the values apart at all: a large p means the choice is the best of
+noise.
 
 A method with ``refine`` (one positive numeric parameter) then gets a finer look, once: when
 its decade grid has settled, the decade choice x 10^(-2/3), 10^(-1/3), 10^(1/3) and 10^(2/3)
@@ -22,6 +25,7 @@ import math
 from typing import Any
 
 import numpy as np
+from scipy.stats import f as f_distribution
 
 from alpha_mas_avalanche.experiment.config import ExperimentConfig
 from alpha_mas_avalanche.experiment.specs import RunSpec, base_spec, combinations
@@ -65,10 +69,10 @@ def _method_specs(config: ExperimentConfig, name: str, grids: Grids) -> list[Run
     return [s for s in selection_specs(config, {name: grids[name]}) if s.method == name]
 
 
-def _scores(config: ExperimentConfig, name: str, grid: dict[str, list],
-            records: dict[str, dict]) -> dict[str, float | None] | None:
-    """Mean final validation accuracy per grid combination (None: a run is missing); a
-    combination with a diverged run (``diverged`` in its record) scores None."""
+def _seed_scores(config: ExperimentConfig, name: str, grid: dict[str, list],
+                 records: dict[str, dict]) -> dict[str, list[float | None]] | None:
+    """Final validation accuracy per grid combination, one per selection seed in seed order
+    (None for a diverged run); None when a run is missing."""
     per_combo: dict[str, list[float | None]] = {}
     for spec in _method_specs(config, name, {name: grid}):
         record = records.get(spec.run_id)
@@ -76,7 +80,41 @@ def _scores(config: ExperimentConfig, name: str, grid: dict[str, list],
             return None
         key = json.dumps({k: spec.params[k] for k in grid}, sort_keys=True)
         per_combo.setdefault(key, []).append(None if record.get("diverged") else record["final_avg_acc"])
+    return per_combo
+
+
+def _scores(config: ExperimentConfig, name: str, grid: dict[str, list],
+            records: dict[str, dict]) -> dict[str, float | None] | None:
+    """Mean final validation accuracy per grid combination (None: a run is missing); a
+    combination with a diverged run (``diverged`` in its record) scores None."""
+    per_combo = _seed_scores(config, name, grid, records)
+    return None if per_combo is None else _means(per_combo)
+
+
+def _means(per_combo: dict[str, list[float | None]]) -> dict[str, float | None]:
     return {key: None if None in v else float(np.mean(v)) for key, v in per_combo.items()}
+
+
+def grid_effect_p(per_combo: dict[str, list[float | None]]) -> float | None:
+    """The p-value of "every grid value gives the same validation accuracy": a two-way
+    analysis of variance without interaction (grid values x selection seeds, the seeds as
+    blocks, as the same seed shares its data split and initialisation across values). None
+    where it cannot be had: fewer than two values or seeds, or a diverged run. Scores that
+    differ by value with no noise at all give 0; identical scores give 1."""
+    columns = list(per_combo.values())
+    if len(columns) < 2 or len(columns[0]) < 2 or any(None in c for c in columns):
+        return None
+    table = np.asarray(columns, dtype=np.float64)  # values x seeds
+    (k, n), centred = table.shape, table - table.mean()
+    ss_values = n * np.sum(centred.mean(axis=1) ** 2)
+    ss_residual = np.sum(centred ** 2) - ss_values - k * np.sum(centred.mean(axis=0) ** 2)
+    negligible = 1e-12 * np.sum(table ** 2)  # float rounding of sums of squares
+    if ss_values <= negligible:
+        return 1.0
+    if ss_residual <= negligible:
+        return 0.0
+    f = (ss_values / (k - 1)) / (ss_residual / ((k - 1) * (n - 1)))
+    return float(f_distribution.sf(f, k - 1, (k - 1) * (n - 1)))
 
 
 def _best(scores: dict[str, float | None]) -> dict[str, Any]:
@@ -183,16 +221,19 @@ def choose_hyperparameters(config: ExperimentConfig, records: dict[str, dict],
                            grids: Grids | None = None) -> dict[str, dict]:
     """Per selected method with a complete grid: the combination with the best mean final
     validation accuracy, with ``valid_acc`` per combination, the final ``grid``,
-    ``at_grid_edge`` and ``no_effect`` (methods with a missing validation run are left
-    out: nothing is chosen on part of a grid)."""
+    ``at_grid_edge``, ``no_effect`` and ``grid_effect_p`` (methods with a missing validation
+    run are left out: nothing is chosen on part of a grid)."""
     grids = final_grids(config, records) if grids is None else grids
     base = initial_grids(config)
     chosen = {}
     for name, grid in grids.items():
-        scores = _scores(config, name, grid, records)
-        if scores is None:
+        per_seed = _seed_scores(config, name, grid, records)
+        if per_seed is None:
             continue
+        scores = _means(per_seed)
         best = _best(scores)
         chosen[name] = {"chosen": best, "valid_acc": scores, "grid": grid,
-                        "at_grid_edge": _at_edge(grid, best, base[name]), "no_effect": _no_effect(scores)}
+                        "at_grid_edge": _at_edge(grid, best, base[name]),
+                        "no_effect": _no_effect(scores),
+                        "grid_effect_p": grid_effect_p(per_seed)}
     return chosen

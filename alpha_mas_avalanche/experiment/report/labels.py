@@ -48,6 +48,17 @@ def _short(value: Any) -> str:
     return f"{value:g}"
 
 
+#: above it, validation did not tell a grid's values apart (a diagnostic, not adjusted)
+GRID_EFFECT_LEVEL = 0.05
+
+
+def within_noise(selection: dict) -> str:
+    """``"; within noise, grid p 0.25"`` where the validation scores did not tell the grid's
+    values apart (``grid_effect_p`` at or above :data:`GRID_EFFECT_LEVEL`), else ``""``."""
+    p = selection.get("grid_effect_p")
+    return "" if p is None or p < GRID_EFFECT_LEVEL else f"; within noise, grid p {p:.2f}"
+
+
 def _assignments(params: dict[str, Any]) -> str:
     return ", ".join(f"{SYMBOLS.get(k, k)}={_short(v)}" for k, v in params.items())
 
@@ -65,7 +76,7 @@ def display_label(label: str, method: str, params: dict[str, Any], selection: di
             return _annotate(label, f"{used} used; no effect: every grid value gave the same "
                                     f"validation score{cause}")
         edge = ", at grid edge" if selection.get("at_grid_edge", False) else ""
-        return _annotate(label, f"{used} chosen{edge}")
+        return _annotate(label, f"{used} chosen{edge}{within_noise(selection)}")
     if entry is None:
         return label
     keys = list(entry.select)

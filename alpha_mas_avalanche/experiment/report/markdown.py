@@ -60,7 +60,10 @@ def markdown_table(result: dict[str, Any]) -> str:
                   "accuracy and forgetting together); train time excludes "
                   "evaluation. 'chosen': picked on the validation "
                   "stream; 'at grid edge': the smallest or largest value of the grid (after any "
-                  "extension of the grid); 'default': the registry value, no grid run."]
+                  "extension of the grid); 'within noise, grid p': a two-way analysis of "
+                  "variance of the validation accuracy over the grid's values, selection seeds as "
+                  "blocks, did not reject 'every value scores the same' at 0.05, so the choice is "
+                  "the best of noise; 'default': the registry value, no grid run."]
     display = {m: REGISTRY[m].label for m in result.get("sensitivity", {}) if m in REGISTRY}
     lines += (_provenance(result) + _paired_table(result) + _claims(result)
               + markdown_lines(result.get("sensitivity_peaks", []), display)
@@ -90,8 +93,9 @@ def _paired_table(result: dict[str, Any]) -> list[str]:
              f"paired t-tests (TOST) with margin ±{100 * first['margin']:g} pp, Holm-adjusted "
              f"within the family. Verdict at {ALPHA}: better / worse (Holm p), else equivalent "
              "(TOST Holm p), else inconclusive. MDE: the smallest difference these seeds detect "
-             "with 80 % power (two-sided, unadjusted); seeds: how many would give 80 % power to a "
-             "verdict at the observed mean and spread.", "",
+             f"with 80 % power (two-sided, at the family's first Holm level {ALPHA} / "
+             f"{first['family_size']}); seeds: how many would give 80 % power to a verdict at "
+             "that level, at the observed mean and spread.", "",
              _row(["Method", "quantity", "Δ (pp)", "p", "Holm p", "TOST Holm p", "verdict",
                    "MDE (pp)", "n", "seeds to decide"]),
              "|---|---|---:|---:|---:|---:|---|---:|---:|---:|"]
