@@ -20,6 +20,7 @@ from alpha_mas_avalanche.experiment.selection import (
 )
 from alpha_mas_avalanche.experiment.report import display_label
 from alpha_mas_avalanche.experiment.records import load_records, record_paths
+from alpha_mas_avalanche.experiment.store import write_record
 
 
 def _config(grid, extensions=2, seeds=(0, 1), refine=False):
@@ -249,5 +250,12 @@ def test_a_real_digits_grid_grows_at_its_edge_and_flags_avalanche_si_as_no_effec
     assert summary["waiting_methods"] == []
     ablation, = load_records(tmp_path / "out" / "runs", "final__alpha_mas_per_task__")
     assert ablation["params"] == {}  # no grid of its own: the registry default, not MAS's choice
+    # a record written under an older registry's label (resumed, as the run is the same)
+    # joins its method's row under today's label
+    path, = record_paths(tmp_path / "out" / "runs", "final__alpha_mas_per_task__")
+    write_record(path, {**ablation, "label": "AlphaMAS (per-task, MAS's λ)"})
+    report = report_finished(config)
+    assert "AlphaMAS (per-task)" in report["methods"]
+    assert not any("MAS's λ" in label for label in report["methods"])
     # the report of the finished folder sees the same grown grid
-    assert report_finished(config)["selection"]["mas"]["grid"] == mas["grid"]
+    assert report["selection"]["mas"]["grid"] == mas["grid"]

@@ -8,6 +8,7 @@ import pandas as pd
 
 from alpha_mas_avalanche.data.names import MOVED_PAIR, n_tasks
 from alpha_mas_avalanche.experiment.figures import write_figures
+from alpha_mas_avalanche.experiment.methods import method_label
 from alpha_mas_avalanche.experiment.published import hsu2018_comparison
 from alpha_mas_avalanche.experiment.report.aggregates import (
     accuracy_matrices,
@@ -35,6 +36,12 @@ FAMILY = ("every row but MAS and Joint minus MAS, paired over the seeds both ran
           "and the placement spread where rows ran in several orders")
 
 
+def current_labels(runs: list[dict]) -> list[dict]:
+    """The runs with the row label today's registry gives their method and parameters: a run
+    resumed from a record written under an older label joins its method's row."""
+    return [{**r, "label": method_label(r["method"], r["params"])} for r in runs]
+
+
 def write_report(output_dir: str | Path, runs: list[dict], singles: list[dict], *,
                  config, selection: dict | None = None,
                  sensitivity: dict[str, dict] | None = None) -> dict[str, Any]:
@@ -42,6 +49,7 @@ def write_report(output_dir: str | Path, runs: list[dict], singles: list[dict], 
     MAS), comparisons.csv (every test of the page's family), table.md and figures/."""
     output_dir = Path(output_dir)
     selection = selection or {}
+    runs = current_labels(runs)
     labels = table_order(runs)
     main_order = config.task_orders[0]
     main_key = "".join(map(str, main_order))
