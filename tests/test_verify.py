@@ -23,8 +23,11 @@ def test_differences_name_each_moved_field_and_by_how_much():
     old = {"final_avg_acc": 0.5, "acc_matrix": [[0.9, None], [0.4, 0.6]], "label": "MAS",
            "wall_time_s": 3.0, "commit": "abc"}
     assert differences(old, {**old, "wall_time_s": 9.0, "commit": "def"}) == {}
-    new = {**old, "acc_matrix": [[0.9, None], [0.41, 0.6]], "label": "MAS (x)"}
-    assert differences(old, new) == {"acc_matrix[1][0]": pytest.approx(0.01), "label": "changed"}
+    # a row label follows the registry: a relabelled record has not moved; its method has
+    new = {**old, "acc_matrix": [[0.9, None], [0.41, 0.6]], "label": "MAS (x)",
+           "method": "l2"}
+    old["method"] = "mas"
+    assert differences(old, new) == {"acc_matrix[1][0]": pytest.approx(0.01), "method": "changed"}
     assert summarize_differences({"a[0]": 0.1, "a[1]": 0.3, "b": "changed"}) == {
         "a": 0.3, "b": "changed"}
 
@@ -77,6 +80,24 @@ def test_records_carry_their_commit_and_reproduce_at_it(tmp_path, capsys):
     assert main(["--verify-records", str(out), "--sample", "5"]) == 1
     moved = {v["run_id"]: v["moved"] for v in json.loads((out / "verification.json").read_text())}
     assert moved[edited["run_id"]] == {"final_avg_acc": pytest.approx(0.25)}
+
+    # a record made before commits were recorded is retired and run again at today's code
+    del edited["commit"]
+    path.write_bytes(encode_record(edited))
+    config.rerun_uncommitted = ["alpha_mas"]
+    run_experiment(config, report=False)
+    assert decode_record(out / "retired" / path.name) == edited  # kept, not read
+    again = decode_record(path)
+    assert again["commit"] == (head or None)
+    assert again["final_avg_acc"] == pytest.approx(edited["final_avg_acc"] - 0.25, abs=1e-12)
+    run_experiment(config, report=False)  # nothing without a commit is left: nothing moves
+    assert decode_record(path) == again
+
+
+def test_rerun_uncommitted_names_methods_of_the_config():
+    with pytest.raises(ValueError, match=r"rerun_uncommitted: expected a list of this "
+                                         r"config's method names \['naive'\], got \['mas'\]"):
+        ExperimentConfig(benchmark="split_digits", rerun_uncommitted=["mas"])
 
 
 def test_verify_records_refuses_a_folder_without_a_config(tmp_path, capsys):

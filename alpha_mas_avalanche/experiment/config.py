@@ -142,6 +142,8 @@ class ExperimentConfig:
     train (``cpu``, ``cuda``, ``cuda:<index>``, ``mps``); ``amp``: autocast precision of
     forward and loss (``off``, ``bf16``, ``fp16`` with a ``GradScaler``);
     ``deterministic``: torch's deterministic algorithms (see docs/gpu.md).
+    ``rerun_uncommitted``: methods whose records name no commit (made before commits were
+    recorded) move to ``retired/`` when the grid starts, so it runs them again at today's code.
     """
 
     name: str = "compare_baselines"
@@ -168,6 +170,7 @@ class ExperimentConfig:
     device: str = "cpu"
     amp: str = "off"
     deterministic: bool = False
+    rerun_uncommitted: list[str] = field(default_factory=list)
     output_dir: str = "out/compare_baselines"
     wandb: str = "disabled"
     wandb_project: str = "alpha-mas-avalanche"
@@ -203,6 +206,10 @@ class ExperimentConfig:
         if self.selection_seeds is not None:
             self.selection_seeds = _check_seeds("selection_seeds", self.selection_seeds)
         check_non_negative_int("grid_extensions", self.grid_extensions)
+        if not isinstance(self.rerun_uncommitted, list) or any(
+                m not in names for m in self.rerun_uncommitted):
+            raise ValueError(f"rerun_uncommitted: expected a list of this config's method "
+                             f"names {names}, got {self.rerun_uncommitted!r}")
         n = n_tasks(self.benchmark)
         if self.task_orders is None:
             self.task_orders = [list(range(n))]

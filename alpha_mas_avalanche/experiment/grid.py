@@ -20,6 +20,7 @@ from alpha_mas_avalanche.experiment import report as reporting
 from alpha_mas_avalanche.experiment.config import ExperimentConfig
 from alpha_mas_avalanche.experiment.devices import check_device_available
 from alpha_mas_avalanche.experiment.executors import Executor, sequential_executor
+from alpha_mas_avalanche.experiment.records import retire_uncommitted
 from alpha_mas_avalanche.experiment.report.sensitivity import curves
 from alpha_mas_avalanche.experiment.selection import (
     Grids,
@@ -183,6 +184,10 @@ def run_experiment(config: ExperimentConfig, *, executor: Executor | None = None
     check_resumable(output_dir, config)
     config.save(output_dir / "config.yaml")
     record_environment(output_dir)
+    retired = retire_uncommitted(output_dir, set(config.rerun_uncommitted))
+    if retired:
+        print(f"{len(retired)} record(s) of {config.rerun_uncommitted} without a commit moved "
+              f"to {output_dir / 'retired'}: they run again", file=sys.stderr)
 
     wandb = WandbSession(config)
     select, singles = selection_specs(config), single_task_specs(config)

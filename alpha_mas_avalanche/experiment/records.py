@@ -1,11 +1,12 @@
 """Run records on disk: one gzip-compressed, compact JSON file per run,
 ``<run_id>.json.gz`` (``zcat`` or Python's ``gzip.open`` read it); encoding one, decoding
-one, and reading every record of a folder. Plain ``<run_id>.json``
-records of older results folders are still read."""
+one, reading every record of a folder, and retiring the records older code made. Plain
+``<run_id>.json`` records of older results folders are still read."""
 from __future__ import annotations
 
 import gzip
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -68,3 +69,17 @@ def record_paths(folder: Path, prefix: str = "") -> list[Path]:
 def load_records(folder: Path, prefix: str = "") -> list[dict[str, Any]]:
     """Every record in ``folder`` whose run id starts with ``prefix``, sorted by run id."""
     return [decode_record(path) for path in record_paths(folder, prefix)]
+
+
+def retire_uncommitted(output_dir: Path, methods: set[str]) -> list[str]:
+    """Move the records in ``output_dir/runs`` of ``methods`` that name no commit (made before
+    commits were recorded) to ``output_dir/retired``, where they are kept and not read; their
+    run ids. A grid then runs them again."""
+    retired = []
+    for path in record_paths(output_dir / "runs"):
+        record = decode_record(path)
+        if record.get("method") in methods and record.get("commit") is None:
+            (output_dir / "retired").mkdir(exist_ok=True)
+            os.replace(path, output_dir / "retired" / path.name)
+            retired.append(run_id_of(path))
+    return retired

@@ -37,7 +37,7 @@ RESULT_FORMAT = 1
 #: run's id names its method, hyperparameters, seed and task order, so methods, grids and
 #: seeds may be added: the finished runs they share are kept).
 RESUMABLE_KEYS = ("output_dir", "wandb", "wandb_project", "data_root", "device", "name",
-                  "grid_extensions", "methods", "seeds", "selection_seeds")
+                  "grid_extensions", "methods", "seeds", "selection_seeds", "rerun_uncommitted")
 
 
 @dataclass

@@ -11,9 +11,10 @@ from typing import Any
 from alpha_mas_avalanche.experiment.records import decode_record, record_paths
 from alpha_mas_avalanche.experiment.specs import RunSpec
 
-#: record fields that are not results: timings, provenance and the spec that made the run
+#: record fields that are not results: timings, provenance, the spec that made the run and
+#: its row label (which follows the registry)
 NOT_RESULTS = frozenset({"wall_time_s", "train_time_s", "commit", "dirty", "versions", "device",
-                         "precision", "threads", "spec"})
+                         "precision", "threads", "spec", "label"})
 
 
 def differences(old: Any, new: Any, path: str = "") -> dict[str, float | str]:
@@ -67,34 +68,37 @@ def sample_records(folder: Path, sample: int, seed: int = 0) -> list[Path]:
     return sorted(random.Random(seed).sample(paths, min(sample, len(paths))))
 
 
-def verify_records(folder: Path, sample: int, *, seed: int = 0, data_root: str | None = None,
-                   threads: int = 1) -> list[dict[str, Any]]:
-    """Re-run :func:`sample_records` and compare each with its record: ``run_id``, the
-    record's ``commit`` (None before commits were recorded), ``verified_at`` (the commit
-    that re-ran it, and ``verified_dirty``), ``reproduced`` (bit for bit) and ``moved``
-    (:func:`summarize_differences`). Each run trains on the number of torch
-    threads its record gives (``threads`` where it gives none: the grids' one per run)."""
+def verify_record(path: Path, *, data_root: str | None = None, threads: int = 1) -> dict[str, Any]:
+    """Re-run one record's spec at today's code and compare: ``run_id``, the record's
+    ``commit`` (None before commits were recorded), ``verified_at`` (the commit that re-ran
+    it, and ``verified_dirty``), ``reproduced`` (bit for bit) and ``moved``
+    (:func:`summarize_differences`). The run trains on the number of torch threads its record
+    gives (``threads`` where it gives none: the grids' one per run)."""
     import torch
 
     from alpha_mas_avalanche.experiment.train import execute_run
 
-    results = []
+    old = decode_record(path)
+    spec = RunSpec(**{**old["spec"], "show_progress": False})
+    if data_root is not None:
+        spec.data_root = data_root
     before = torch.get_num_threads()
-    for path in sample_records(folder, sample, seed):
-        old = decode_record(path)
-        spec = RunSpec(**{**old["spec"], "show_progress": False})
-        if data_root is not None:
-            spec.data_root = data_root
-        torch.set_num_threads(old.get("threads") or threads)
-        try:
-            new = execute_run(spec)
-        finally:
-            torch.set_num_threads(before)
-        moved = summarize_differences(differences(old, new))
-        results.append({"run_id": old["run_id"], "commit": old.get("commit"),
-                        "verified_at": new["commit"], "verified_dirty": new["dirty"],
-                        "reproduced": not moved, "moved": moved})
-    return results
+    torch.set_num_threads(old.get("threads") or threads)
+    try:
+        new = execute_run(spec)
+    finally:
+        torch.set_num_threads(before)
+    moved = summarize_differences(differences(old, new))
+    return {"run_id": old["run_id"], "commit": old.get("commit"),
+            "verified_at": new["commit"], "verified_dirty": new["dirty"],
+            "reproduced": not moved, "moved": moved}
+
+
+def verify_records(folder: Path, sample: int, *, seed: int = 0, data_root: str | None = None,
+                   threads: int = 1) -> list[dict[str, Any]]:
+    """:func:`verify_record` on each of :func:`sample_records`."""
+    return [verify_record(path, data_root=data_root, threads=threads)
+            for path in sample_records(folder, sample, seed)]
 
 
 def moved_text(moved: dict[str, float | str]) -> str:
