@@ -359,10 +359,16 @@ def test_table_bounds_last_chosen_value_std_note_and_small_tables(grid):
 
 
 def test_error_text_of_a_partial_grid_says_each_row_follows_its_own_n():
+    from alpha_mas_avalanche.experiment.figure_style import legend_error_text
     from alpha_mas_avalanche.experiment.figures import error_text
 
     assert error_text(5, 5) == error_text(5) == "mean ± 95 % CI over n = 5 seeds"
-    assert error_text(1, 2).startswith("1-2 seeds per row (a partial grid)")
+    assert error_text(1, 2) == ("1-2 seeds per row: mean ± 95 % CI where n ≥ 3, ± 1 std "
+                                "where n = 2, no bar where n = 1")
+    # the deciding rows' 10 seeds beside the baselines' 5: every bar a 95 % CI
+    assert error_text(5, 10) == "5-10 seeds per row: mean ± 95 % CI"
+    assert legend_error_text(5, 10) == "± 95 % CI; n = 5-10 seeds per row"
+    assert legend_error_text(2, 5) == "± 95 % CI (n ≥ 3) or ± 1 std (n = 2); n = 2-5 seeds per row"
 
 
 def test_row_labels_say_which_hyperparameter_ran():

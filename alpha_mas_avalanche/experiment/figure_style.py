@@ -87,11 +87,12 @@ def errors_of(series: dict[str, Any]) -> Any:
 
 
 def error_text(n: int, most: int | None = None) -> str:
-    """What the error bars are for rows of ``n`` seeds (``n``-``most`` when rows differ, as
-    in a partial grid: each row's bar follows its own n)."""
+    """What the error bars are for rows of ``n`` seeds (``n``-``most`` when rows differ: the
+    deciding rows' extra seeds, or a partial grid; each row's bar follows its own n)."""
     if most is not None and most != n:
-        return (f"{n}-{most} seeds per row (a partial grid): mean ± 95 % CI where n ≥ 3, "
-                "± 1 std where n = 2, no bar where n = 1")
+        bars = "mean ± 95 % CI" + (" where n ≥ 3, ± 1 std where n = 2, no bar where n = 1"
+                                  if n < 3 else "")
+        return f"{n}-{most} seeds per row: {bars}"
     if n >= 3:
         return f"mean ± 95 % CI over n = {n} seeds"
     if n == 2:
@@ -102,7 +103,8 @@ def error_text(n: int, most: int | None = None) -> str:
 def legend_error_text(n: int, most: int | None = None) -> str:
     """The error bar in a legend's words: which statistic, over how many seeds."""
     if most is not None and most != n:
-        return f"± 95 % CI (n ≥ 3) or ± 1 std (n = 2); n = {n}-{most} seeds per row"
+        bars = "± 95 % CI" + (" (n ≥ 3) or ± 1 std (n = 2)" if n < 3 else "")
+        return f"{bars}; n = {n}-{most} seeds per row"
     if n >= 3:
         return f"± 95 % CI, n = {n} seeds"
     if n == 2:
