@@ -46,6 +46,17 @@ HEATMAP_STEPS = 64
 CELL_FORMATS = {n: ("{:.1f}", 6) for n in range(1, 7)} | {n: ("{:.0f}", 5.5) for n in range(7, 13)}
 
 
+#: the most shaded bands one panel holds; a family with more rows gets more panels
+MAX_BANDS = 5
+
+
+def _at_most(size: int, title: str, labels: list[str]) -> list[tuple[str, list[str]]]:
+    """``labels`` in panels of at most ``size``, titled ``title (1/2)``, ``title (2/2)``."""
+    chunks = [labels[i:i + size] for i in range(0, len(labels), size)] or [[]]
+    return [(title if len(chunks) == 1 else f"{title} ({i + 1}/{len(chunks)})", chunk)
+            for i, chunk in enumerate(chunks)]
+
+
 class Figures:
     """Draws each figure of ``result`` (the summary of :func:`.report.write_report`)."""
 
@@ -193,7 +204,8 @@ class Figures:
 
     def heldout_accuracy_per_epoch(self):
         """Mean accuracy over the tasks seen so far after each epoch, task boundaries marked;
-        one panel per method family (:data:`~.methods.FAMILIES`), Naive and Joint in every
+        one panel per method family (:data:`~.methods.FAMILIES`; more where a family has more
+        than :data:`MAX_BANDS` rows), Naive and Joint in every
         panel as references (no band). A method that changes the model after training
         (IMM merges) is labelled: its per-epoch points are the weights before that change,
         and diamonds mark the evaluated model after each experience (test stream)."""
@@ -202,8 +214,8 @@ class Figures:
         if not labels:
             return None
         bounds = [lb for lb in labels if family_of(self.method[lb]) == "bound"]
-        groups = [(FAMILY_TITLES[f], [lb for lb in labels if family_of(self.method[lb]) == f])
-                  for f in FAMILIES if f != "bound"]
+        groups = [chunk for f in FAMILIES if f != "bound" for chunk in _at_most(
+            MAX_BANDS, FAMILY_TITLES[f], [lb for lb in labels if family_of(self.method[lb]) == f])]
         groups = [(title, group + bounds) for title, group in groups if group] or [("", bounds)]
         ncols = min(2, len(groups))
         nrows = -(-len(groups) // ncols)

@@ -76,9 +76,13 @@ def retire_uncommitted(output_dir: Path, methods: set[str]) -> list[str]:
     commits were recorded) to ``output_dir/retired``, where they are kept and not read; their
     run ids. A grid then runs them again."""
     retired = []
-    for path in record_paths(output_dir / "runs"):
-        record = decode_record(path)
-        if record.get("method") in methods and record.get("commit") is None:
+    for path in record_paths(output_dir / "runs") if methods else []:
+        try:
+            record = decode_record(path)
+        except (ValueError, OSError, EOFError):  # unusable: the grid reports and re-runs it
+            continue
+        if isinstance(record, dict) and record.get("method") in methods \
+                and record.get("commit") is None:
             (output_dir / "retired").mkdir(exist_ok=True)
             os.replace(path, output_dir / "retired" / path.name)
             retired.append(run_id_of(path))
