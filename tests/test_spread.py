@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import math
 
+import pandas as pd
 import pytest
 import yaml
 from scipy import stats
@@ -20,16 +21,23 @@ def _record(method, seed, params, acc_matrix, totals=None, alphas=None, order=(0
             "alphas_per_experience": [alphas or []]}
 
 
-def _write(folder, records, chosen=None):
-    """The records, a config with the main task order and ``selection.json`` choosing
-    ``chosen`` (default: MAS λ 1, AlphaMAS λ 1)."""
-    (folder / "runs").mkdir(parents=True)
+def _selection(chosen):
+    return {m: {"chosen": {"lambda_reg": v}} for m, v in chosen.items()}
+
+
+def _write(folder, records, chosen=None, start=0):
+    """The records, a config with the main task order and a report (``summary.json``'s
+    selection choosing ``chosen``, default MAS λ 1 and AlphaMAS λ 1; ``runs.csv`` listing the
+    records), as a finished grid leaves them; record names from ``start``."""
+    (folder / "runs").mkdir(parents=True, exist_ok=True)
     (folder / "config.yaml").write_text(yaml.safe_dump({"task_orders": [[0, 1, 2]]}))
-    chosen = chosen or {"mas": 1.0, "alpha_mas": 1.0}
-    (folder / "selection.json").write_text(json.dumps(
-        {m: {"chosen": {"lambda_reg": v}} for m, v in chosen.items()}))
-    for k, record in enumerate(records):
-        (folder / "runs" / f"final__{record['method']}__{k}.json.gz").write_bytes(encode_record(record))
+    selection = _selection(chosen or {"mas": 1.0, "alpha_mas": 1.0})
+    (folder / "selection.json").write_text(json.dumps(selection))
+    (folder / "summary.json").write_text(json.dumps({"selection": selection}))
+    run_ids = [f"final__{record['method']}__{k}" for k, record in enumerate(records, start)]
+    for run_id, record in zip(run_ids, records):
+        (folder / "runs" / f"{run_id}.json.gz").write_bytes(encode_record(record))
+    pd.DataFrame({"run_id": run_ids}).to_csv(folder / "runs.csv", index=False)
 
 
 def test_forgetting_is_accuracy_after_training_minus_final_for_all_but_the_last_task():
@@ -115,3 +123,28 @@ def test_folders_without_both_methods_are_left_out_and_files_are_written(tmp_pat
     assert rows == [] and (tmp_path / "out" / "alpha_map.md").is_file()
     assert (tmp_path / "out" / "alpha_map.png").stat().st_size > 0
     assert not (tmp_path / "out" / "per_task.png").exists()  # no folder, no panels
+
+
+def test_a_grid_running_in_a_folder_does_not_leak_into_the_map(tmp_path):
+    """Records and a choice written after the folder's report (a grid resumed there) are not
+    read: the map shows the report's runs at the report's choices."""
+    folder = tmp_path / "running"
+    good, bad = [[0.9, None], [0.8, 0.9]], [[0.9, None], [0.1, 0.9]]
+    reported = [_record("mas", s, {"lambda_reg": 1.0}, good) for s in (0, 1)] + [
+        _record("alpha_mas", s, {"lambda_reg": 1.0}, good, totals=[1.0, 2.0], alphas=[1.0, 0.5])
+        for s in (0, 1)]
+    _write(folder, reported)
+    before = folder_summary(folder)
+    for seed in (2, 3):  # a new seed at the report's choice and a run at a new one
+        for params in ({"lambda_reg": 1.0}, {"lambda_reg": 10.0}):
+            record = _record("alpha_mas", seed, params, bad, totals=[1.0, 2.0], alphas=[1.0, 0.5])
+            (folder / "runs" / f"final__alpha_mas__{seed}_{params['lambda_reg']}.json.gz"
+             ).write_bytes(encode_record(record))
+    (folder / "selection.json").write_text(json.dumps(_selection({"mas": 1.0, "alpha_mas": 10.0})))
+    after = folder_summary(folder)
+    assert after == before and after["seeds"] == 2
+    assert after["series"]["AlphaMAS"]["final_avg_acc"]["mean"] == 0.0
+    _write(folder, [_record("alpha_mas", seed, {"lambda_reg": 1.0}, bad, totals=[1.0, 2.0],
+                            alphas=[1.0, 0.5]) for seed in (0, 1)] + reported[:2], start=10)
+    worse = folder_summary(folder)["series"]["AlphaMAS"]["final_avg_acc"]  # the new report
+    assert worse["mean"] == pytest.approx((0.5 - 0.85) / 1) and worse["n"] == 2

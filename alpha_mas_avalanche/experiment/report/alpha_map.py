@@ -2,8 +2,10 @@
 against AlphaMAS − MAS (paired over seeds), and the mechanism's correlations over tasks.
 
 Alpha-scaling equalises ``alpha_t * S_t``, so it can only matter where the S_t differ. For
-every folder holding final runs of MAS and AlphaMAS, each at the strength chosen on its
-validation stream, in the folder's main task order:
+every folder whose report (``summary.json``, ``runs.csv``) holds final runs of MAS and
+AlphaMAS, each at the strength chosen on its validation stream, in the folder's main task
+order (the report's choices and runs only, so a grid still running in a folder cannot leak
+into the map):
 
 - ``spread``: max/min of a run's S_t, median over AlphaMAS's seeds;
 - AlphaMAS − MAS and the per-task ablation − MAS, paired over seeds, for the final average
@@ -29,7 +31,7 @@ import yaml
 from scipy import stats
 
 from alpha_mas_avalanche.experiment.methods import REGISTRY, baseline_method, family_of, with_role
-from alpha_mas_avalanche.experiment.records import load_records
+from alpha_mas_avalanche.experiment.records import decode_record, record_paths, run_id_of
 from alpha_mas_avalanche.experiment.report.significance import adjust_family, compare_paired
 from alpha_mas_avalanche.experiment.report.statistics import mean_std_ci
 
@@ -66,11 +68,20 @@ def _matches(record: dict, method: str, params: dict[str, Any]) -> bool:
         float(record["params"].get(k, np.nan)) == v for k, v in params.items())
 
 
+def reported_run_ids(folder: Path) -> set[str]:
+    """The run ids of ``folder``'s report (its ``runs.csv``; empty where it has none)."""
+    table = folder / "runs.csv"
+    return set(pd.read_csv(table, usecols=["run_id"]).run_id) if table.is_file() else set()
+
+
 def folder_runs(folder: Path) -> pd.DataFrame:
-    """One row per final sequential run of ``folder``'s main task order."""
-    order = _main_order(folder)
+    """One row per final sequential run of ``folder``'s main task order that its report holds."""
+    order, reported = _main_order(folder), reported_run_ids(folder)
     rows = []
-    for record in load_records(folder / "runs", "final__"):
+    for path in record_paths(folder / "runs", "final__"):
+        if run_id_of(path) not in reported:
+            continue
+        record = decode_record(path)
         if record.get("task_order") != order or len(record.get("acc_matrix", [])) < 2:
             continue
         totals = (record.get("importance_totals_per_experience") or [[]])[-1]
@@ -121,10 +132,11 @@ def mechanism(runs: pd.DataFrame) -> dict[str, Any]:
 
 
 def chosen_params(folder: Path, method: str) -> dict[str, float] | None:
-    """``method``'s strength chosen on validation, from ``selection.json`` (None where it was
-    not chosen): its final runs, and no run left from an earlier choice."""
-    path = folder / "selection.json"
-    chosen = (json.loads(path.read_text()).get(method) or {}).get("chosen") if path.is_file() else None
+    """``method``'s strength chosen on validation, from the report's ``summary.json`` (None
+    where it was not chosen): its final runs, and no run left from an earlier choice."""
+    path = folder / "summary.json"
+    selection = (json.loads(path.read_text()).get("selection") or {}) if path.is_file() else {}
+    chosen = (selection.get(method) or {}).get("chosen")
     return None if chosen is None else {k: float(v) for k, v in chosen.items()}
 
 
@@ -166,7 +178,7 @@ def folder_summary(folder: Path) -> dict[str, Any] | None:
 def alpha_map(results: Path) -> list[dict[str, Any]]:
     """The map's rows, one per results folder that has them, by increasing spread; every
     paired cell Holm-adjusted within :data:`FAMILY`."""
-    rows = [folder_summary(f) for f in sorted(results.iterdir()) if (f / "runs").is_dir()]
+    rows = [folder_summary(f) for f in sorted(results.iterdir()) if (f / "runs.csv").is_file()]
     rows = sorted((r for r in rows if r is not None), key=lambda r: r["spread_median"])
     cells = [(row["series"][label], metric) for row in rows for label, _ in SERIES
              for metric in METRICS if (row["series"][label] or {}).get(metric)]
