@@ -95,9 +95,13 @@ def test_a_familys_detectable_difference_and_seeds_are_at_holms_strictest_level(
         assert adjusted["decision_level"] == pytest.approx(0.05 / 4)
         assert adjusted["mde_80"] == pytest.approx(minimal_detectable_difference(
             raw["sd_difference"], 10, alpha=0.05 / 4))
-        assert adjusted["mde_80"] > raw["mde_80"]  # stricter than one test at 0.05
+        # stricter than one test at 0.05
+        assert adjusted["mde_80"] > minimal_detectable_difference(raw["sd_difference"], 10)
         assert adjusted["seeds_to_decide"] == seeds_to_decide(
             raw["mean_difference"], raw["sd_difference"], 0.01, alpha=0.05 / 4)
+    flat = compare_paired(np.full(5, 0.8), np.full(5, 0.79), 0.01)  # no spread: no power
+    assert "mde_80" not in flat and flat["p_value"] is None
+    assert adjust_family([{**flat, "higher_is_better": True}], "one")[0]["mde_80"] is None
     ps = [0.05 / 4 * 0.99, 0.5, 0.9, 0.04]  # the first is rejected whatever the others are
     assert holm(ps)[0] < 0.05
     assert minimal_detectable_difference(1.0, 2, alpha=0.05 / 64) > 50  # found, not a crash

@@ -126,19 +126,19 @@ def adjust_family(comparisons: list[dict[str, Any]], family: str) -> list[dict[s
     """The comparisons with ``family`` (what the page's tests are), ``family_size``, the
     Holm-adjusted ``p_holm`` (two-sided tests) and ``p_tost_holm`` (equivalence tests), and
     ``verdict``. Each comparison holds ``p_value``, ``p_tost``, ``mean_difference`` and
-    ``higher_is_better``; ``mde_80`` and ``seeds_to_decide`` are recomputed at the family's
-    ``decision_level`` (module docstring) where ``sd_difference`` and ``n_seeds`` are given."""
+    ``higher_is_better``, and ``sd_difference``, ``n_seeds`` and ``margin`` size it:
+    ``mde_80`` and ``seeds_to_decide`` at the family's ``decision_level`` (module docstring),
+    None where the differences have no spread."""
     p_holm = holm([c["p_value"] for c in comparisons])
     p_tost_holm = holm([c["p_tost"] for c in comparisons])
     level = ALPHA / max(1, sum(c["p_value"] is not None for c in comparisons))
     out = []
     for c, ph, pt in zip(comparisons, p_holm, p_tost_holm):
-        sized = {}
-        if c.get("sd_difference") and c.get("n_seeds"):
-            sized = {"mde_80": minimal_detectable_difference(c["sd_difference"], c["n_seeds"],
-                                                             alpha=level),
-                     "seeds_to_decide": seeds_to_decide(c["mean_difference"], c["sd_difference"],
-                                                        c["margin"], alpha=level)}
+        sd, n = c.get("sd_difference"), c.get("n_seeds")
+        sized = ({"mde_80": minimal_detectable_difference(sd, n, alpha=level),
+                  "seeds_to_decide": seeds_to_decide(c["mean_difference"], sd, c["margin"],
+                                                     alpha=level)}
+                 if sd and n else {"mde_80": None, "seeds_to_decide": None})
         out.append({**c, **sized, "family": family, "family_size": len(comparisons),
                     "decision_level": level, "p_holm": ph, "p_tost_holm": pt,
                     "verdict": verdict(c["mean_difference"], ph, pt, c["higher_is_better"])})
@@ -148,7 +148,8 @@ def adjust_family(comparisons: list[dict[str, Any]], family: str) -> list[dict[s
 def compare_paired(a: np.ndarray, b: np.ndarray, margin: float) -> dict[str, Any]:
     """``a - b`` over paired seeds: ``n_seeds``, ``mean_difference``, ``sd_difference``, the
     two-sided paired t-test (``t_statistic``, ``p_value``), the TOST's ``p_tost`` at
-    ``margin``, ``mde_80`` (:func:`minimal_detectable_difference`) and ``seeds_to_decide``."""
+    ``margin``. Its power (``mde_80``, ``seeds_to_decide``) depends on the family it is
+    reported in: :func:`adjust_family` adds it."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     ok = np.isfinite(a) & np.isfinite(b)
     d = a[ok] - b[ok]
@@ -162,6 +163,4 @@ def compare_paired(a: np.ndarray, b: np.ndarray, margin: float) -> dict[str, Any
         statistic = p_value = None
     return {"n_seeds": n, "mean_difference": mean, "sd_difference": sd,
             "test": "paired t-test (two-sided)", "t_statistic": statistic, "p_value": p_value,
-            "margin": margin, "p_tost": tost_paired(d, margin),
-            "mde_80": minimal_detectable_difference(sd, n) if sd is not None else None,
-            "seeds_to_decide": seeds_to_decide(mean, sd, margin) if sd else None}
+            "margin": margin, "p_tost": tost_paired(d, margin)}
