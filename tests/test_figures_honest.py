@@ -2,7 +2,8 @@
 5 seeds and 10 for the deciding rows, IMM among them): the held-out curve of a method that changes the model after
 training says so and marks the evaluated model; at most 5 bands per panel; every legend
 names its error bar; no line joins positions that were not run; the accuracy matrix's
-title says its cells are means."""
+title says its cells are means; and on results/permuted_mnist (10 tasks) that the
+held-out panels keep their width and their task names."""
 from __future__ import annotations
 
 import copy
@@ -94,3 +95,29 @@ def test_accuracy_matrix_title_says_the_cells_are_means_without_error(figures):
     title = figures.accuracy_matrix()._suptitle.get_text()
     assert "mean test accuracy" in title and "each cell: the mean over n = 5-10 seeds" in title
     assert "±" not in title and "std" not in title and "CI" not in title
+
+
+def test_a_ten_task_streams_heldout_panels_keep_their_width_and_readable_task_names():
+    """Permuted MNIST (10 tasks, SI (Avalanche)'s long no-effect label): legend entries wrap,
+    so the panels keep most of the figure's width; the names over each panel drop their
+    common "perm. " (the axis says it once) and no two of them overlap."""
+    summary = json.loads((SUMMARY.parents[1] / "permuted_mnist" / "summary.json").read_text())
+    drawn = Figures(summary)
+    fig = drawn.heldout_accuracy_per_epoch()
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    texts = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+    assert any("no effect" in t for t in texts)
+    assert all(len(line) <= 48 for t in texts for line in t.split("\n"))
+    legend_width = fig.legends[0].get_window_extent(renderer).width
+    assert legend_width < 0.25 * fig.bbox.width
+    panels = [ax for ax in fig.axes if ax.get_visible() and ax.get_lines()]
+    assert all(ax.get_window_extent(renderer).width > 0.3 * fig.bbox.width for ax in panels)
+    for ax in panels:
+        top = next(child for child in ax.child_axes if child.get_xticklabels())
+        labels = top.get_xticklabels()
+        assert [t.get_text() for t in labels] == [str(k) for k in range(1, 11)]
+        assert top.get_xlabel() == "task (pixel permutation)"
+        boxes = [t.get_window_extent(renderer) for t in labels]
+        assert all(a.x1 < b.x0 for a, b in zip(boxes, boxes[1:]))
+    drawn.plt.close("all")

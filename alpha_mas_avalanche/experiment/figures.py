@@ -10,6 +10,7 @@ Avalanche's SI), Naive and Joint greys.
 """
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,10 @@ HEATMAP_STEPS = 64
 CELL_FORMATS = {n: ("{:.1f}", 6) for n in range(1, 7)} | {n: ("{:.0f}", 5.5) for n in range(7, 13)}
 
 
+#: legend entries wrap at this many characters
+LEGEND_WIDTH = 48
+#: above this many tasks the names over a panel drop their common prefix ("perm. ")
+MANY_TASKS = 6
 #: the most shaded bands one panel holds; a family with more rows gets more panels
 MAX_BANDS = 5
 
@@ -85,12 +90,18 @@ class Figures:
     def _title(self, fig, what: str, context: str | None = None) -> None:
         fig.suptitle(f"{what}\n{self.context if context is None else context}", fontsize=10)
 
-    def _legend(self, fig, ax, title: str | None) -> None:
-        """The legend outside the data, right of the axes, in drawing (= table) order;
-        ``title`` says what the lines and error bars are (None: the entries say it)."""
-        handles, labels = ax.get_legend_handles_labels()
-        fig.legend(handles, labels, loc="outside right center", fontsize=8, frameon=False,
-                   title=title, title_fontsize=8)
+    def _legend(self, fig, axes, title: str | None) -> None:
+        """One legend for ``axes`` (an axis or several; each entry once), outside the data,
+        right of the axes, in drawing (= table) order, entries wrapped at
+        :data:`LEGEND_WIDTH` characters so a long label cannot squeeze the panels; ``title``
+        says what the lines and error bars are (None: the entries say it)."""
+        handles = {}
+        for ax in np.atleast_1d(axes).flat:
+            for handle, text in zip(*ax.get_legend_handles_labels()):
+                handles.setdefault(text, handle)
+        fig.legend(list(handles.values()), [textwrap.fill(t, LEGEND_WIDTH) for t in handles],
+                   loc="outside right center", fontsize=8, frameon=False, title=title,
+                   title_fontsize=8)
 
     def _figure(self, *args, **kwargs):
         """A constrained-layout figure; its padding keeps a figure-wide x label clear of
@@ -238,12 +249,7 @@ class Figures:
                       "after training on task (experience)", fontsize=9)
         fig.supylabel("validation accuracy, mean over seen tasks (%)" if kind == "validation"
                       else "test accuracy, mean over seen tasks (%)", fontsize=9)
-        handles = {}
-        for ax in axes.flat:
-            for handle, text in zip(*ax.get_legend_handles_labels()):
-                handles.setdefault(text, handle)
-        fig.legend(list(handles.values()), list(handles), loc="outside right center", fontsize=8,
-                   frameon=False, title=f"line: mean; shaded: {self.errors}", title_fontsize=8)
+        self._legend(fig, axes, title=f"line: mean; shaded: {self.errors}")
         if kind == "validation":
             what = ("Held-out accuracy after each epoch: validation split of every task seen so "
                     "far (dotted lines: task boundaries)")
@@ -294,9 +300,15 @@ class Figures:
         for k in starts:
             ax.axvline(k + 0.5, color="0.6", linewidth=0.8, linestyle=":")
         edges = [0.5] + [k + 0.5 for k in starts] + [len(experience) + 0.5]
+        names = [self._task_label(i) for i in range(len(edges) - 1)]
+        prefix = os.path.commonprefix(names) if len(names) > MANY_TASKS else ""
+        prefix = prefix[:prefix.rfind(" ") + 1]  # whole words: "perm. 1" of "perm. 10" stays
         top = ax.secondary_xaxis("top")
         top.set_xticks([(a + b) / 2 for a, b in zip(edges, edges[1:])],
-                       [self._task_label(i) for i in range(len(edges) - 1)], fontsize=8)
+                       [name[len(prefix):] for name in names],
+                       fontsize=8 if len(names) <= MANY_TASKS else 7)
+        if prefix:  # "perm. 1" ... "perm. 10": the numbers, the axis named once
+            top.set_xlabel(self.task_axis, fontsize=8)
         top.tick_params(length=0)
         ax.set_xlim(0.5, len(experience) + 0.5)
 
