@@ -83,3 +83,26 @@ def test_sensitivity_runs_cover_the_grid_at_three_seeds_and_share_the_final_ones
     assert len({s.run_id for s in specs} & final) == 3  # the chosen value's, seeds 0-2
     with pytest.raises(ValueError, match=r"methods\[naive\]\.sensitivity: true needs a select grid"):
         MethodConfig("naive", sensitivity=True)
+
+
+def test_the_figures_intervals_stay_within_accuracys_range_and_the_title_says_so():
+    """Three seeds near the ceiling: a t-interval of 99 % ± 2 would reach 101 %; the band
+    stops at 100 % and the title says the intervals were cut."""
+    from matplotlib.collections import PolyCollection
+
+    from alpha_mas_avalanche.experiment.sensitivity_figure import sensitivity_figure
+
+    chosen = {"mas": {"grid": {"lambda_reg": [0.1, 1.0]}, "chosen": {"lambda_reg": 1.0}}}
+    grid = {0.1: [0.97, 0.99, 1.0], 1.0: [0.98, 0.985, 0.99]}
+    sensitivity = curves(chosen, _records("mas", "valid", grid), _records("mas", "test", grid),
+                         ["mas"])
+    figure = sensitivity_figure(sensitivity, "Hand-made")
+    tops = [vertices[:, 1].max() for ax in figure.axes for c in ax.collections
+            if isinstance(c, PolyCollection) for vertices in (c.get_paths()[0].vertices,)]
+    half = stats.t.ppf(0.975, 2) * stats.sem([97, 99, 100])
+    assert 98.67 + half > 100 and len(tops) == 2 and max(tops) == pytest.approx(100)
+    assert "intervals cut to 0-100 %" in figure._suptitle.get_text()
+    calm_grid = {0.1: [0.5, 0.51, 0.52], 1.0: [0.6, 0.61, 0.62]}
+    calm = curves(chosen, _records("mas", "valid", calm_grid), _records("mas", "test", calm_grid),
+                  ["mas"])
+    assert "cut" not in sensitivity_figure(calm, "Hand-made")._suptitle.get_text()

@@ -19,8 +19,14 @@ STREAMS = {"valid": "validation stream (chooses λ)", "test": "test stream"}
 
 
 def draw_sensitivity(sensitivity: dict[str, dict[str, Any]], title: str, stem: Path) -> Path:
-    """Two panels (validation, test) of every curve of :func:`.report.sensitivity.curves`;
-    saved as ``stem``.png and .pdf; returns the PNG's path."""
+    """:func:`sensitivity_figure` saved as ``stem``.png and .pdf; returns the PNG's path."""
+    save_png_and_pdf(sensitivity_figure(sensitivity, title), stem, dpi=130)
+    return stem.with_suffix(".png")
+
+
+def sensitivity_figure(sensitivity: dict[str, dict[str, Any]], title: str) -> Any:
+    """Two panels (validation, test) of every curve of :func:`.report.sensitivity.curves`,
+    intervals cut to accuracy's range 0-100 % (the title says so where one was)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -42,15 +48,15 @@ def draw_sensitivity(sensitivity: dict[str, dict[str, Any]], title: str, stem: P
             ns.update(s["n"] for _, s in points)
             ax.plot(x, y, marker="o", markersize=3, color=colour[labels[method]],
                     label=labels[method])
-            ax.fill_between(x, y - error, y + error, color=colour[labels[method]], alpha=0.2,
-                            linewidth=0)
+            cut = cut or bool(np.any(y - error < 0) or np.any(y + error > 100))
+            ax.fill_between(x, np.clip(y - error, 0, 100), np.clip(y + error, 0, 100),
+                            color=colour[labels[method]], alpha=0.2, linewidth=0)
             chosen = [(v, value) for v, value in zip(x, y) if np.isclose(v, curve["chosen"])]
             if chosen:
                 ax.plot(*chosen[0], marker="*", markersize=11, color=colour[labels[method]],
                         markeredgecolor="black", markeredgewidth=0.6, linestyle="none")
         low, high = ax.get_ylim()
-        cut = cut or low < 0 or high > 100
-        ax.set_ylim(max(low, 0), min(high, 100.5))  # accuracy's range; a 3-seed interval overshoots
+        ax.set_ylim(max(low, 0), min(high, 100.5))  # accuracy's range, a margin above 100 %
         ax.set_xscale("log")
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("strength λ (log scale)")
@@ -59,7 +65,6 @@ def draw_sensitivity(sensitivity: dict[str, dict[str, Any]], title: str, stem: P
     axes[0].legend(fontsize=8, frameon=False)
     figure.suptitle(f"{title}: final accuracy against the strength λ\n"
                     f"{error_text(min(ns), max(ns))}"
-                    + (" (drawn within 0-100 %)" if cut else "") + "; ★ chosen on validation",
+                    + (" (intervals cut to 0-100 %)" if cut else "") + "; ★ chosen on validation",
                     fontsize=9)
-    save_png_and_pdf(figure, stem, dpi=130)
-    return stem.with_suffix(".png")
+    return figure
