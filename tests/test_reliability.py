@@ -42,6 +42,11 @@ def result_files(out: Path) -> dict[str, bytes]:
             if (out / folder).is_dir()}
 
 
+def finished(out: Path) -> dict[str, bytes]:
+    """The result files of finished runs (no temporary ``.name`` file of a run being written)."""
+    return {n: c for n, c in result_files(out).items() if not n.split("/")[1].startswith(".")}
+
+
 def decoded(content: bytes) -> dict:
     """A run record from its file's bytes (gzip-compressed JSON), decoded independently."""
     return json.loads(gzip.decompress(content))
@@ -178,9 +183,10 @@ def test_grid_killed_at_random_moments_loses_nothing(tmp_path, one_thread):
     reference = ExperimentConfig(**{**config.to_dict(), "output_dir": str(tmp_path / "reference")})
     started = time.monotonic()
     run_experiment(reference)  # uninterrupted, same seeds
-    # kill delays scale with this machine's speed: 6 kills take ~0.3x of an uninterrupted
-    # grid, so they land mid-grid on a fast idle machine and on a loaded one alike
-    grid_seconds = time.monotonic() - started
+    # each child is killed at a random moment early in the run after its first finished one: it
+    # lands mid-run or mid-write, and 6 kills leave the grid unfinished however loaded the
+    # machine is (delays of a fixed share of the grid's time did not, under load)
+    run_seconds = (time.monotonic() - started) / len(expected_ids)
 
     out = Path(config.output_dir)
     rng = random.Random(20240907)
@@ -191,8 +197,11 @@ def test_grid_killed_at_random_moments_loses_nothing(tmp_path, one_thread):
         stderr_path = tmp_path / f"child{kills}.stderr"
         process = context.Process(target=_grid_child,
                                   args=(str(tmp_path / "grid.yaml"), str(stderr_path)))
+        before = len(finished(out))
         process.start()
-        process.join(max(0.5, rng.uniform(0.02, 0.08) * grid_seconds))
+        while process.is_alive() and len(finished(out)) == before and time.monotonic() < deadline:
+            time.sleep(0.02)
+        process.join(rng.uniform(0.0, 0.5) * run_seconds)
         if process.is_alive():
             kill_group(process)
             kills += 1
@@ -203,7 +212,7 @@ def test_grid_killed_at_random_moments_loses_nothing(tmp_path, one_thread):
                         f"stderr ends:\n{stderr_path.read_text()[-3000:]}")
         now = result_files(out)
         lost += sum(1 for name, content in seen.items() if now.get(name) != content)
-        seen.update({n: c for n, c in now.items() if not n.split("/")[1].startswith(".")})
+        seen.update(finished(out))
     finished_before = len(seen)
     print(f"SIGKILLs survived: {kills}; runs finished while being killed: {finished_before} "
           f"of {len(expected_ids)}; runs lost: {lost}")
