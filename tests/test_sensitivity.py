@@ -106,3 +106,23 @@ def test_the_figures_intervals_stay_within_accuracys_range_and_the_title_says_so
     calm = curves(chosen, _records("mas", "valid", calm_grid), _records("mas", "test", calm_grid),
                   ["mas"])
     assert "cut" not in sensitivity_figure(calm, "Hand-made")._suptitle.get_text()
+
+
+def test_stars_of_methods_that_chose_the_same_strength_nest_instead_of_hiding():
+    """MAS and AlphaMAS both choosing λ = 1: two stars at the same point, the later one smaller
+    and drawn above, so the reader sees both."""
+    from alpha_mas_avalanche.experiment.sensitivity_figure import sensitivity_figure
+
+    grid = {0.1: [0.5, 0.51, 0.52], 1.0: [0.6, 0.61, 0.62]}
+    chosen = {m: {"grid": {"lambda_reg": [0.1, 1.0]}, "chosen": {"lambda_reg": 1.0}}
+              for m in ("mas", "alpha_mas")}
+    records = {stream: _records("mas", stream, grid) + _records("alpha_mas", stream, grid)
+               for stream in ("valid", "test")}
+    figure = sensitivity_figure(curves(chosen, records["valid"], records["test"],
+                                       ["mas", "alpha_mas"]), "Hand-made")
+    for ax in figure.axes:
+        stars = [line for line in ax.get_lines() if line.get_marker() == "*"]
+        assert [c for line in stars for c in line.get_xydata()[0]] == pytest.approx([1, 61, 1, 61])
+        (first, second) = stars
+        assert second.get_markersize() < first.get_markersize()
+        assert second.get_zorder() > first.get_zorder()

@@ -38,7 +38,7 @@ def sensitivity_figure(sensitivity: dict[str, dict[str, Any]], title: str) -> An
     axes = figure.subplots(1, 2, sharex=True)
     ns, cut = set(), False
     for ax, (stream, name) in zip(axes, STREAMS.items()):
-        for method, curve in sensitivity.items():
+        for index, (method, curve) in enumerate(sensitivity.items()):
             points = [(v, s) for v, s in zip(curve["values"], curve[stream]) if s["mean"] is not None]
             if not points:
                 continue
@@ -53,8 +53,10 @@ def sensitivity_figure(sensitivity: dict[str, dict[str, Any]], title: str) -> An
                             color=colour[labels[method]], alpha=0.2, linewidth=0)
             chosen = [(v, value) for v, value in zip(x, y) if np.isclose(v, curve["chosen"])]
             if chosen:
-                ax.plot(*chosen[0], marker="*", markersize=11, color=colour[labels[method]],
-                        markeredgecolor="black", markeredgewidth=0.6, linestyle="none")
+                # each later star smaller and on top, so stars at the same point nest visibly
+                ax.plot(*chosen[0], marker="*", markersize=14 - 3 * index, zorder=3 + index,
+                        color=colour[labels[method]], markeredgecolor="black",
+                        markeredgewidth=0.6, linestyle="none")
         low, high = ax.get_ylim()
         ax.set_ylim(max(low, 0), min(high, 100.5))  # accuracy's range, a margin above 100 %
         ax.set_xscale("log")
