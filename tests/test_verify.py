@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from importlib import metadata
 from pathlib import Path
 
@@ -105,3 +106,24 @@ def test_verify_records_refuses_a_folder_without_a_config(tmp_path, capsys):
     assert "--verify-records" in capsys.readouterr().err
     assert main(["--quick", "--sample", "2"]) == 2
     assert "--sample: only with --verify-records" in capsys.readouterr().err
+
+
+def test_retired_records_beside_their_re_runs(tmp_path):
+    """scripts/retired_vs_rerun.py: per kind and method, how many re-ran bit for bit and by how
+    much the rest moved (hand-made records: MAS 0.80 → 0.80 and 0.70 → 0.72; a retired record
+    with no re-run is left out)."""
+    folder = tmp_path / "bench"
+    for sub, seed, acc, commit in [("retired", 0, 0.80, None), ("runs", 0, 0.80, "abcdef012"),
+                                   ("retired", 1, 0.70, None), ("runs", 1, 0.72, "abcdef012"),
+                                   ("retired", 2, 0.10, None)]:
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+        record = {"method": "mas", "final_avg_acc": acc, "commit": commit}
+        (folder / sub / f"final__mas__lambda_reg=1__seed{seed}__order01.json.gz").write_bytes(
+            encode_record(record))
+    out = subprocess.run([sys.executable, str(REPO / "scripts" / "retired_vs_rerun.py"), str(folder)],
+                         capture_output=True, text=True, check=True).stdout.splitlines()
+    assert out[0].startswith("| folder | kind | method | records | bit for bit |")
+    assert out[2] == "| bench | final | mas | 2 | 1 | 1.0 | 2.0 | 1.0 | abcdef0 |"
+    refused = subprocess.run([sys.executable, str(REPO / "scripts" / "retired_vs_rerun.py"),
+                              str(tmp_path)], capture_output=True, text=True)
+    assert refused.returncode == 2 and "folders: no retired/ in" in refused.stderr
