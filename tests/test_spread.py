@@ -10,7 +10,9 @@ import yaml
 from scipy import stats
 
 from alpha_mas_avalanche.experiment.records import encode_record
-from alpha_mas_avalanche.experiment.report.alpha_map import alpha_map, folder_summary, task_forgetting
+from alpha_mas_avalanche.experiment.report.alpha_map import (
+    alpha_map, folder_summary, markdown, task_forgetting,
+)
 from alpha_mas_avalanche.experiment.spread_figure import write_alpha_map
 
 
@@ -148,3 +150,17 @@ def test_a_grid_running_in_a_folder_does_not_leak_into_the_map(tmp_path):
                             alphas=[1.0, 0.5]) for seed in (0, 1)] + reported[:2], start=10)
     worse = folder_summary(folder)["series"]["AlphaMAS"]["final_avg_acc"]  # the new report
     assert worse["mean"] == pytest.approx((0.5 - 0.85) / 1) and worse["n"] == 2
+
+
+def test_small_alphas_keep_three_significant_digits_in_the_per_task_table(tmp_path):
+    """Long streams choose λ ~ 1e-3, so alpha_t ~ 1e-4: the table shows 0.000215, not 0.00."""
+    learned = [[0.9, None], [0.8, 0.9]]
+    _write(tmp_path / "long", [
+        *[_record("mas", seed, {"lambda_reg": 0.01}, learned) for seed in (0, 1)],
+        *[_record("alpha_mas_per_task", seed, {"lambda_reg": 0.01}, learned) for seed in (0, 1)],
+        *[_record("alpha_mas", seed, {"lambda_reg": 0.001}, learned, totals=[1.0, 2.0],
+                  alphas=[2.154e-4, 1.0e-4]) for seed in (0, 1)],
+    ], chosen={"mas": 0.01, "alpha_mas_per_task": 0.01, "alpha_mas": 0.001})
+    per_task_row = [line for line in markdown(alpha_map(tmp_path)).splitlines()
+                    if line.startswith("| long |")][-1]
+    assert "| 0.000215 0.0001 |" in per_task_row

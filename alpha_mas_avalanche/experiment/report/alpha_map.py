@@ -228,6 +228,6 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         profile = row["per_task"]
         lines.append(f"| {row['folder']} | " + " | ".join(
             " ".join(fmt.format(scale * v) for v in profile[key]) for key, fmt, scale in (
-                ("relative_totals", "{:.2f}", 1), ("alphas", "{:.2f}", 1),
+                ("relative_totals", "{:.2f}", 1), ("alphas", "{:.3g}", 1),
                 ("learned", "{:.1f}", 100), ("forgetting", "{:.1f}", 100))) + " |")
     return "\n".join(lines) + "\n"
