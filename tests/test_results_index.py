@@ -112,3 +112,26 @@ def test_analysis_blocks_are_what_the_command_writes():
     assert analysis == expected, (
         "docs/analysis.md's generated blocks are stale: run `compare-baselines --results-index` "
         "in the repository root")
+
+
+def test_the_headline_names_each_mode_s_wins_and_losses_with_their_differences():
+    """Hand-made verdicts: the per-task ablation better in one folder on both quantities,
+    AlphaMAS worse in one and equivalent in another; Naive's tests are not headlined."""
+    from alpha_mas_avalanche.experiment.results_index import headline
+
+    def test(folder, method, metric, diff, verdict):
+        return {"folder": folder, "method": method, "metric": metric, "mean_difference": diff,
+                "verdict": verdict}
+
+    tests = [test("perm", "alpha_mas_per_task", "final_avg_acc", 0.0075, "better"),
+             test("perm", "alpha_mas_per_task", "avg_forgetting_avalanche", -0.0085, "better"),
+             test("rot", "alpha_mas", "final_avg_acc", -0.0382, "worse"),
+             test("rot", "alpha_mas", "avg_forgetting_avalanche", 0.004, "inconclusive"),
+             test("split", "alpha_mas", "final_avg_acc", 0.0004, "equivalent"),
+             test("split", "naive", "final_avg_acc", -0.09, "worse")]
+    assert headline(tests) == [
+        "- **AlphaMAS** against MAS: worse on rot (final avg acc -3.82 pp); of its 3 tests, "
+        "1 equivalent and 1 inconclusive.",
+        "- **AlphaMAS (per-task)** against MAS: better on perm (final avg acc +0.75 pp, "
+        "avg forgetting -0.85 pp); of its 2 tests, 0 equivalent and 0 inconclusive."]
+    assert "better or worse nowhere" in headline(tests[4:5])[0]

@@ -81,6 +81,31 @@ def overview(summaries: dict[str, dict[str, Any]]) -> list[str]:
     return lines
 
 
+def headline(tests: list[dict[str, Any]]) -> list[str]:
+    """One bullet per AlphaMAS mode: the folders where it is better or worse than MAS after
+    the family's Holm adjustment (with the differences), and how many of its tests are
+    equivalent or inconclusive."""
+    base = REGISTRY[baseline_method()].label
+    sentences = []
+    for mode in (m for m in DECIDING if family_of(m) == "alpha_mas"):
+        own = [c for c in tests if c["method"] == mode]
+        parts = []
+        for verdict in ("better", "worse"):
+            folders = sorted({c["folder"] for c in own if c["verdict"] == verdict})
+            if folders:
+                parts.append(f"{verdict} on " + "; ".join(
+                    f"{name} (" + ", ".join(
+                        f"{DECIDING_METRICS[c['metric']]} {100 * c['mean_difference']:+.2f} pp"
+                        for c in own if c["folder"] == name and c["verdict"] == verdict) + ")"
+                    for name in folders))
+        rest = {v: sum(c["verdict"] == v for c in own) for v in ("equivalent", "inconclusive")}
+        sentences.append(f"- **{REGISTRY[mode].label}** against {base}: "
+                         + ("; ".join(parts) if parts else "better or worse nowhere")
+                         + f"; of its {len(own)} tests, {rest['equivalent']} equivalent and "
+                         f"{rest['inconclusive']} inconclusive.")
+    return sentences
+
+
 #: the markers of README's generated findings block
 README_START, README_END = "<!-- findings:start -->", "<!-- findings:end -->"
 
@@ -95,7 +120,7 @@ def readme_findings(results_dir: Path) -> str:
     cell = {(c["folder"], c["method"]): c for c in tests if c["metric"] == "final_avg_acc"}
     rows = [name for name in summaries if any((name, m) in cell for m in modes)]
     base = REGISTRY[baseline_method()].label
-    lines = ["| results folder | " + " | ".join(
+    lines = [*headline(tests), "", "| results folder | " + " | ".join(
                  f"{REGISTRY[m].label} − {base}, final accuracy (pp)" for m in modes) + " |",
              "|---|" + "---|" * len(modes)]
     for name in rows:
