@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -197,3 +198,7 @@ def test_a_diverged_validation_run_is_a_result_ranked_last():
     final = base_spec(config, 0, [0, 1, 2, 3, 4], method="mas_reference", params={"lambda_reg": 1e6})
     with pytest.raises(FloatingPointError):  # a final run that diverges stays a failure
         execute_run(final)
+    # a sensitivity-curve run away from the chosen value: its divergence is its result
+    curve = execute_run(replace(final, curve_point=True))
+    assert curve["final_avg_acc"] is None and "lambda_reg" in curve["diverged"]
+    assert curve["run_id"] == final.run_id and curve["eval_stream"] == "test"

@@ -81,6 +81,8 @@ def test_sensitivity_runs_cover_the_grid_at_three_seeds_and_share_the_final_ones
         (lam, seed) for lam in (0.1, 1.0, 10.0) for seed in (0, 1, 2)]
     final = {s.run_id for s in final_specs(config, chosen)}
     assert len({s.run_id for s in specs} & final) == 3  # the chosen value's, seeds 0-2
+    # the chosen value's runs are final runs (a divergence fails); the others curve points
+    assert {s.run_id for s in specs if not s.curve_point} == {s.run_id for s in specs} & final
     with pytest.raises(ValueError, match=r"methods\[naive\]\.sensitivity: true needs a select grid"):
         MethodConfig("naive", sensitivity=True)
 
@@ -126,3 +128,27 @@ def test_stars_of_methods_that_chose_the_same_strength_nest_instead_of_hiding():
         (first, second) = stars
         assert second.get_markersize() < first.get_markersize()
         assert second.get_zorder() > first.get_zorder()
+
+
+def test_a_strength_where_a_seed_diverged_has_no_point_and_a_cross_on_the_floor():
+    """λ = 10 diverged at one of three seeds: averaging the two survivors would show a
+    strength that does not train as a good one; the curve leaves it out and marks it."""
+    from alpha_mas_avalanche.experiment.sensitivity_figure import sensitivity_figure
+
+    chosen = {"mas": {"grid": {"lambda_reg": [0.1, 1.0, 10.0]}, "chosen": {"lambda_reg": 1.0}}}
+    test = _records("mas", "test", {0.1: [0.5, 0.51, 0.52], 1.0: [0.6, 0.61, 0.62],
+                                    10.0: [0.9, 0.91]})
+    test.append({"method": "mas", "params": {"lambda_reg": 10.0}, "final_avg_acc": None,
+                 "eval_stream": "test", "diverged": "training diverged in experience 1"})
+    valid = _records("mas", "valid", {0.1: [0.5], 1.0: [0.6], 10.0: [0.7]})
+    found = curves(chosen, valid, test, ["mas"])["mas"]
+    assert [s["n"] for s in found["test"]] == [3, 3, 0] and found["test"][2]["mean"] is None
+    assert found["diverged"] == {"valid": [0, 0, 0], "test": [0, 0, 1]}
+    assert peak(found, "test")["value"] == 1.0  # not the two survivors' 90.5 %
+    figure = sensitivity_figure({"mas": found}, "Hand-made")
+    valid_ax, test_ax = figure.axes
+    crosses = [line for line in test_ax.get_lines() if line.get_marker() == "x"]
+    assert len(crosses) == 1 and list(crosses[0].get_xdata()) == [10.0]
+    assert not [line for line in valid_ax.get_lines() if line.get_marker() == "x"]
+    assert "✕ training diverged" in figure._suptitle.get_text()
+    assert test_ax.get_ylim()[0] > 40  # the cross sits on the floor without moving the axis (band ~48-63 %)

@@ -26,7 +26,8 @@ def draw_sensitivity(sensitivity: dict[str, dict[str, Any]], title: str, stem: P
 
 def sensitivity_figure(sensitivity: dict[str, dict[str, Any]], title: str) -> Any:
     """Two panels (validation, test) of every curve of :func:`.report.sensitivity.curves`,
-    intervals cut to accuracy's range 0-100 % (the title says so where one was)."""
+    intervals cut to accuracy's range 0-100 % (the title says so where one was); a value
+    where training diverged is a cross on the panel's floor."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -36,9 +37,16 @@ def sensitivity_figure(sensitivity: dict[str, dict[str, Any]], title: str) -> An
     colour = method_colours({labels[m]: m for m in sensitivity})
     figure = Figure(figsize=(9, 3.8), layout="constrained")
     axes = figure.subplots(1, 2, sharex=True)
-    ns, cut = set(), False
+    ns, cut, diverged = set(), False, False
     for ax, (stream, name) in zip(axes, STREAMS.items()):
         for index, (method, curve) in enumerate(sensitivity.items()):
+            lost = [v for v, k in zip(curve["values"], curve.get("diverged", {}).get(stream, []))
+                    if k]
+            if lost:  # diverged at some seed: a cross on the panel's floor, no accuracy
+                diverged = True
+                ax.plot(lost, [0.02] * len(lost), marker="x", markersize=7, linestyle="none",
+                        color=colour[labels[method]], transform=ax.get_xaxis_transform(),
+                        clip_on=False)
             points = [(v, s) for v, s in zip(curve["values"], curve[stream]) if s["mean"] is not None]
             if not points:
                 continue
@@ -67,6 +75,7 @@ def sensitivity_figure(sensitivity: dict[str, dict[str, Any]], title: str) -> An
     axes[0].legend(fontsize=8, frameon=False)
     figure.suptitle(f"{title}: final accuracy against the strength λ\n"
                     f"{error_text(min(ns), max(ns))}"
-                    + (" (intervals cut to 0-100 %)" if cut else "") + "; ★ chosen on validation",
+                    + (" (intervals cut to 0-100 %)" if cut else "") + "; ★ chosen on validation"
+                    + ("; ✕ training diverged (at one seed or more)" if diverged else ""),
                     fontsize=9)
     return figure

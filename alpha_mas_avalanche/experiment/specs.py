@@ -48,6 +48,9 @@ class RunSpec:
     show_progress: bool = False
     amp: str = "off"  # autocast precision of forward and loss: "off" | "bf16" | "fp16"
     deterministic: bool = False
+    #: a sensitivity-curve run away from the chosen value: a divergence is its result (that
+    #: strength is unusable), as in a validation-grid run, not a failure
+    curve_point: bool = False
 
     @property
     def run_id(self) -> str:
@@ -145,15 +148,17 @@ def single_task_specs(config: ExperimentConfig) -> list[RunSpec]:
 def sensitivity_specs(config: ExperimentConfig, chosen: dict[str, dict]) -> list[RunSpec]:
     """Test-stream runs at every value of the final grid (``chosen[m]["grid"]``) of each
     method with ``sensitivity``, at its first three seeds in the main task order; the runs at
-    the chosen value are final runs already (same run ids)."""
+    the chosen value are final runs already (same run ids), the others are ``curve_point``."""
     specs = []
     order = config.task_orders[0]
     for method in config.methods:
         if not method.sensitivity or method.name not in chosen:
             continue
+        chosen_params = {**method.params, **chosen[method.name]["chosen"]}
         for combo in combinations(chosen[method.name]["grid"]):
+            params = {**method.params, **combo}
             for seed in (method.seeds or config.seeds)[:3]:
-                specs.append(base_spec(config, seed, order, method=method.name,
-                                       params={**method.params, **combo}))
+                specs.append(base_spec(config, seed, order, method=method.name, params=params,
+                                       curve_point=params != chosen_params))
     seeds = config.all_seeds()
     return sorted(specs, key=lambda spec: seeds.index(spec.seed))

@@ -106,7 +106,7 @@ def execute_run(spec: RunSpec) -> dict[str, Any]:
         try:
             record = _single_task(spec) if spec.phase == "single_task" else _sequence(spec)
         except TrainingDivergedError as err:
-            if spec.phase != "select":
+            if spec.phase != "select" and not spec.curve_point:
                 raise
             record = diverged_record(spec, err)
     record.update(
@@ -117,8 +117,9 @@ def execute_run(spec: RunSpec) -> dict[str, Any]:
 
 
 def diverged_record(spec: RunSpec, error: Exception) -> dict[str, Any]:
-    """The record of a validation-grid run whose training diverged: a finished result (its
-    strength is unusable, the grid's choice ranks it last) with no accuracy."""
+    """The record of a validation-grid or sensitivity-curve run whose training diverged: a
+    finished result (its strength is unusable, the grid's choice ranks it last, the curve
+    marks it) with no accuracy."""
     return {"method": spec.method, "label": method_label(spec.method, spec.params),
             "params": spec.params, "seed": spec.seed, "task_order": spec.task_order,
             "eval_stream": spec.eval_stream, "final_avg_acc": None, "diverged": str(error)}

@@ -19,20 +19,27 @@ def curves(chosen: dict[str, dict], valid: list[dict], test: list[dict],
     """Per method of ``methods`` with a final grid in ``chosen`` (one parameter): ``param``,
     ``values`` (the grid), ``chosen`` and per stream (``valid``, ``test``) one
     :func:`mean_std_ci` per value over the records of that value (validation-grid records,
-    test records)."""
+    test records). A value where any seed's training diverged has no statistics (as in the
+    grid's choice, the strength is unusable); ``diverged[stream]`` counts those seeds."""
     out = {}
     for method in methods:
         if method not in chosen or len(chosen[method]["grid"]) != 1:
             continue
         (param, values), = chosen[method]["grid"].items()
         entry: dict[str, Any] = {"param": param, "values": list(values),
-                                 "chosen": chosen[method]["chosen"][param]}
+                                 "chosen": chosen[method]["chosen"][param], "diverged": {}}
         for stream, records in (("valid", valid), ("test", test)):
             by_value: dict[float, list[float]] = {}
-            for r in records:
-                if r["method"] == method and r.get("final_avg_acc") is not None:
-                    by_value.setdefault(float(r["params"][param]), []).append(r["final_avg_acc"])
-            entry[stream] = [mean_std_ci(by_value.get(float(v), [])) for v in values]
+            diverged: dict[float, int] = {}
+            for r in (r for r in records if r["method"] == method):
+                value = float(r["params"][param])
+                if r.get("diverged"):
+                    diverged[value] = diverged.get(value, 0) + 1
+                elif r.get("final_avg_acc") is not None:
+                    by_value.setdefault(value, []).append(r["final_avg_acc"])
+            entry[stream] = [mean_std_ci([] if diverged.get(float(v)) else by_value.get(float(v), []))
+                             for v in values]
+            entry["diverged"][stream] = [diverged.get(float(v), 0) for v in values]
         out[method] = entry
     return out
 
