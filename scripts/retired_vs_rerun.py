@@ -1,7 +1,7 @@
 """How far the records a grid re-ran (``rerun_uncommitted``) moved: each record in a results
 folder's ``retired/`` (made before commits were recorded) beside the record of the same run id
-in ``runs/`` (re-run at a recorded commit), final average accuracy in percentage points, one
-row per folder, kind of run (final or validation-grid) and method, as a Markdown table.
+in ``runs/`` (re-run at a recorded commit), final average accuracy in percentage points
+(validation-grid runs whose training diverged counted apart), one row per folder, kind of run (final or validation-grid) and method, as a Markdown table.
 
     python scripts/retired_vs_rerun.py results/split_mnist results/permuted_mnist
 """
@@ -23,22 +23,28 @@ def differences(folder: Path) -> pd.DataFrame:
     rows = []
     for old_path in record_paths(folder / "retired"):
         new_path = existing_record_file(folder / "runs", run_id_of(old_path))
-        if not new_path.is_file():  # no longer in the grid: stays retired, not re-run
+        if not new_path.is_file():  # not re-run (yet, or no longer in the grid)
             continue
         old, new = decode_record(old_path), decode_record(new_path)
+        diverged = [bool(r.get("diverged")) for r in (old, new)]
         rows.append({"folder": folder.name, "kind": run_id_of(old_path).split("__")[0],
                      "method": old["method"], "commit": (new.get("commit") or "")[:7],
-                     "d_pp": 100 * (new["final_avg_acc"] - old["final_avg_acc"])})
-    return pd.DataFrame(rows)
+                     "diverged": sum(diverged),  # training diverged in 0, 1 or 2 of the pair
+                     "d_pp": float("nan") if any(diverged)
+                     else 100 * (new["final_avg_acc"] - old["final_avg_acc"])})
+    return pd.DataFrame(rows, columns=["folder", "kind", "method", "commit", "diverged", "d_pp"])
 
 
 def summary(table: pd.DataFrame) -> pd.DataFrame:
-    """Per folder, kind and method: how many, how many bit for bit, mean and largest absolute
-    difference, mean difference (pp), and the commits of the re-runs."""
+    """Per folder, kind and method: how many, how many bit for bit, how many diverged both
+    times / once (no difference for those), mean and largest absolute difference, mean
+    difference (pp), and the commits of the re-runs."""
     grouped = table.assign(abs_d=table["d_pp"].abs()).groupby(["folder", "kind", "method"])
     return pd.DataFrame({
         "records": grouped.size(),
         "bit for bit": grouped["d_pp"].apply(lambda d: int((d == 0).sum())),
+        "diverged both / once": grouped["diverged"].agg(
+            lambda d: f"{int((d == 2).sum())} / {int((d == 1).sum())}"),
         "mean abs. d (pp)": grouped["abs_d"].mean().round(2),
         "max abs. d (pp)": grouped["abs_d"].max().round(2),
         "mean d (pp)": grouped["d_pp"].mean().round(2) + 0.0,  # no "-0.0"
@@ -54,7 +60,7 @@ def main() -> None:
     if missing:
         parser.error(f"folders: no retired/ in {', '.join(missing)}")
     table = pd.concat([differences(f) for f in folders], ignore_index=True)
-    rows = summary(table).astype(str)
+    rows = summary(table).map(lambda v: "–" if pd.isna(v) else str(v))  # "–": diverged only
     print("| " + " | ".join(rows.columns) + " |")
     print("|" + "---|" * len(rows.columns))
     for row in rows.itertuples(index=False):

@@ -123,7 +123,22 @@ def test_retired_records_beside_their_re_runs(tmp_path):
     out = subprocess.run([sys.executable, str(REPO / "scripts" / "retired_vs_rerun.py"), str(folder)],
                          capture_output=True, text=True, check=True).stdout.splitlines()
     assert out[0].startswith("| folder | kind | method | records | bit for bit |")
-    assert out[2] == "| bench | final | mas | 2 | 1 | 1.0 | 2.0 | 1.0 | abcdef0 |"
+    assert out[2] == "| bench | final | mas | 2 | 1 | 0 / 0 | 1.0 | 2.0 | 1.0 | abcdef0 |"
     refused = subprocess.run([sys.executable, str(REPO / "scripts" / "retired_vs_rerun.py"),
                               str(tmp_path)], capture_output=True, text=True)
     assert refused.returncode == 2 and "folders: no retired/ in" in refused.stderr
+    waiting = tmp_path / "waiting"  # records retired, none re-run yet: no row, no error
+    (waiting / "retired").mkdir(parents=True)
+    (waiting / "runs").mkdir()
+    (waiting / "retired" / "final__mas__lambda_reg=1__seed0__order01.json.gz").write_bytes(
+        encode_record({"method": "mas", "final_avg_acc": 0.5, "commit": None}))
+    both = subprocess.run([sys.executable, str(REPO / "scripts" / "retired_vs_rerun.py"),
+                           str(folder), str(waiting)], capture_output=True, text=True, check=True)
+    assert both.stdout.splitlines() == out
+    for sub, acc, commit in [("retired", None, None), ("runs", None, "abcdef012")]:
+        record = {"method": "mas", "final_avg_acc": acc, "commit": commit, "diverged": "NaN"}
+        (folder / sub / "select__mas__lambda_reg=1000__seed0__order01.json.gz").write_bytes(
+            encode_record(record))
+    rows = subprocess.run([sys.executable, str(REPO / "scripts" / "retired_vs_rerun.py"),
+                           str(folder)], capture_output=True, text=True, check=True).stdout
+    assert "| bench | select | mas | 1 | 0 | 1 / 0 | – | – | – | abcdef0 |" in rows

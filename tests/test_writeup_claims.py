@@ -45,6 +45,14 @@ def test_a_run_at_the_registry_default_is_labelled_with_that_strength(folder):
     assert "MAS (reference code) λ=1" in set(run_rows(folder).label)  # mas_reference's default
 
 
+def test_a_diverged_sensitivity_run_has_no_row(folder):
+    record = {"method": "mas_reference", "params": {"lambda_reg": 1e3}, "seed": 0,
+              "task_order": [0, 1, 2], "final_avg_acc": None, "diverged": "training diverged"}
+    (folder / "runs" / "final__mas_reference__lambda_reg=1000__seed0.json.gz").write_bytes(
+        encode_record(record))
+    assert len(run_rows(folder)) == 4  # the fixture's four runs; no accuracies, no row
+
+
 def test_forgetting_both_ways_by_hand(folder):
     runs = run_rows(folder).set_index(["label", "seed"])
     mas0 = runs.loc[("MAS (reference code) λ=1", 0)]

@@ -27,7 +27,7 @@ def draw_sensitivity(sensitivity: dict[str, dict[str, Any]], title: str, stem: P
 def sensitivity_figure(sensitivity: dict[str, dict[str, Any]], title: str) -> Any:
     """Two panels (validation, test) of every curve of :func:`.report.sensitivity.curves`,
     intervals cut to accuracy's range 0-100 % (the title says so where one was); a value
-    where training diverged is a cross on the panel's floor."""
+    where training diverged is a cross on the panel's floor, each method's in its own row."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -42,9 +42,10 @@ def sensitivity_figure(sensitivity: dict[str, dict[str, Any]], title: str) -> An
         for index, (method, curve) in enumerate(sensitivity.items()):
             lost = [v for v, k in zip(curve["values"], curve.get("diverged", {}).get(stream, []))
                     if k]
-            if lost:  # diverged at some seed: a cross on the panel's floor, no accuracy
+            if lost:  # diverged at some seed: a cross on the panel's floor, one row per method
                 diverged = True
-                ax.plot(lost, [0.02] * len(lost), marker="x", markersize=7, linestyle="none",
+                ax.plot(lost, [0.03 + 0.05 * index] * len(lost), marker="x", markersize=7,
+                        linestyle="none",
                         color=colour[labels[method]], transform=ax.get_xaxis_transform(),
                         clip_on=False)
             points = [(v, s) for v, s in zip(curve["values"], curve[stream]) if s["mean"] is not None]
@@ -66,6 +67,8 @@ def sensitivity_figure(sensitivity: dict[str, dict[str, Any]], title: str) -> An
                         color=colour[labels[method]], markeredgecolor="black",
                         markeredgewidth=0.6, linestyle="none")
         low, high = ax.get_ylim()
+        if diverged:  # room below the curves for the rows of crosses
+            low -= 0.18 * (high - low)
         ax.set_ylim(max(low, 0), min(high, 100.5))  # accuracy's range, a margin above 100 %
         ax.set_xscale("log")
         ax.set_title(name, fontsize=9)

@@ -61,6 +61,8 @@ def _folder_rows(folder: Path) -> list[dict[str, Any]]:
                load_records(folder / "single_task")}
     rows = []
     for record in load_records(folder / "runs", "final__"):
+        if record.get("diverged"):  # a sensitivity-curve run whose training diverged
+            continue
         matrix, final = record["acc_matrix"], record["acc_matrix"][-1]
         if len(matrix) == 1:  # joint training: no sequence, no forgetting
             continue
