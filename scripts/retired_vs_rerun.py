@@ -1,7 +1,8 @@
 """How far the records a grid re-ran (``rerun_uncommitted``) moved: each record in a results
 folder's ``retired/`` (made before commits were recorded) beside the record of the same run id
 in ``runs/`` (re-run at a recorded commit), final average accuracy in percentage points
-(validation-grid runs whose training diverged counted apart), one row per folder, kind of run (final or validation-grid) and method, as a Markdown table.
+(validation-grid runs whose training diverged counted apart), one row per folder, kind of run
+(final or validation-grid) and method, as a Markdown table.
 
     python scripts/retired_vs_rerun.py results/split_mnist results/permuted_mnist
 """

@@ -39,11 +39,12 @@ def sensitivity_figure(sensitivity: dict[str, dict[str, Any]], title: str) -> An
     axes = figure.subplots(1, 2, sharex=True)
     ns, cut, diverged = set(), False, False
     for ax, (stream, name) in zip(axes, STREAMS.items()):
+        crossed = False
         for index, (method, curve) in enumerate(sensitivity.items()):
             lost = [v for v, k in zip(curve["values"], curve.get("diverged", {}).get(stream, []))
                     if k]
             if lost:  # diverged at some seed: a cross on the panel's floor, one row per method
-                diverged = True
+                crossed = diverged = True
                 ax.plot(lost, [0.03 + 0.05 * index] * len(lost), marker="x", markersize=7,
                         linestyle="none",
                         color=colour[labels[method]], transform=ax.get_xaxis_transform(),
@@ -67,7 +68,7 @@ def sensitivity_figure(sensitivity: dict[str, dict[str, Any]], title: str) -> An
                         color=colour[labels[method]], markeredgecolor="black",
                         markeredgewidth=0.6, linestyle="none")
         low, high = ax.get_ylim()
-        if diverged:  # room below the curves for the rows of crosses
+        if crossed:  # room below the curves for the rows of crosses
             low -= 0.18 * (high - low)
         ax.set_ylim(max(low, 0), min(high, 100.5))  # accuracy's range, a margin above 100 %
         ax.set_xscale("log")

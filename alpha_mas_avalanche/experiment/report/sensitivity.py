@@ -31,15 +31,18 @@ def curves(chosen: dict[str, dict], valid: list[dict], test: list[dict],
         for stream, records in (("valid", valid), ("test", test)):
             by_value: dict[float, list[float]] = {}
             diverged: dict[float, int] = {}
-            for r in (r for r in records if r["method"] == method):
+            for r in records:
+                if r["method"] != method:
+                    continue
                 value = float(r["params"][param])
                 if r.get("diverged"):
                     diverged[value] = diverged.get(value, 0) + 1
                 elif r.get("final_avg_acc") is not None:
                     by_value.setdefault(value, []).append(r["final_avg_acc"])
-            entry[stream] = [mean_std_ci([] if diverged.get(float(v)) else by_value.get(float(v), []))
-                             for v in values]
-            entry["diverged"][stream] = [diverged.get(float(v), 0) for v in values]
+            counts = [diverged.get(float(v), 0) for v in values]
+            entry[stream] = [mean_std_ci([] if lost else by_value.get(float(v), []))
+                             for v, lost in zip(values, counts)]
+            entry["diverged"][stream] = counts
         out[method] = entry
     return out
 
