@@ -8,11 +8,17 @@ from alpha_mas_avalanche.experiment.records import encode_record
 from alpha_mas_avalanche.experiment.report.writeup_claims import markdown, run_rows
 
 
-def _write_run(folder, name, method, params, seed, matrix, alphas=None, label="MAS (reference code)"):
+def _write_run(folder, name, method, params, seed, matrix, alphas=None, label="MAS (reference code)",
+               reported=True):
+    """A final run's record, and its run id in the folder's report (``runs.csv``) if ``reported``."""
     record = {"method": method, "params": params, "seed": seed, "label": label,
               "task_order": [0, 1, 2], "acc_matrix": matrix,
               "final_avg_acc": sum(matrix[-1]) / 3, "alphas_per_experience": [alphas or []]}
-    (folder / "runs" / f"final__{name}__seed{seed}.json.gz").write_bytes(encode_record(record))
+    run_id = f"final__{name}__seed{seed}"
+    (folder / "runs" / f"{run_id}.json.gz").write_bytes(encode_record(record))
+    table = folder / "runs.csv"
+    if reported:
+        table.write_text((table.read_text() if table.is_file() else "run_id\n") + run_id + "\n")
 
 
 def _write_singles(folder, seeds, acc=1.0):
@@ -45,12 +51,16 @@ def test_a_run_at_the_registry_default_is_labelled_with_that_strength(folder):
     assert "MAS (reference code) λ=1" in set(run_rows(folder).label)  # mas_reference's default
 
 
-def test_a_diverged_sensitivity_run_has_no_row(folder):
+def test_a_run_the_report_does_not_hold_has_no_row(folder):
+    """Sensitivity-curve runs at other strengths, diverged or not, stay out of the page."""
     record = {"method": "mas_reference", "params": {"lambda_reg": 1e3}, "seed": 0,
               "task_order": [0, 1, 2], "final_avg_acc": None, "diverged": "training diverged"}
     (folder / "runs" / "final__mas_reference__lambda_reg=1000__seed0.json.gz").write_bytes(
         encode_record(record))
-    assert len(run_rows(folder)) == 4  # the fixture's four runs; no accuracies, no row
+    _write_run(folder, "mas_reference__lambda_reg=10", "mas_reference", {"lambda_reg": 10.0}, 0,
+               [[0.9, None, None], [0.9, 0.9, None], [0.9, 0.9, 0.9]], reported=False)
+    assert len(run_rows(folder)) == 4  # the fixture's four reported runs
+    assert "MAS (reference code) λ=10" not in set(run_rows(folder).label)
 
 
 def test_forgetting_both_ways_by_hand(folder):
