@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -361,7 +362,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             download(config.benchmark, config.data_root)
         if args.executor == "local":  # the data is on this machine: check it before any worker starts
             check_data(config)
-        summary = run_experiment(config, executor=executor)
+        # SIGTERM (kill, a cluster's pre-emption) stops the grid as Ctrl-C does
+        previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+        try:
+            summary = run_experiment(config, executor=executor)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
     except DatasetNotFoundError as err:
         print(f"compare-baselines: error: {err}", file=sys.stderr)
         return 2

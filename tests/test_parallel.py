@@ -256,6 +256,19 @@ def test_ctrl_c_and_killed_driver_resume_without_repeating_runs(pool, tmp_path):
     interrupted = snapshot(out)
     assert 2 <= len([k for k in interrupted if k.startswith("runs/")]) < 10
 
+    # SIGTERM of the driver alone (kill, a cluster's pre-emption): stopped as by Ctrl-C, its
+    # two workers' runs in flight abandoned
+    process = subprocess.Popen([*command, "--workers", "2"], cwd=tmp_path, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    _wait_for(runs, len(record_paths(runs)) + 1, process)
+    process.terminate()
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert "interrupted; every finished run is kept" in err
+    assert _gone(process.pid, 10)
+    assert all(value == snapshot(out)[name] for name, value in interrupted.items())
+    interrupted = snapshot(out)
+
     # SIGKILL of the driver alone: its two workers notice and exit; nothing is half-written
     process = subprocess.Popen([*command, "--workers", "2"], cwd=tmp_path, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, start_new_session=True)
