@@ -74,14 +74,18 @@ def reported_run_ids(folder: Path) -> set[str]:
     return set(pd.read_csv(table, usecols=["run_id"]).run_id) if table.is_file() else set()
 
 
+def reported_final_records(folder: Path) -> list[dict]:
+    """The final-run records of ``folder`` that its report (``runs.csv``) holds."""
+    reported = reported_run_ids(folder)
+    return [decode_record(path) for path in record_paths(folder / "runs", "final__")
+            if run_id_of(path) in reported]
+
+
 def folder_runs(folder: Path) -> pd.DataFrame:
     """One row per final sequential run of ``folder``'s main task order that its report holds."""
-    order, reported = _main_order(folder), reported_run_ids(folder)
+    order = _main_order(folder)
     rows = []
-    for path in record_paths(folder / "runs", "final__"):
-        if run_id_of(path) not in reported:
-            continue
-        record = decode_record(path)
+    for record in reported_final_records(folder):
         if record.get("task_order") != order or len(record.get("acc_matrix", [])) < 2:
             continue
         totals = (record.get("importance_totals_per_experience") or [[]])[-1]

@@ -8,9 +8,9 @@ write-up's text (single-task accuracy minus final accuracy) and the reference co
 (accuracy right after training the task minus final accuracy, averaged over all 5 tasks).
 
 ``compare-baselines --results-index`` writes ``results/mas_demo/writeup_claims.md`` from the
-final runs that the reports (``runs.csv``) of ``results/mas_demo`` and of ``results/mas_demo_reference_lambda1`` (the
-reference code's MAS at its own ``reg_lambda`` 1, run with ``--methods mas_reference
---no-select``); runs are paired by seed, and every claim's tests form one family, Holm-adjusted.
+final runs that the reports (``runs.csv``) of ``results/mas_demo`` and of
+``results/mas_demo_reference_lambda1`` hold (the reference code's MAS at its own
+``reg_lambda`` 1, run with ``--methods mas_reference --no-select``); runs are paired by seed, and every claim's tests form one family, Holm-adjusted.
 No Avalanche.
 """
 from __future__ import annotations
@@ -22,10 +22,10 @@ import numpy as np
 import pandas as pd
 
 from alpha_mas_avalanche.experiment.methods import REGISTRY, with_defaults, with_role
-from alpha_mas_avalanche.experiment.records import decode_record, load_records, record_paths, run_id_of
+from alpha_mas_avalanche.experiment.records import load_records
 from alpha_mas_avalanche.experiment.report.significance import adjust_family
 from alpha_mas_avalanche.experiment.report.statistics import mean_std_ci
-from alpha_mas_avalanche.experiment.report.alpha_map import paired, reported_run_ids, task_forgetting
+from alpha_mas_avalanche.experiment.report.alpha_map import paired, reported_final_records, task_forgetting
 
 #: the folders the claims page reads, in the results folder: the protocol's grid, then the
 #: reference code's MAS at its own strength
@@ -60,11 +60,8 @@ def run_rows(*folders: Path) -> pd.DataFrame:
 def _folder_rows(folder: Path) -> list[dict[str, Any]]:
     singles = {(r["seed"], r["pair"]): r["acc"] for r in
                load_records(folder / "single_task")}
-    reported, rows = reported_run_ids(folder), []
-    for path in record_paths(folder / "runs", "final__"):
-        if run_id_of(path) not in reported:
-            continue
-        record = decode_record(path)
+    rows = []
+    for record in reported_final_records(folder):
         matrix, final = record["acc_matrix"], record["acc_matrix"][-1]
         if len(matrix) == 1:  # joint training: no sequence, no forgetting
             continue
