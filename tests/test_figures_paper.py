@@ -53,6 +53,7 @@ def summary(rows: list[tuple[str, str]], n_tasks: int = 5, benchmark: str = "spl
         methods[label] = {"method": method, "display_label": label, "params": {},
                           "final_avg_acc": stat(0.9 - 0.01 * k),
                           "avg_forgetting_ref": stat(0.01 * k),
+                          "avg_forgetting_avalanche": stat(0.015 * k),
                           "max_forgetting_ref": stat(0.02 * k),
                           "forgetting_ref_per_pair": {str(p): stat(0.01 * k) for p in range(n_tasks)}}
         mean = [[0.99 - 0.01 * k * (i - j) if j <= i else None for j in range(n_tasks)]
@@ -133,6 +134,19 @@ def test_the_paper_set_is_written_at_print_size_under_figures_paper(tmp_path):
     for png in (p for p in written if p.suffix == ".png"):
         assert Image.open(png).size[0] == round(COLUMN_WIDTH * 300)  # 300 dpi, not cropped
     assert write_paper_set(tmp_path / "no_report") == []
+
+
+def test_forgetting_panel_shows_the_tested_forgetting_and_no_joint_point(drawn):
+    """The right panel plots forgetting after training (the quantity the tests compare; the
+    reference definition's difference would repeat the final accuracy's), none for Joint."""
+    panel = drawn["final_accuracy_and_forgetting"].axes[1]
+    assert panel.get_xlabel().replace("\n", " ").startswith("forgetting after training")
+    points = {round(c.lines[0].get_ydata()[0]): c.lines[0].get_xdata()[0] for c in panel.containers}
+    slots = {k: PAPER.index(label) for k, (label, _) in enumerate(EVERY) if label in PAPER}
+    expected = {slots[k]: 1.5 * k for k, (_, method) in enumerate(EVERY)
+                if k in slots and method != "joint"}
+    assert points.keys() == expected.keys()
+    assert all(points[y] == pytest.approx(x) for y, x in expected.items())
 
 
 def test_figures_flag_defaults_to_the_full_set():
