@@ -1,8 +1,9 @@
 """How far the records a grid re-ran (``rerun_uncommitted``) moved: each record in a results
 folder's ``retired/`` (made before commits were recorded) beside the record of the same run id
 in ``runs/`` (re-run at a recorded commit), final average accuracy in percentage points
-(validation-grid runs whose training diverged counted apart), one row per folder, kind of run
-(final or validation-grid) and method, as a Markdown table.
+(validation-grid runs whose training diverged counted apart), and each single-task reference
+in ``retired/single_task/`` beside its re-run in ``single_task/`` (its accuracy); one row per
+folder, kind of run (final, validation-grid or single-task) and method, as a Markdown table.
 
     python scripts/retired_vs_rerun.py results/split_mnist results/permuted_mnist
 """
@@ -14,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from alpha_mas_avalanche.experiment.records import (
-    decode_record, existing_record_file, record_paths, run_id_of,
+    SINGLE_TASK, decode_record, existing_record_file, record_paths, run_id_of,
 )
 
 
@@ -22,17 +23,21 @@ def differences(folder: Path) -> pd.DataFrame:
     """One row per retired record that has a re-run: kind, method, old and new commit, and the
     difference new − old in final average accuracy (pp)."""
     rows = []
-    for old_path in record_paths(folder / "retired"):
-        new_path = existing_record_file(folder / "runs", run_id_of(old_path))
+    pairs = [(path, folder / "runs", "final_avg_acc") for path in record_paths(folder / "retired")]
+    pairs += [(path, folder / SINGLE_TASK, "acc")
+              for path in record_paths(folder / "retired" / SINGLE_TASK)]
+    for old_path, rerun_folder, accuracy in pairs:
+        new_path = existing_record_file(rerun_folder, run_id_of(old_path))
         if not new_path.is_file():  # not re-run (yet, or no longer in the grid)
             continue
         old, new = decode_record(old_path), decode_record(new_path)
         diverged = [bool(r.get("diverged")) for r in (old, new)]
         rows.append({"folder": folder.name, "kind": run_id_of(old_path).split("__")[0],
-                     "method": old["method"], "commit": (new.get("commit") or "")[:7],
+                     "method": old.get("method", "single-task reference"),
+                     "commit": (new.get("commit") or "")[:7],
                      "diverged": sum(diverged),  # training diverged in 0, 1 or 2 of the pair
                      "d_pp": float("nan") if any(diverged)
-                     else 100 * (new["final_avg_acc"] - old["final_avg_acc"])})
+                     else 100 * (new[accuracy] - old[accuracy])})
     return pd.DataFrame(rows, columns=["folder", "kind", "method", "commit", "diverged", "d_pp"])
 
 

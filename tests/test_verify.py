@@ -94,11 +94,28 @@ def test_records_carry_their_commit_and_reproduce_at_it(tmp_path, capsys):
     run_experiment(config, report=False)  # nothing without a commit is left: nothing moves
     assert decode_record(path) == again
 
+    # the single-task references too, with the entry "single_task"
+    reference = record_paths(out / "single_task")[0]
+    made = decode_record(reference)
+    assert made["commit"] == (head or None)
+    older = {k: v for k, v in made.items() if k != "commit"}
+    reference.write_bytes(encode_record({**older, "acc": made["acc"] - 0.5}))
+    config.rerun_uncommitted = ["alpha_mas", "single_task"]
+    run_experiment(config, report=False)
+    assert decode_record(out / "retired" / "single_task" / reference.name)["acc"] == \
+        pytest.approx(made["acc"] - 0.5)
+    rerun = decode_record(reference)  # run again: the same record, but for its time
+    assert {**rerun, "wall_time_s": 0} == {**made, "wall_time_s": 0}
+    assert decode_record(path) == again  # the method's records, all committed, stay
 
-def test_rerun_uncommitted_names_methods_of_the_config():
+
+def test_rerun_uncommitted_names_methods_of_the_config_or_the_single_task_references():
     with pytest.raises(ValueError, match=r"rerun_uncommitted: expected a list of this "
-                                         r"config's method names \['naive'\], got \['mas'\]"):
+                                         r"config's method names \['naive'\] or 'single_task' "
+                                         r"\(the single-task references\), got \['mas'\]"):
         ExperimentConfig(benchmark="split_digits", rerun_uncommitted=["mas"])
+    config = ExperimentConfig(benchmark="split_digits", rerun_uncommitted=["single_task", "naive"])
+    assert config.rerun_uncommitted == ["single_task", "naive"]
 
 
 def test_verify_records_refuses_a_folder_without_a_config(tmp_path, capsys):
@@ -139,6 +156,11 @@ def test_retired_records_beside_their_re_runs(tmp_path):
         record = {"method": "mas", "final_avg_acc": acc, "commit": commit, "diverged": "NaN"}
         (folder / sub / "select__mas__lambda_reg=1000__seed0__order01.json.gz").write_bytes(
             encode_record(record))
+    for sub, acc, commit in [("retired/single_task", 0.9, None), ("single_task", 0.905, "abcdef012")]:
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+        (folder / sub / "single__bench__task__pair0__seed0__test__0b6bd5f12c.json.gz").write_bytes(
+            encode_record({"acc": acc, "commit": commit}))
     rows = subprocess.run([sys.executable, str(REPO / "scripts" / "retired_vs_rerun.py"),
                            str(folder)], capture_output=True, text=True, check=True).stdout
     assert "| bench | select | mas | 1 | 0 | 1 / 0 | – | – | – | abcdef0 |" in rows
+    assert "| bench | single | single-task reference | 1 | 0 | 0 / 0 | 0.5 | 0.5 | 0.5 | abcdef0 |" in rows

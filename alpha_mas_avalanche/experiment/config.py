@@ -31,6 +31,7 @@ from alpha_mas_avalanche.experiment.methods import (
     get_entry,
 )
 from alpha_mas_avalanche.experiment.names import check_keys, check_name, listing, suggestion
+from alpha_mas_avalanche.experiment.records import SINGLE_TASK
 from alpha_mas_avalanche.model_names import MODELS
 from alpha_mas_avalanche.validation import (
     check_finite_float,
@@ -143,7 +144,9 @@ class ExperimentConfig:
     forward and loss (``off``, ``bf16``, ``fp16`` with a ``GradScaler``);
     ``deterministic``: torch's deterministic algorithms (see docs/gpu.md).
     ``rerun_uncommitted``: methods whose records name no commit (made before commits were
-    recorded) move to ``retired/`` when the grid starts, so it runs them again at today's code.
+    recorded) move to ``retired/`` when the grid starts, so it runs them again at today's code;
+    the entry ``single_task`` does the same for the single-task references
+    (``retired/single_task/``).
     """
 
     name: str = "compare_baselines"
@@ -207,9 +210,10 @@ class ExperimentConfig:
             self.selection_seeds = _check_seeds("selection_seeds", self.selection_seeds)
         check_non_negative_int("grid_extensions", self.grid_extensions)
         if not isinstance(self.rerun_uncommitted, list) or any(
-                m not in names for m in self.rerun_uncommitted):
+                m not in names + [SINGLE_TASK] for m in self.rerun_uncommitted):
             raise ValueError(f"rerun_uncommitted: expected a list of this config's method "
-                             f"names {names}, got {self.rerun_uncommitted!r}")
+                             f"names {names} or {SINGLE_TASK!r} (the single-task references), "
+                             f"got {self.rerun_uncommitted!r}")
         n = n_tasks(self.benchmark)
         if self.task_orders is None:
             self.task_orders = [list(range(n))]

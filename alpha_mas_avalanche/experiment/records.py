@@ -8,10 +8,12 @@ import gzip
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 SUFFIX = ".json.gz"
 PLAIN_SUFFIX = ".json"
+#: The folder of the single-task reference records, and ``rerun_uncommitted``'s name for them
+SINGLE_TASK = "single_task"
 
 
 def encode_record(data: Any) -> bytes:
@@ -71,19 +73,33 @@ def load_records(folder: Path, prefix: str = "") -> list[dict[str, Any]]:
     return [decode_record(path) for path in record_paths(folder, prefix)]
 
 
-def retire_uncommitted(output_dir: Path, methods: set[str]) -> list[str]:
-    """Move the records in ``output_dir/runs`` of ``methods`` that name no commit (made before
-    commits were recorded) to ``output_dir/retired``, where they are kept and not read; their
-    run ids. A grid then runs them again."""
+def _retire(source: Path, target: Path, wanted: Callable[[dict[str, Any]], bool]) -> list[str]:
+    """Move the records in ``source`` that name no commit and are ``wanted`` to ``target``;
+    their run ids."""
     retired = []
-    for path in record_paths(output_dir / "runs") if methods else []:
+    for path in record_paths(source):
         try:
             record = decode_record(path)
         except (ValueError, OSError, EOFError):  # unusable: the grid reports and re-runs it
             continue
-        if isinstance(record, dict) and record.get("method") in methods \
-                and record.get("commit") is None:
-            (output_dir / "retired").mkdir(exist_ok=True)
-            os.replace(path, output_dir / "retired" / path.name)
+        if isinstance(record, dict) and record.get("commit") is None and wanted(record):
+            target.mkdir(parents=True, exist_ok=True)
+            os.replace(path, target / path.name)
             retired.append(run_id_of(path))
+    return retired
+
+
+def retire_uncommitted(output_dir: Path, methods: set[str]) -> list[str]:
+    """Move the records in ``output_dir/runs`` of ``methods`` that name no commit (made before
+    commits were recorded) to ``output_dir/retired`` and, where ``methods`` holds
+    :data:`SINGLE_TASK`, the single-task references that name none to
+    ``output_dir/retired/single_task``, where they are kept and not read; their run ids. A grid
+    then runs them again."""
+    retired = []
+    if methods - {SINGLE_TASK}:
+        retired += _retire(output_dir / "runs", output_dir / "retired",
+                           lambda record: record.get("method") in methods)
+    if SINGLE_TASK in methods:
+        retired += _retire(output_dir / SINGLE_TASK, output_dir / "retired" / SINGLE_TASK,
+                           lambda record: True)
     return retired
