@@ -172,6 +172,8 @@ def test_accuracy_matrix_numbers_cells_only_where_the_number_fits(drawn):
             assert text.get_fontsize() >= FONT_SIZE
             assert text.get_window_extent(renderer).width < cell
     assert panels[0].texts[0].get_text() == "99"
+    title = fig.get_suptitle().replace("\n", " ")  # means only: no error bar named
+    assert "CI" not in title and title.endswith("mean of n = 5 seeds")
     many = PaperFigures(summary(EVERY, n_tasks=20, benchmark="permuted_mnist_20")).draw(
         "accuracy_matrix")
     assert cell_texts(many) == []

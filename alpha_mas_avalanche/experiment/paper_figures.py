@@ -71,6 +71,8 @@ class PaperFigures:
         self.task_axis = task_axis_name(result.get("benchmark_key", ""))
         seeds = result.get("n_seeds_per_row", [result["n_seeds"]])
         self.errors = legend_error_text(*seeds)
+        self.means = ("mean of n = " + "-".join(str(n) for n in dict.fromkeys(seeds))
+                      + (" seeds per row" if len(set(seeds)) > 1 else " seeds"))
         self.setting = f"{result['benchmark']}, {result['scenario']}-incremental"
 
     def draw(self, name: str) -> Any:
@@ -91,9 +93,11 @@ class PaperFigures:
         fig.get_layout_engine().set(w_pad=0.02, h_pad=0.02)
         return fig, fig.subplots(**subplots)
 
-    def _title(self, fig: Any, what: str) -> None:
-        """``what``, then the benchmark, scenario and error bars, wrapped to the column."""
-        errors = self.errors.replace("± ", "±\u00a0").replace(" %", "\u00a0%")  # kept on one line
+    def _title(self, fig: Any, what: str, *, error_bars: bool = True) -> None:
+        """``what``, then the benchmark, scenario and error bars (or, for a figure without
+        them, the seeds averaged), wrapped to the column."""
+        errors = self.errors if error_bars else self.means
+        errors = errors.replace("± ", "±\u00a0").replace(" %", "\u00a0%")  # kept on one line
         fig.suptitle(textwrap.fill(f"{what}. {self.setting}; {errors}", 62), fontsize=FONT_SIZE + 0.5)
 
     def _legend(self, fig: Any, handles: list, texts: list[str]) -> None:
@@ -212,7 +216,7 @@ class PaperFigures:
         bar = fig.colorbar(image, ax=axes, shrink=0.8, aspect=25, pad=0.02)
         bar.set_label("test accuracy (%), mean over seeds")
         self._number_cells(fig, axes.flat[:len(labels)], labels, matrices)
-        self._title(fig, "Accuracy on each task after each task")
+        self._title(fig, "Accuracy on each task after each task", error_bars=False)
         return fig
 
     def _number_cells(self, fig: Any, axes: Any, labels: list[str], matrices: dict) -> None:
