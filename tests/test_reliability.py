@@ -253,12 +253,12 @@ def test_reading_the_git_state_writes_nothing_to_the_repository(tmp_path):
                           check=True).stdout.strip()
     assert (commit, dirty) == (head, False)
     assert (repo / ".git" / "index").read_bytes() == index  # not refreshed, not locked
+    subprocess.run(["git", "-C", str(repo), "status", "--porcelain"], check=True,
+                   capture_output=True)  # the control: a plain status does rewrite it
+    assert (repo / ".git" / "index").read_bytes() != index
     (repo / "notes.md").write_text("untracked\n")
     assert git_state(repo, ("tracked.txt",)) == (head, False)  # outside the given paths
     (repo / "tracked.txt").write_text("b\n")
     assert git_state(repo) == (head, True)
     assert git_state(repo, ("tracked.txt",)) == (head, True)
     assert git_state(tmp_path) == (None, None)  # not a repository
-    subprocess.run(["git", "-C", str(repo), "status", "--porcelain"], check=True,
-                   capture_output=True)  # the control: a plain status does rewrite it
-    assert (repo / ".git" / "index").read_bytes() != index
