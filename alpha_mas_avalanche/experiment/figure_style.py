@@ -100,16 +100,20 @@ def error_text(n: int, most: int | None = None) -> str:
     return "n = 1 seed (no error bars)"
 
 
+def seeds_text(n: int, most: int | None = None) -> str:
+    """``n = 5 seeds``, or ``n = 5-10 seeds per row`` where rows ran different numbers."""
+    if most is not None and most != n:
+        return f"n = {n}-{most} seeds per row"
+    return f"n = {n} seed" + ("s" if n != 1 else "")
+
+
 def legend_error_text(n: int, most: int | None = None) -> str:
     """The error bar in a legend's words: which statistic, over how many seeds."""
     if most is not None and most != n:
         bars = "± 95 % CI" + (" (n ≥ 3) or ± 1 std (n = 2)" if n < 3 else "")
-        return f"{bars}; n = {n}-{most} seeds per row"
-    if n >= 3:
-        return f"± 95 % CI, n = {n} seeds"
-    if n == 2:
-        return "± 1 std, n = 2 seeds"
-    return "n = 1 seed, no error bar"
+        return f"{bars}; {seeds_text(n, most)}"
+    bars = "± 95 % CI" if n >= 3 else "± 1 std" if n == 2 else None
+    return f"{bars}, {seeds_text(n)}" if bars else f"{seeds_text(n)}, no error bar"
 
 
 def consecutive_runs(positions: list[int]) -> list[list[int]]:

@@ -18,6 +18,7 @@ from alpha_mas_avalanche.experiment.figure_style import (
     method_linestyle,
     method_marker,
     save_png_and_pdf,
+    seeds_text,
     task_axis_name,
 )
 from alpha_mas_avalanche.experiment.methods import MATRIX_METHODS, PAPER_METHODS, trains_once
@@ -71,8 +72,7 @@ class PaperFigures:
         self.task_axis = task_axis_name(result.get("benchmark_key", ""))
         seeds = result.get("n_seeds_per_row", [result["n_seeds"]])
         self.errors = legend_error_text(*seeds)
-        self.means = ("mean of n = " + "-".join(str(n) for n in dict.fromkeys(seeds))
-                      + (" seeds per row" if len(set(seeds)) > 1 else " seeds"))
+        self.means = "mean of " + seeds_text(*seeds)
         self.setting = f"{result['benchmark']}, {result['scenario']}-incremental"
 
     def draw(self, name: str) -> Any:
